@@ -1,0 +1,425 @@
+"""The ``fieldkit`` command line: the core's commands plus each feature's group.
+
+Every command's help ends with an example; tests/test_docs.py checks that the README or docs/
+mention every command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from kit.config import Config, ConfigError, all_settings, load_config
+
+log = logging.getLogger("fieldkit.cli")
+
+
+class KitGroup(click.Group):
+    """Turns domain errors into one clear line and exit code 1, never a traceback."""
+
+    def invoke(self, ctx):
+        from kit.db import DatabaseBusy
+        from kit.documents import DocumentError
+        from kit.secrets import SecretsError
+
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, DatabaseBusy, DocumentError, SecretsError) as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(1)
+        except PermissionError as e:
+            click.secho(f"error: {e.filename or e}: permission denied (run as the fieldkit user or root)", fg="red", err=True)
+            sys.exit(1)
+        except OSError as e:
+            if e.errno == 28:
+                click.secho(f"error: the disk is full ({e.filename or ''}); free space on the data partition", fg="red", err=True)
+                sys.exit(1)
+            raise
+
+
+def get_config() -> Config:
+    ctx = click.get_current_context()
+    obj = ctx.ensure_object(dict)
+    if "config" not in obj:
+        obj["config"] = load_config()
+    return obj["config"]
+
+
+def get_db():
+    from kit.service import open_database
+
+    return open_database(get_config())
+
+
+@click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="fieldkit")
+def cli() -> None:
+    """Field Kit: offline check-in, point of sale, power, cues and sync for pop-up events.
+
+    \b
+    Example:
+      FIELDKIT_HOME=~/kit fieldkit init --kit-id door1 --site market
+      FIELDKIT_HOME=~/kit fieldkit up --simulate
+    """
+
+
+# --- config --------------------------------------------------------------------------------------
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the kit's settings.
+
+    \b
+    Example:
+      fieldkit config show
+    """
+
+
+@config_group.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--all", "show_all", is_flag=True, help="Include each setting's help line.")
+def config_show(as_json: bool, show_all: bool) -> None:
+    """Print every setting's effective value and where it came from.
+
+    \b
+    Example:
+      fieldkit config show --all
+    """
+    config = get_config()
+    settings = all_settings()
+    rows = []
+    for key in sorted(settings):
+        s = settings[key]
+        value = config[key]
+        shown = "********" if s.secret and value else value
+        rows.append({"key": key, "value": shown, "source": config.sources[key], "env": s.env_name, "help": s.help})
+    if as_json:
+        click.echo(json.dumps({"paths": {k: str(v) for k, v in vars(config.paths).items()}, "settings": rows}, indent=2))
+        return
+    click.echo(f"# kit.toml:      {config.paths.kit_toml}\n# fieldkit.toml: {config.paths.boot_toml}\n# data:          {config.paths.data_dir}")
+    width = max(len(r["key"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['key']:<{width}}  {json.dumps(r['value'])}  ({r['source']})")
+        if show_all:
+            click.echo(f"{'':<{width}}    {r['help']}  [{r['env']}]")
+
+
+# --- init ----------------------------------------------------------------------------------------
+
+@cli.command("init")
+@click.option("--kit-id", help="This kit's id (letters, digits, - and _).")
+@click.option("--site", help="The site this kit belongs to.")
+@click.option("--demo", is_flag=True, help="Also load each feature's sample data (for `make demo`).")
+@click.option("--force", is_flag=True, help="Replace existing PINs and the session key.")
+def init_cmd(kit_id: str | None, site: str | None, demo: bool, force: bool) -> None:
+    """Create the state dir, settings, database and one random PIN per role.
+
+    Idempotent: existing secrets are kept unless --force is given. The PINs are printed once.
+
+    \b
+    Example:
+      FIELDKIT_HOME=~/kit fieldkit init --kit-id door1 --site market
+    """
+    from kit.initkit import init_kit
+
+    pins = init_kit(kit_id=kit_id, site=site, demo=demo, force=force, echo=click.echo)
+    config = load_config()
+    if pins:
+        click.echo("Staff PINs (shown once; the lead PIN is also kept for the setup slip until the lead sets one):")
+        for role, pin in pins.items():
+            click.secho(f"  {role:<6} {pin}", bold=True)
+    else:
+        click.echo("Secrets already exist and were kept (use --force to make new PINs).")
+    click.echo(f"Kit '{config.kit_id}' at site '{config.site}', data in {config.data_dir}")
+
+
+# --- db / ledger ---------------------------------------------------------------------------------
+
+@cli.group("db")
+def db_group() -> None:
+    """The kit's database.
+
+    \b
+    Example:
+      fieldkit db migrate
+    """
+
+
+@db_group.command("migrate")
+def db_migrate() -> None:
+    """Apply every feature's pending migrations. Idempotent; refuses while services run.
+
+    \b
+    Example:
+      fieldkit db migrate
+    """
+    from kit.db import DatabaseLock, all_migration_sets, apply_migrations
+
+    config = get_config()
+    lock = DatabaseLock(config.db_path)
+    lock.exclusive()
+    try:
+        applied = apply_migrations(get_db(), all_migration_sets())
+    finally:
+        lock.release()
+    for set_name, name in applied:
+        click.echo(f"applied {set_name}/{name}")
+    click.echo(f"{len(applied)} migration(s) applied; the database is up to date.")
+
+
+@cli.group("ledger")
+def ledger_group() -> None:
+    """The append-only event ledger (audit log and sync outbox).
+
+    \b
+    Example:
+      fieldkit ledger verify
+    """
+
+
+@ledger_group.command("verify")
+def ledger_verify() -> None:
+    """Check the ledger: gapless seq, unique ids, parseable payloads, intact hash chain.
+
+    \b
+    Example:
+      fieldkit ledger verify
+    """
+    from kit.ledger import verify
+
+    count, problems = verify(get_db())
+    for p in problems:
+        click.secho(f"FAIL {p}", fg="red")
+    if problems:
+        sys.exit(1)
+    click.echo(f"OK {count} events, seq gapless, ids unique, hash chain intact")
+
+
+@ledger_group.command("rebuild")
+def ledger_rebuild() -> None:
+    """Recreate every feature's tables from the ledger. Refuses while services run.
+
+    \b
+    Example:
+      fieldkit ledger rebuild
+    """
+    from kit.features import load_features
+    from kit.ledger import rebuild
+
+    replayed = rebuild(get_db(), load_features())
+    for name, n in replayed.items():
+        click.echo(f"{name}: replayed {n} events")
+
+
+@ledger_group.command("tail")
+@click.option("-n", "count", default=20, show_default=True, help="How many events.")
+def ledger_tail(count: int) -> None:
+    """Show the newest events.
+
+    \b
+    Example:
+      fieldkit ledger tail -n 5
+    """
+    from kit.clock import hlc_to_text
+
+    for row in reversed(get_db().query("SELECT * FROM events ORDER BY seq DESC LIMIT ?", (count,))):
+        click.echo(f"{row['seq']:>7} {hlc_to_text(row['hlc'])} {row['type']:<24} {row['payload']}")
+
+
+# --- documents -----------------------------------------------------------------------------------
+
+@cli.group("documents")
+def documents_group() -> None:
+    """Reference documents (ticket lists, keys, catalogue, pickups, cue sheets).
+
+    \b
+    Example:
+      fieldkit documents list
+    """
+
+
+@documents_group.command("list")
+def documents_list() -> None:
+    """List the current version of each imported document.
+
+    \b
+    Example:
+      fieldkit documents list
+    """
+    from kit.documents import current_documents, document_kinds
+
+    current = {d["kind"]: d for d in current_documents(get_db())}
+    for kind, doc in sorted(document_kinds().items()):
+        cur = current.get(kind)
+        where = f"v{cur['version']} {cur['filename']} ({cur['source']}, {cur['imported_at']})" if cur else "not imported"
+        click.echo(f"{kind:<22} {doc.title:<24} {where}")
+
+
+@documents_group.command("import")
+@click.argument("kind")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Show what would change without importing.")
+def documents_import(kind: str, file: str, dry_run: bool) -> None:
+    """Import a reference document of KIND through its feature's importer.
+
+    \b
+    Example:
+      fieldkit documents import pos.catalogue catalogue.csv --dry-run
+    """
+    from pathlib import Path
+
+    from kit.documents import import_document
+
+    data = Path(file).read_bytes()
+    record, report = import_document(get_config(), get_db(), kind, data, Path(file).name, dry_run=dry_run)
+    print_report(report, dry_run)
+
+
+def print_report(report, dry_run: bool = False) -> None:
+    click.echo(("would import: " if dry_run else "") + report.summary())
+    for note in report.notes:
+        click.echo(f"  note: {note}")
+    for row, reason in report.skipped[:50]:
+        click.echo(f"  row {row}: skipped, {reason}")
+    if len(report.skipped) > 50:
+        click.echo(f"  … and {len(report.skipped) - 50} more skipped rows")
+
+
+# --- clock ---------------------------------------------------------------------------------------
+
+@cli.group("clock")
+def clock_group() -> None:
+    """The kit's clock (a Pi has no battery-backed clock).
+
+    \b
+    Example:
+      fieldkit clock status
+    """
+
+
+@clock_group.command("status")
+def clock_status() -> None:
+    """Say whether the kit's clock can be trusted.
+
+    \b
+    Example:
+      fieldkit clock status
+    """
+    from kit.service import make_context
+
+    status = make_context("cli", get_config()).clock.status()
+    click.echo(json.dumps(status.as_dict(), indent=2))
+
+
+# --- services ------------------------------------------------------------------------------------
+
+@cli.command("run")
+@click.argument("service")
+def run_cmd(service: str) -> None:
+    """Run one service in the foreground (what each systemd unit runs).
+
+    SERVICE is web, status, or a feature: checkin, pos, power, cues, sync.
+
+    \b
+    Example:
+      fieldkit run pos
+    """
+    from kit.logs import setup_logging
+    from kit.runners import service_loop
+    from kit.service import run_service
+
+    config = get_config()
+    setup_logging(config["service.log_level"], service)
+    loop = service_loop(service)
+    if loop is None:
+        raise click.BadParameter(f"no service called {service!r}", param_hint="SERVICE")
+    sys.exit(run_service(service, loop, config))
+
+
+@cli.command("up")
+@click.option("--simulate", is_flag=True, help="Use the simulated backend of every device.")
+@click.option("--only", multiple=True, help="Run only these services (repeatable).")
+def up_cmd(simulate: bool, only: tuple[str, ...]) -> None:
+    """Run every service under one supervisor (laptop or demo), with a private broker if needed.
+
+    Stops everything on Ctrl-C.
+
+    \b
+    Example:
+      FIELDKIT_HOME=.demo fieldkit up --simulate
+    """
+    from kit.logs import setup_logging
+    from kit.supervisor import Supervisor
+
+    config = get_config()
+    setup_logging(config["service.log_level"], "up")
+    sys.exit(Supervisor(config, simulate=simulate, only=list(only)).run())
+
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor_cmd(as_json: bool) -> None:
+    """Check the kit: broker, database, disk, clock, each device. Exit 1 on any FAIL.
+
+    \b
+    Example:
+      fieldkit doctor --json
+    """
+    from kit.doctor import print_checks, run_checks
+
+    checks = run_checks()
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in checks], indent=2))
+    else:
+        print_checks(checks)
+    sys.exit(1 if any(c.level == "FAIL" for c in checks) else 0)
+
+
+@cli.group("pin")
+def pin_group() -> None:
+    """Staff PINs.
+
+    \b
+    Example:
+      fieldkit pin set lead
+    """
+
+
+@pin_group.command("set")
+@click.argument("role", type=click.Choice(["door", "merch", "lead"]))
+@click.option("--pin", prompt=True, hide_input=True, confirmation_prompt=True, help="The new PIN (4-12 digits).")
+def pin_set(role: str, pin: str) -> None:
+    """Set the PIN of a role.
+
+    \b
+    Example:
+      fieldkit pin set door
+    """
+    from kit.secrets import Secrets
+
+    Secrets(get_config().secrets_dir).set_pin(role, pin)
+    click.echo(f"{role} PIN changed.")
+
+
+def _add_feature_commands() -> None:
+    from kit.features import load_features
+
+    for feature in load_features():
+        if feature.cli is not None:
+            cli.add_command(feature.cli, feature.cli.name or feature.name)
+        for command in feature.extra_cli:
+            cli.add_command(command)
+
+
+_add_feature_commands()
+
+
+def main() -> None:
+    try:
+        cli(prog_name="fieldkit")
+    except ConfigError as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(1)

@@ -1,0 +1,172 @@
+"""Wall time the kit can vouch for, a lead's correction, and the hybrid logical clock.
+
+A Pi has no real-time clock: after boot the wall clock can be far off until NTP or a lead sets it.
+Every ledger event carries an HLC value (monotonic across processes and backwards clock jumps) and
+whether the wall clock was known good when it was written.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+log = logging.getLogger("fieldkit.clock")
+
+# Anything earlier than this cannot be "now": the kit was built after it.
+EARLIEST_PLAUSIBLE = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+_TIME_ERROR = 5  # adjtimex(2): clock not synchronised
+HLC_COUNTER_BITS = 16
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def kernel_clock_synchronised() -> bool:
+    if Path("/run/systemd/timesync/synchronized").exists():
+        return True
+    try:
+        class Timex(ctypes.Structure):
+            _fields_ = [("modes", ctypes.c_uint)] + [(f"pad{i}", ctypes.c_long) for i in range(40)]
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        return libc.adjtimex(ctypes.byref(Timex())) != _TIME_ERROR
+    except (OSError, AttributeError):
+        return False
+
+
+@dataclass
+class ClockStatus:
+    now: float
+    synced: bool
+    plausible: bool
+    offset_seconds: float
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {
+            "now": datetime.fromtimestamp(self.now, UTC).isoformat(),
+            "synced": self.synced,
+            "plausible": self.plausible,
+            "offset_seconds": round(self.offset_seconds, 3),
+            "reason": self.reason,
+        }
+
+
+class KitClock:
+    """System time plus a lead's correction kept in ``<data_dir>/clock.json``.
+
+    The correction file is shared by every process; it is re-read when it changes.
+    """
+
+    def __init__(self, data_dir: Path, assume_synced: bool = False, method: str = "auto"):
+        self.path = Path(data_dir) / "clock.json"
+        self.assume_synced = assume_synced
+        self.method = method
+        self._mtime: float | None = None
+        self._state: dict = {}
+
+    def _load(self) -> dict:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            self._state, self._mtime = {}, None
+            return self._state
+        if mtime != self._mtime:
+            try:
+                self._state = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                log.warning("event=clock_file_unreadable path=%s", self.path)
+                self._state = {}
+            self._mtime = mtime
+        return self._state
+
+    @property
+    def offset(self) -> float:
+        return float(self._load().get("offset_seconds", 0.0))
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def status(self) -> ClockStatus:
+        state = self._load()
+        now = self.time()
+        plausible = now >= EARLIEST_PLAUSIBLE
+        set_this_boot = state.get("boot_id") == _boot_id() and "set_at" in state
+        if self.assume_synced:
+            synced, reason = True, "trusted by setting kit.clock_assume_synced"
+        elif set_this_boot:
+            synced, reason = True, f"set by a lead at {state['set_at']}"
+        elif kernel_clock_synchronised():
+            synced, reason = True, "synchronised by NTP"
+        else:
+            synced, reason = False, "not synchronised since boot: set it from a phone on the dashboard"
+        if not plausible:
+            synced, reason = False, "the clock reads a date before this software was built"
+        return ClockStatus(now, synced and plausible, plausible, self.offset, reason)
+
+    def is_synced(self) -> bool:
+        return self.status().synced
+
+    def set_time(self, true_unix: float, who: str = "lead") -> str:
+        """Set the kit's time from a trusted source (a lead's phone). Returns how it was applied."""
+        method = self.method
+        if method == "auto":
+            method = "timedated" if Path("/run/systemd/system").exists() and shutil.which("timedatectl") else "offset"
+        offset = 0.0
+        if method == "timedated":
+            stamp = datetime.fromtimestamp(true_unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            subprocess.run(["timedatectl", "set-time", stamp], check=True, capture_output=True, timeout=10)
+        else:
+            offset = true_unix - time.time()
+        state = {
+            "offset_seconds": offset,
+            "set_at": datetime.fromtimestamp(true_unix, UTC).isoformat(),
+            "set_by": who,
+            "boot_id": _boot_id(),
+            "method": method,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.path)
+        log.info("event=clock_set method=%s offset_seconds=%.3f by=%s", method, offset, who)
+        return method
+
+
+def hlc_next(last: int, wall_ms: int) -> int:
+    """The next hybrid logical clock value after ``last`` (packed: ms << 16 | counter).
+
+    Never goes backwards, whatever the wall clock does; equal wall times bump the counter.
+    """
+    last_ms, last_counter = last >> HLC_COUNTER_BITS, last & ((1 << HLC_COUNTER_BITS) - 1)
+    if wall_ms > last_ms:
+        return wall_ms << HLC_COUNTER_BITS
+    if last_counter + 1 >= (1 << HLC_COUNTER_BITS):  # counter full: borrow a millisecond
+        return (last_ms + 1) << HLC_COUNTER_BITS
+    return (last_ms << HLC_COUNTER_BITS) | (last_counter + 1)
+
+
+def hlc_merge(local_last: int, remote: int, wall_ms: int) -> int:
+    """HLC receive rule: the result is after both our last value and a peer's."""
+    return hlc_next(max(local_last, remote), wall_ms)
+
+
+def hlc_to_text(value: int) -> str:
+    ms, counter = value >> HLC_COUNTER_BITS, value & ((1 << HLC_COUNTER_BITS) - 1)
+    return f"{datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec='milliseconds')}#{counter}"

@@ -1,0 +1,28 @@
+"""The core's own tables: the ledger, reference documents, sign-in throttling."""
+
+from kit.db import Migration, MigrationSet
+from kit.ledger import SCHEMA as LEDGER_SCHEMA
+
+CORE = MigrationSet("kit", [
+    Migration("0001_ledger", LEDGER_SCHEMA),
+    Migration("0002_documents", """
+        CREATE TABLE kit_documents (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            source_version TEXT,
+            filename TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            report TEXT NOT NULL,
+            imported_at TEXT NOT NULL,
+            UNIQUE (kind, version)
+        );
+    """),
+    Migration("0003_auth", """
+        CREATE TABLE kit_auth_failures (client TEXT NOT NULL, at REAL NOT NULL);
+        CREATE INDEX kit_auth_failures_client ON kit_auth_failures(client, at);
+    """),
+])

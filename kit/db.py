@@ -1,0 +1,203 @@
+"""The kit's one SQLite database: WAL, busy timeout, synchronous=FULL, explicit transactions.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction (``db.transaction()``), so the feature's state
+and its ledger event commit together or not at all. Connections are per thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("fieldkit.db")
+
+
+class DatabaseBusy(Exception):
+    """Another process holds the database in a way that forbids this operation."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: str | Callable[[sqlite3.Connection], None]  # SQL script, or a function given the connection
+
+
+@dataclass(frozen=True)
+class MigrationSet:
+    name: str  # the feature's name; its tables are prefixed with it
+    migrations: Sequence[Migration]
+
+
+class Database:
+    def __init__(self, path: Path | str, busy_timeout_ms: int = 5000):
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection (autocommit; transactions are explicit)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            log.warning("event=db_not_wal path=%s mode=%s", self.path, mode)
+        # In WAL mode NORMAL can lose the last commits on power loss; money and admissions must not.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = self._local.conn = self.connect()
+        return c
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` write transaction on this thread's connection (nesting joins it)."""
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence | dict = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Sequence | dict = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def scalar(self, sql: str, params: Sequence | dict = ()):
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the main file (before a planned power-off)."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+
+# --- holding the database: services share it, migrate/rebuild need it alone -------------------
+
+class DatabaseLock:
+    """An advisory lock file beside the database.
+
+    Services hold it shared while they run; ``db migrate`` and ``ledger rebuild`` need it
+    exclusively and refuse when any service holds it.
+    """
+
+    def __init__(self, db_path: Path):
+        self.path = Path(str(db_path) + ".lock")
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
+
+    def shared(self) -> None:
+        fcntl.flock(self._open(), fcntl.LOCK_SH)
+
+    def exclusive(self, wait_seconds: float = 0.0) -> None:
+        fd = self._open()
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(
+                        f"{self.path.parent / self.path.stem}: kit services are running and hold the database; "
+                        "stop them first (systemctl stop 'fieldkit-*' or Ctrl-C on `fieldkit up`)"
+                    ) from None
+                time.sleep(0.1)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+# --- migrations ---------------------------------------------------------------------------------
+
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS _migrations (
+    migration_set TEXT NOT NULL,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+    PRIMARY KEY (migration_set, name)
+)
+"""
+
+
+def pending_migrations(db: Database, sets: Sequence[MigrationSet]) -> list[tuple[str, str]]:
+    db.conn.execute(MIGRATIONS_TABLE)
+    done = {(r[0], r[1]) for r in db.query("SELECT migration_set, name FROM _migrations")}
+    return [(s.name, m.name) for s in sets for m in s.migrations if (s.name, m.name) not in done]
+
+
+def apply_migrations(db: Database, sets: Sequence[MigrationSet]) -> list[tuple[str, str]]:
+    """Apply what is not yet recorded, each migration in its own transaction. Idempotent."""
+    db.conn.execute(MIGRATIONS_TABLE)
+    applied = []
+    for s in sets:
+        for m in s.migrations:
+            with db.transaction() as conn:
+                if conn.execute("SELECT 1 FROM _migrations WHERE migration_set=? AND name=?", (s.name, m.name)).fetchone():
+                    continue
+                if callable(m.apply):
+                    m.apply(conn)
+                else:
+                    for statement in _split_sql(m.apply):
+                        conn.execute(statement)
+                conn.execute("INSERT INTO _migrations (migration_set, name) VALUES (?, ?)", (s.name, m.name))
+                applied.append((s.name, m.name))
+                log.info("event=migration_applied set=%s name=%s", s.name, m.name)
+    return applied
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a script into statements (executescript would commit our transaction)."""
+    statements, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
+
+
+def all_migration_sets() -> list[MigrationSet]:
+    from kit import core_migrations
+    from kit.features import load_features
+
+    return [core_migrations.CORE] + [f.migrations for f in load_features() if f.migrations]

@@ -1,0 +1,65 @@
+"""The feature registry: how the core finds each feature's parts.
+
+Each feature package has ``feature.py`` with a module-level ``FEATURE = Feature(...)``. The core
+never imports feature internals; it only reads these fields. Features never import each other.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import click
+    from flask import Blueprint
+
+    from kit.config import Config
+    from kit.db import Database, MigrationSet
+    from kit.doctor import Check
+    from kit.documents import DocumentKind
+    from kit.service import ServiceContext
+
+from kit.config import FEATURE_PACKAGES
+
+
+@dataclass
+class Feature:
+    name: str
+    title: str = ""
+    # Its own tables: a named migration set recorded in the database.
+    migrations: MigrationSet | None = None
+    # `fieldkit <name> ...` commands (a click group), and any extra top-level commands.
+    cli: click.Group | None = None
+    extra_cli: list[click.Command] = field(default_factory=list)
+    # A factory returning the feature's Flask blueprint (called once per app).
+    blueprint: Callable[[], Blueprint] | None = None
+    # Navigation entry on the dashboard: (label, url path, role needed).
+    nav: tuple[str, str, str] | None = None
+    # The long-running loop run by `fieldkit run <name>`; returns when ctx.stopping is set.
+    service: Callable[[ServiceContext], None] | None = None
+    # `fieldkit ledger rebuild`: drop + recreate the projection tables, then replay events.
+    projection_tables: list[str] = field(default_factory=list)
+    apply_event: Callable[[Any, dict], None] | None = None  # (conn, event row as dict)
+    # Reference documents this feature owns, by kind.
+    documents: list[DocumentKind] = field(default_factory=list)
+    # Doctor checks: each returns a list of Check results.
+    doctor_checks: list[Callable[[Config], list[Check]]] = field(default_factory=list)
+    # Sample data for `make demo` (called after migrations, with a Database).
+    demo_setup: Callable[[Config, Database], None] | None = None
+
+
+def load_features() -> list[Feature]:
+    features = []
+    for pkg in FEATURE_PACKAGES:
+        module = importlib.import_module(f"{pkg}.feature")
+        features.append(module.FEATURE)
+    return features
+
+
+def get_feature(name: str) -> Feature:
+    for f in load_features():
+        if f.name == name:
+            return f
+    raise KeyError(name)

@@ -1,0 +1,57 @@
+"""``fieldkit init``: state dir, per-kit settings, database, secrets. Safe to run again."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from kit.config import ConfigError, load_config, update_toml_file
+from kit.db import DatabaseLock, all_migration_sets, apply_migrations
+from kit.secrets import Secrets
+
+
+def init_kit(
+    kit_id: str | None = None,
+    site: str | None = None,
+    demo: bool = False,
+    force: bool = False,
+    echo: Callable[[str], None] = print,
+) -> dict[str, str] | None:
+    """Returns the new PINs in clear (once), or None when existing secrets were kept."""
+    config = load_config()
+    updates = {k: v for k, v in (("kit.id", kit_id), ("kit.site", site)) if v}
+    if updates:
+        update_toml_file(config.paths.boot_toml, updates)
+        config = load_config()  # validates the new values
+    data = config.data_dir
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        probe = data / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except PermissionError:
+        raise ConfigError(f"{data}: the data dir is not writable; fix its owner (chown fieldkit) or set FIELDKIT_HOME") from None
+    os.chmod(data, 0o750)
+    lock = DatabaseLock(config.db_path)
+    lock.exclusive()
+    try:
+        from kit.service import open_database
+
+        db = open_database(config)
+        applied = apply_migrations(db, all_migration_sets())
+        if applied:
+            echo(f"database {config.db_path}: {len(applied)} migration(s) applied")
+        if demo:
+            from kit.features import load_features
+
+            for feature in load_features():
+                if feature.demo_setup:
+                    feature.demo_setup(config, db)
+                    echo(f"demo data loaded for {feature.name}")
+        db.close()
+    finally:
+        lock.release()
+    secrets = Secrets(config.secrets_dir)
+    if secrets.exists() and not force:
+        return None
+    return secrets.create(force=force)

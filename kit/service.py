@@ -1,0 +1,129 @@
+"""The runner of long-running services: ``fieldkit run <feature>``.
+
+It loads config, opens the database (shared lock, migrations applied), connects the bus with the
+feature's last will, runs the feature's loop in a worker thread, answers SIGTERM/SIGINT, tells
+systemd READY=1 and pings WATCHDOG=1 only while the loop shows signs of life.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kit import sdnotify
+from kit.bus import Bus
+from kit.clock import KitClock
+from kit.config import Config
+from kit.db import Database, DatabaseLock, all_migration_sets, apply_migrations
+from kit.ledger import Ledger
+
+log = logging.getLogger("fieldkit.service")
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    config: Config
+    db: Database
+    bus: Bus
+    clock: KitClock
+    ledger: Ledger
+    stopping: threading.Event = field(default_factory=threading.Event)
+    last_beat: float = field(default_factory=time.monotonic)
+    health_state: str = "ok"
+    health_detail: dict = field(default_factory=dict)
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; False when the service is stopping. Counts as a sign of life."""
+        self.beat()
+        stopped = self.stopping.wait(seconds)
+        self.beat()
+        return not stopped
+
+    def beat(self) -> None:
+        self.last_beat = time.monotonic()
+
+    def health(self, state: str = "ok", **detail: Any) -> None:
+        """Publish this service's health (retained); ``degraded`` with a reason a lead can act on."""
+        self.health_state, self.health_detail = state, detail
+        self.bus.publish_health(state, **detail)
+        sdnotify.notify(f"STATUS={state} {detail.get('reason', '')}".strip())
+
+
+def open_database(config: Config) -> Database:
+    return Database(config.db_path, config["db.busy_timeout_ms"])
+
+
+def make_context(name: str, config: Config, bus: Bus | None = None) -> ServiceContext:
+    clock = KitClock(config.data_dir, config["kit.clock_assume_synced"], config["kit.clock_method"])
+    return ServiceContext(
+        name=name,
+        config=config,
+        db=open_database(config),
+        bus=bus or Bus.from_config(config, name),
+        clock=clock,
+        ledger=Ledger(config.kit_id, clock),
+    )
+
+
+def prepare_database(config: Config) -> DatabaseLock:
+    """Apply pending migrations (briefly exclusive), then hold the database shared while running."""
+    lock = DatabaseLock(config.db_path)
+    lock.exclusive(wait_seconds=60)
+    db = open_database(config)
+    apply_migrations(db, all_migration_sets())
+    db.close()
+    lock.shared()  # flock converts in place
+    return lock
+
+
+def run_service(name: str, loop: Callable[[ServiceContext], None], config: Config) -> int:
+    lock = prepare_database(config)
+    ctx = make_context(name, config)
+    failure: list[BaseException] = []
+
+    def stop(signum, _frame) -> None:
+        log.info("event=stopping signal=%s", signal.Signals(signum).name)
+        ctx.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    ctx.bus.start()
+
+    def work() -> None:
+        try:
+            loop(ctx)
+        except BaseException as e:  # a programming error: crash fast, let systemd restart us
+            log.exception("event=service_crashed name=%s", name)
+            failure.append(e)
+        finally:
+            ctx.stopping.set()
+
+    worker = threading.Thread(target=work, name=f"{name}-loop", daemon=True)
+    worker.start()
+    interval = sdnotify.watchdog_interval(config["service.watchdog_seconds"])
+    stale_after = max(interval * 2, 5.0)
+    sdnotify.notify("READY=1")
+    log.info("event=started name=%s kit=%s", name, config.kit_id)
+    announced_connects = 0
+    while not ctx.stopping.wait(min(interval, 1.0)):
+        if ctx.bus.connects != announced_connects and ctx.bus.is_connected:
+            announced_connects = ctx.bus.connects
+            ctx.bus.publish_health(ctx.health_state, **ctx.health_detail)
+        if time.monotonic() - ctx.last_beat < stale_after:
+            sdnotify.notify("WATCHDOG=1")
+        else:
+            log.warning("event=loop_stalled name=%s seconds=%.0f", name, time.monotonic() - ctx.last_beat)
+    sdnotify.notify("STOPPING=1")
+    worker.join(timeout=10)
+    ctx.bus.stop(clean=not failure)
+    ctx.db.close()
+    lock.release()
+    log.info("event=stopped name=%s", name)
+    return 1 if failure else 0

@@ -1,0 +1,5 @@
+"""Settings of the pos feature (see kit/settings.py for the declaration rules)."""
+
+from kit.settings import Setting
+
+SETTINGS: list[Setting] = []

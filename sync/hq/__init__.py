@@ -1,0 +1,1 @@
+"""HQ service: ingest, documents, reconciliation."""
