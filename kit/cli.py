@@ -405,7 +405,10 @@ def pin_set(role: str, pin: str) -> None:
 
 
 def _add_feature_commands() -> None:
+    from kit.appliance.cli import appliance
     from kit.features import load_features
+
+    cli.add_command(appliance)
 
     for feature in load_features():
         if feature.cli is not None:

@@ -1,0 +1,1 @@
+"""Appliance glue: first boot, setup slip, network mode (hotspot / uplink)."""
