@@ -51,6 +51,7 @@ class Bus:
         self._subs: list[tuple[str, int, Handler]] = []
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self._closing = False
         self.connects = 0
         client_id = f"fieldkit-{kit_id}-{client_name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
@@ -78,6 +79,7 @@ class Bus:
 
     def stop(self, clean: bool = True) -> None:
         """Disconnect. With ``clean`` the health topic says offline (a deliberate stop, not a crash)."""
+        self._closing = True
         if clean and self._connected.is_set():
             info = self.client.publish(self.health_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
             try:
@@ -102,9 +104,10 @@ class Bus:
             log.warning("event=publish_failed topic=%s rc=%s", topic, info.rc)
 
     def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
-        with self._lock:
+        with self._lock:  # same lock as _on_connect: a subscription is never missed in between
             self._subs.append((pattern, qos, handler))
-        if self._connected.is_set():
+            connected = self._connected.is_set()
+        if connected:
             self.client.subscribe(pattern, qos)
 
     def publish_health(self, state: str = "ok", **detail: Any) -> None:
@@ -142,13 +145,13 @@ class Bus:
         self.connects += 1
         with self._lock:
             patterns = {(p, q) for p, q, _ in self._subs}
+            self._connected.set()
         for pattern, qos in patterns:
             client.subscribe(pattern, qos)
-        self._connected.set()
         log.info("event=mqtt_connected host=%s port=%s connects=%d", self.host, self.port, self.connects)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._closing:
             log.warning("event=mqtt_disconnected reason=%s", reason_code)
         self._connected.clear()
 

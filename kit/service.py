@@ -19,7 +19,7 @@ from kit import sdnotify
 from kit.bus import Bus
 from kit.clock import KitClock
 from kit.config import Config
-from kit.db import Database, DatabaseLock, all_migration_sets, apply_migrations
+from kit.db import Database, DatabaseLock, all_migration_sets, apply_migrations, pending_migrations
 from kit.ledger import Ledger
 
 log = logging.getLogger("fieldkit.service")
@@ -72,13 +72,22 @@ def make_context(name: str, config: Config, bus: Bus | None = None) -> ServiceCo
 
 
 def prepare_database(config: Config) -> DatabaseLock:
-    """Apply pending migrations (briefly exclusive), then hold the database shared while running."""
+    """Hold the database shared while running; apply pending migrations first (briefly exclusive).
+
+    Normally nothing is pending: `fieldkit up` and the appliance's oneshot unit migrate before
+    services start, so services starting together only ever take the shared lock.
+    """
     lock = DatabaseLock(config.db_path)
-    lock.exclusive(wait_seconds=60)
+    lock.shared()
     db = open_database(config)
-    apply_migrations(db, all_migration_sets())
-    db.close()
-    lock.shared()  # flock converts in place
+    try:
+        if pending_migrations(db, all_migration_sets()):
+            lock.release()
+            lock.exclusive(wait_seconds=60)
+            apply_migrations(db, all_migration_sets())
+            lock.shared()  # flock converts in place
+    finally:
+        db.close()
     return lock
 
 

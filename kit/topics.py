@@ -57,6 +57,8 @@ CHECKIN_SCANNED = ("checkin", "scanned")
 POS_SALE = ("pos", "sale")
 POWER_LOW = ("power", "low")
 SYNC_DOCUMENT = ("sync", "document")
+# A reference document was imported on this kit ({"kind", "version"}): services reload their caches.
+DOCUMENT_IMPORTED = ("kit", "document")
 # Shared commands, as (feature, name): use with cmd(kit, *POS_PRINT).
 POS_PRINT = ("pos", "print")
 SYNC_NOW = ("sync", "now")

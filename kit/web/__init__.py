@@ -1,0 +1,1 @@
+"""The web shell: app factory, sign-in, live updates, dashboard, OpenAPI."""

@@ -1,0 +1,102 @@
+"""The Flask app factory: core blueprints, then one blueprint per feature."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask, jsonify, request
+
+from kit.secrets import Secrets
+from kit.service import ServiceContext
+from kit.web import auth, dashboard, openapi, sse
+
+log = logging.getLogger("fieldkit.web")
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+
+def create_app(ctx: ServiceContext) -> Flask:
+    here = Path(__file__).parent
+    app = Flask("fieldkit", template_folder=str(here / "templates"), static_folder=str(here / "static"),
+                static_url_path="/static")
+    app.secret_key = Secrets(ctx.config.secrets_dir).session_key()
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="fieldkit_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=ctx.config["web.session_minutes"]),
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["fieldkit"] = ctx
+    if not hasattr(ctx.bus, "hub"):
+        ctx.bus.hub = sse.EventHub(ctx.bus, ctx.config.kit_id)
+
+    for bp in (auth.bp, sse.bp, openapi.bp, dashboard.bp):
+        app.register_blueprint(bp)
+    nav = []
+    from kit.features import load_features
+
+    for feature in load_features():
+        if feature.blueprint:
+            app.register_blueprint(feature.blueprint())
+        if feature.nav:
+            nav.append(feature.nav)
+    try:
+        from kit.appliance.web import blueprint as appliance_blueprint
+    except ImportError:
+        appliance_blueprint = None
+    if appliance_blueprint:
+        app.register_blueprint(appliance_blueprint())
+
+    app.before_request(auth.check_csrf)
+
+    @app.context_processor
+    def globals_for_templates():
+        role = auth.current_role()
+        return {
+            "csrf_field": auth.csrf_field,
+            "csrf_token": auth.csrf_token,
+            "role": role,
+            "kit_id": ctx.config.kit_id,
+            "event_name": ctx.config["kit.event"] or ctx.config.site,
+            "nav": [n for n in nav if auth.role_allows(role, n[2])],
+            "clock_synced": ctx.clock.is_synced(),
+        }
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'",
+        )
+        return response
+
+    @app.errorhandler(404)
+    def not_found(e):
+        if request.path.startswith("/api/"):
+            return jsonify(error="no such API route", code="not_found"), 404
+        return e
+
+    @app.errorhandler(405)
+    def not_allowed(e):
+        if request.path.startswith("/api/"):
+            return jsonify(error=f"{request.method} is not allowed here", code="method_not_allowed"), 405
+        return e
+
+    @app.errorhandler(413)
+    def too_large(e):
+        return jsonify(error=f"the upload is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB"), 413
+
+    @app.errorhandler(500)
+    def server_error(e):
+        log.error("event=server_error path=%s", request.path)
+        if request.path.startswith("/api/"):
+            return jsonify(error="the kit hit an internal error; it was logged", code="internal"), 500
+        return "The kit hit an internal error; it was logged.", 500
+
+    return app

@@ -1,0 +1,29 @@
+"""``fieldkit run web``: the kit's only HTTP server (waitress), stopped cleanly with the service."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from waitress.server import create_server
+
+from kit.service import ServiceContext
+from kit.web.app import create_app
+
+log = logging.getLogger("fieldkit.web")
+
+
+def run_web(ctx: ServiceContext) -> None:
+    app = create_app(ctx)
+    host, port = ctx.config["web.host"], ctx.config["web.port"]
+    server = create_server(app, host=host, port=port, threads=ctx.config["web.threads"],
+                           channel_timeout=3600, ident="fieldkit")
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    log.info("event=listening url=http://%s:%s/", host, port)
+    ctx.health("ok", url=f"http://{host}:{port}/")
+    while ctx.sleep(1.0):
+        if not thread.is_alive():
+            raise RuntimeError("the web server thread stopped")
+    ctx.bus.hub.closed.set()
+    server.close()
