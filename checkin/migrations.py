@@ -1,0 +1,112 @@
+"""The checkin feature's tables.
+
+Reference data (rebuilt by importers, left alone by ``ledger rebuild``): keys, tickets, revocations,
+ticket types, peer events and cursors. Projections of this kit's ledger (emptied and replayed by
+``ledger rebuild``): scans and the door state.
+"""
+
+from kit.db import Migration, MigrationSet
+
+SCHEMA = """
+CREATE TABLE checkin_keys (
+    id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,               -- pretix | kit | rehearsal
+    public_pem TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    added_at REAL NOT NULL
+);
+CREATE TABLE checkin_tickets (
+    id INTEGER PRIMARY KEY,
+    ticket_key TEXT NOT NULL UNIQUE,  -- what the QR code holds (or a stable id for code-less rows)
+    order_code TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL DEFAULT '',
+    last_name TEXT NOT NULL DEFAULT '',
+    email TEXT NOT NULL DEFAULT '',
+    ticket_type TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'valid',  -- valid | revoked | blocked
+    attention INTEGER NOT NULL DEFAULT 0,
+    valid_from REAL,
+    valid_until REAL,
+    comment TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
+    row_hash TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX checkin_tickets_order ON checkin_tickets(order_code);
+CREATE INDEX checkin_tickets_last ON checkin_tickets(last_name, name);
+CREATE VIRTUAL TABLE checkin_tickets_fts USING fts5(
+    name, email, order_code, content='checkin_tickets', content_rowid='id',
+    tokenize="unicode61 remove_diacritics 2", prefix='1 2 3'
+);
+CREATE TABLE checkin_revocations (
+    secret TEXT PRIMARY KEY,
+    status TEXT NOT NULL               -- revoked | blocked
+);
+CREATE TABLE checkin_ticket_types (
+    item INTEGER PRIMARY KEY,
+    name TEXT NOT NULL
+);
+CREATE TABLE checkin_scans (
+    seq INTEGER PRIMARY KEY,          -- this kit's ledger seq
+    event_id TEXT NOT NULL UNIQUE,
+    hlc INTEGER NOT NULL,
+    at REAL NOT NULL,
+    ticket_key TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    admitted INTEGER NOT NULL,
+    attention INTEGER NOT NULL,
+    rehearsal INTEGER NOT NULL,
+    door TEXT NOT NULL,
+    source TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ticket_type TEXT NOT NULL,
+    order_code TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    manual_reason TEXT NOT NULL DEFAULT '',
+    undone INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX checkin_scans_ticket ON checkin_scans(ticket_key);
+CREATE INDEX checkin_scans_at ON checkin_scans(at);
+CREATE TABLE checkin_door_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    rehearsal INTEGER NOT NULL DEFAULT 0,
+    direction TEXT NOT NULL DEFAULT 'entry',
+    changed_at REAL NOT NULL DEFAULT 0,
+    changed_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE checkin_peer_events (
+    origin_kit TEXT NOT NULL,
+    origin_seq INTEGER NOT NULL,
+    prev_seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    hlc INTEGER NOT NULL,
+    at REAL NOT NULL,
+    ticket_key TEXT NOT NULL DEFAULT '',
+    verdict TEXT NOT NULL DEFAULT '',
+    admitted INTEGER NOT NULL DEFAULT 0,
+    rehearsal INTEGER NOT NULL DEFAULT 0,
+    door TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL DEFAULT '',
+    ticket_type TEXT NOT NULL DEFAULT '',
+    undo_of TEXT NOT NULL DEFAULT '',
+    payload TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (origin_kit, origin_seq)
+);
+CREATE INDEX checkin_peer_events_ticket ON checkin_peer_events(ticket_key);
+CREATE INDEX checkin_peer_events_undo ON checkin_peer_events(undo_of);
+CREATE TABLE checkin_peer_cursor (
+    origin_kit TEXT PRIMARY KEY,
+    highest_seq INTEGER NOT NULL,     -- highest seq applied with no gap before it
+    last_seen REAL NOT NULL
+);
+CREATE TABLE checkin_site_outbox (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    published_seq INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS = MigrationSet("checkin", [Migration("0001_checkin", SCHEMA)])
+
+PROJECTION_TABLES = ["checkin_scans", "checkin_door_state"]
