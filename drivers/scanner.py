@@ -1,0 +1,263 @@
+"""Scan sources for the door: cameras, serial (USB CDC) scanners, keyboard-mode (HID) scanners.
+
+Check-in registers ``drivers.scanner.doctor_checks`` in ``checkin/feature.py`` (missing camera/evdev
+libraries and absent devices show in ``fieldkit doctor``).
+
+Interface (docs/scanners.md):
+- ``open_scan_sources(config) -> list[ScanSource]`` builds every configured source; with
+  ``kit.simulate`` on that is a simulated camera and a simulated serial scanner.
+- ``source.start(on_code)`` calls ``on_code(payload, source_name)`` from the source's own thread;
+  ``source.stop()``; ``source.status()`` is ``"ok"`` or a sentence a lead can act on;
+  ``source.preview_jpeg()`` is the latest camera frame as a small JPEG with the code outlined (None
+  for scanners); simulated sources also have ``source.show(payload)``.
+- A source does not report the same code again until it has been out of sight for
+  ``checkin.scan.repeat_window_s``; sources reopen their device after it is unplugged and comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from drivers.base import DeviceUnavailable
+
+log = logging.getLogger(__name__)
+
+OnCode = Callable[[str, str], None]
+NOT_STARTED = "not started"
+
+
+class RepeatFilter:
+    """Per-source memory of codes seen lately, so one ticket is reported once, not once per frame."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic, max_codes: int = 256):
+        self.window_s = window_s
+        self.clock = clock
+        self.max_codes = max_codes
+        self._seen: dict[str, float] = {}
+
+    def accept(self, payload: str) -> bool:
+        """True when ``payload`` should be reported; every sighting restarts its quiet window."""
+        now = self.clock()
+        last = self._seen.pop(payload, None)
+        self._seen[payload] = now  # re-inserted last: dict order is oldest sighting first
+        if len(self._seen) > self.max_codes:
+            del self._seen[next(iter(self._seen))]
+        return last is None or now - last >= self.window_s
+
+
+class ScanSource:
+    """One device that reads codes. Subclasses implement ``_run`` (their own thread) or override start/stop."""
+
+    kind = "scanner"
+
+    def __init__(self, name: str, repeat_window_s: float = 2.0):
+        self.name = name
+        self.repeats = RepeatFilter(repeat_window_s)
+        self._on_code: OnCode | None = None
+        self._status = NOT_STARTED
+        self._status_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- public interface ---------------------------------------------------------------------
+    def start(self, on_code: OnCode) -> None:
+        if self._thread and self._thread.is_alive():
+            raise RuntimeError(f"scan source {self.name} already started")
+        self._on_code = on_code
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run_guarded, name=f"scan-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stopping.set()
+        if self._thread:
+            self._thread.join(timeout)
+        self._close()
+        self._set_status(NOT_STARTED)
+
+    def status(self) -> str:
+        with self._status_lock:
+            return self._status
+
+    def preview_jpeg(self) -> bytes | None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} status={self.status()!r}>"
+
+    # -- for backends -------------------------------------------------------------------------
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Release the device (called after the thread ended)."""
+
+    def _set_status(self, status: str) -> None:
+        with self._status_lock:
+            changed, self._status = status != self._status, status
+        if changed and status != NOT_STARTED:
+            log.info("event=scan_source_status source=%s status=%r", self.name, status)
+
+    def _emit(self, payload: str) -> bool:
+        """Report a code unless it is a repeat; the callback's own errors never stop the source."""
+        if not payload or not self.repeats.accept(payload):
+            return False
+        if self._on_code is None:
+            return False
+        try:
+            self._on_code(payload, self.name)
+        except Exception:
+            log.exception("event=scan_callback_failed source=%s", self.name)
+        return True
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep unless stopping; False when the source is stopping."""
+        return not self._stopping.wait(seconds)
+
+    def _run_guarded(self) -> None:
+        try:
+            self._run()
+        except Exception as e:  # a bug in a backend must not take the door down silently
+            log.exception("event=scan_source_crashed source=%s", self.name)
+            self._set_status(f"{self.name} stopped after an internal error ({e.__class__.__name__}) — restart check-in")
+
+
+def _repeat_window(config) -> float:
+    return float(config["checkin.scan.repeat_window_s"])
+
+
+def camera_backend_name(config) -> str:
+    name = config.backend("checkin.camera.backend")
+    if name == "auto":
+        from kit.doctor import python_module_check
+
+        name = "picamera" if python_module_check("", "picamera2", "", "").level == "OK" else "usb"
+    return name
+
+
+def open_camera_source(config) -> ScanSource | None:
+    from drivers import camera
+
+    name = camera_backend_name(config)
+    if name == "none":
+        return None
+    window = _repeat_window(config)
+    size = (int(config["checkin.camera.width"]), int(config["checkin.camera.height"]))
+    fps = float(config["checkin.camera.max_fps"])
+    if name == "sim":
+        from drivers.camera_sim import SimulatedCamera
+
+        return SimulatedCamera(repeat_window_s=window, size=size)
+    if name == "picamera":
+        frames = camera.PicameraFrames(size)
+    elif name == "usb":
+        frames = camera.UsbCameraFrames(config["checkin.camera.device"], size)
+    else:
+        raise DeviceUnavailable(f"checkin.camera.backend: unknown backend {name!r}")
+    return camera.CameraScanSource("camera", frames, repeat_window_s=window, max_fps=fps)
+
+
+def open_serial_source(config) -> ScanSource | None:
+    from drivers import scanner_serial
+
+    name = config.backend("checkin.serial_scanner.backend")
+    if name == "none":
+        return None
+    window = _repeat_window(config)
+    max_line = int(config["checkin.serial_scanner.max_line"])
+    if name == "sim":
+        return scanner_serial.SimulatedSerialScanner(repeat_window_s=window, max_line=max_line)
+    if name in ("auto", "serial"):
+        return scanner_serial.SerialScanSource(
+            "serial-scanner", config["checkin.serial_scanner.port"], baudrate=int(config["checkin.serial_scanner.baudrate"]),
+            max_line=max_line, repeat_window_s=window)
+    raise DeviceUnavailable(f"checkin.serial_scanner.backend: unknown backend {name!r}")
+
+
+def open_hid_source(config) -> ScanSource | None:
+    from drivers import scanner_hid
+
+    name = config.backend("checkin.hid_scanner.backend")
+    if name == "none":
+        return None
+    window = _repeat_window(config)
+    layout = config["checkin.hid_scanner.layout"]
+    pause = int(config["checkin.hid_scanner.end_pause_ms"]) / 1000
+    if name == "sim":
+        return scanner_hid.SimulatedHidScanner(layout=layout, end_pause_s=pause, repeat_window_s=window)
+    if name in ("auto", "evdev"):
+        return scanner_hid.HidScanSource("hid-scanner", config["checkin.hid_scanner.device"], layout=layout,
+                                         end_pause_s=pause, repeat_window_s=window)
+    raise DeviceUnavailable(f"checkin.hid_scanner.backend: unknown backend {name!r}")
+
+
+def open_scan_sources(config) -> list[ScanSource]:
+    """Every scan source the settings ask for (none started yet)."""
+    sources = []
+    for opener in (open_camera_source, open_serial_source, open_hid_source):
+        source = opener(config)
+        if source is not None:
+            sources.append(source)
+    return sources
+
+
+def doctor_checks(config) -> list:
+    """Missing camera/keyboard libraries (WARN with the fix) and configured devices that are absent."""
+    from kit.doctor import fail, ok, python_module_check, warn
+
+    checks = [python_module_check("QR decoder", "zxingcpp", "camera scanning", "pip install zxing-cpp")]
+    if checks[0].level != "OK":
+        checks[0] = fail(checks[0].name, checks[0].message, checks[0].fix)
+    usable = 0
+    configured = 0
+    cam = camera_backend_name(config)
+    if cam == "sim" or config.backend("checkin.serial_scanner.backend") == "sim":
+        usable += 1
+    if cam == "picamera":
+        configured += 1
+        lib = python_module_check("Pi camera library", "picamera2", "the Pi camera",
+                                  "sudo apt install python3-picamera2 (venv made with --system-site-packages)")
+        checks.append(lib)
+        usable += lib.level == "OK"
+    elif cam == "usb":
+        configured += 1
+        lib = python_module_check("webcam library", "cv2", "the USB webcam",
+                                  "sudo apt install python3-opencv (or pip install opencv-python-headless)")
+        checks.append(lib)
+        device = str(config["checkin.camera.device"])
+        if lib.level == "OK" and not device.isdigit() and not Path(device).exists():
+            checks.append(warn("camera", f"Camera not found at {device}", "plug the webcam in, or set "
+                               "checkin.camera.backend = \"none\" if this door has none"))
+        else:
+            usable += lib.level == "OK"
+    serial = config.backend("checkin.serial_scanner.backend")
+    if serial in ("auto", "serial"):
+        configured += 1
+        port = config["checkin.serial_scanner.port"]
+        if Path(port).exists():
+            checks.append(ok("serial scanner", f"scanner port {port} is present"))
+            usable += 1
+        else:
+            checks.append(warn("serial scanner", f"Scanner not found on {port} — check cable",
+                               "plug it in, set checkin.serial_scanner.port (ls /dev/serial/by-id/), or set "
+                               "checkin.serial_scanner.backend = \"none\""))
+    hid = config.backend("checkin.hid_scanner.backend")
+    if hid in ("auto", "evdev"):
+        configured += 1
+        lib = python_module_check("keyboard scanner library", "evdev", "the keyboard-mode scanner",
+                                  "sudo apt install python3-evdev (venv made with --system-site-packages)")
+        checks.append(lib)
+        device = config["checkin.hid_scanner.device"]
+        if not device or not Path(device).exists():
+            checks.append(warn("keyboard scanner", f"Keyboard-mode scanner not found at {device or '(not set)'}",
+                               "plug it in and set checkin.hid_scanner.device (ls /dev/input/by-id/)"))
+        else:
+            usable += lib.level == "OK"
+    if configured and not usable:
+        checks.append(fail("scan sources", "no camera or scanner is usable: tickets can only be admitted by name",
+                           "plug in a scanner or camera (see the warnings above)"))
+    return checks
