@@ -1,5 +1,25 @@
 """How the core finds the power feature's parts (see kit/features.py)."""
 
 from kit.features import Feature
+from power.migrations import MIGRATIONS
 
-FEATURE = Feature(name="power", title="Power")
+
+def _service(ctx) -> None:
+    from power.service import run
+
+    run(ctx)
+
+
+def _doctor(config) -> list:
+    from power.doctor import checks
+
+    return checks(config)
+
+
+FEATURE = Feature(
+    name="power",
+    title="Power",
+    migrations=MIGRATIONS,
+    service=_service,
+    doctor_checks=[_doctor],
+)

@@ -1,0 +1,168 @@
+"""The power service: reads the sources, publishes the state and HA discovery, keeps history, and
+shuts the kit down cleanly before the battery dies."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+import time
+
+from kit import topics
+from kit.service import ServiceContext
+from power.discovery import HA_STATUS, discovery_configs
+from power.history import HistoryRecorder
+from power.lowpower import CRITICAL, LowPowerMonitor, LowPowerSettings, Transition
+from power.sources import Sources
+from power.state import PowerState
+
+log = logging.getLogger("fieldkit.power")
+
+SIM_CMD = "sim"  # fieldkit/<kit>/power/cmd/sim: a lead rehearses a failing battery (simulation only)
+
+
+class PowerService:
+    def __init__(self, ctx: ServiceContext, sources: Sources):
+        c = ctx.config
+        self.ctx, self.sources = ctx, sources
+        self.state = PowerState(c["power.stale_seconds"], c["power.battery_capacity_wh"], c["power.soc_floor_percent"])
+        self.low = LowPowerMonitor(LowPowerSettings.from_config(c))
+        self.history = HistoryRecorder.from_config(ctx.db, c)
+        self.state_topic = topics.state(ctx.config.kit_id, "power")
+        self._announce = True  # discovery configs (re)published on the loop's thread
+        self._announced_connects = 0
+        self._last_publish = 0.0
+        self._shutdown_retry_at: float | None = None
+        self.snapshot: dict = {}
+        self._started = time.monotonic()
+
+    # -- bus ------------------------------------------------------------------------------------
+    def attach(self) -> None:
+        bus = self.ctx.bus
+        if self.ctx.config["power.ha_discovery"]:
+            # HA says a bare "online", not JSON: the core bus would drop it, so take it raw from paho,
+            # and let the core bus renew the subscription on every reconnect.
+            bus.client.message_callback_add(HA_STATUS, self._on_ha_status)
+            bus.subscribe(HA_STATUS, lambda _t, _p: None)
+        bus.subscribe(topics.cmd(self.ctx.config.kit_id, "power", SIM_CMD), self._on_sim_cmd)
+
+    def _on_ha_status(self, _client, _userdata, msg) -> None:
+        if msg.payload.strip().lower() == b"online":
+            log.info("event=ha_online action=republish")
+            self._announce = True
+
+    def _on_sim_cmd(self, _topic: str, payload: dict) -> None:
+        world = self.sources.sim.world if self.sources.sim else None
+        if world is None:
+            log.warning("event=sim_cmd_ignored reason=not_simulating")
+            return
+        try:
+            if "soc_percent" in payload:
+                world.soc = min(1.0, max(0.0, float(payload["soc_percent"]) / 100.0))
+            if "battery_volts" in payload:
+                v = payload["battery_volts"]
+                world.battery_v_override = None if v is None else float(v)
+            if "load_watts" in payload:
+                world.load_w = max(0.0, float(payload["load_watts"]))
+        except (TypeError, ValueError):
+            log.warning("event=sim_cmd_bad payload=%s", str(payload)[:200])
+
+    def announce(self) -> None:
+        c = self.ctx.config
+        if c["power.ha_discovery"]:
+            for topic, config in discovery_configs(c.kit_id, c["power.ha_prefix"]).items():
+                self.ctx.bus.publish(topic, config, retain=True, qos=1)
+        if self.snapshot:
+            self.publish_state()
+
+    def publish_state(self) -> None:
+        self.ctx.bus.publish(self.state_topic, self.snapshot, retain=True, qos=1)
+        self._last_publish = time.monotonic()
+
+    # -- one turn of the loop --------------------------------------------------------------------
+    def step(self) -> None:
+        now = time.monotonic()
+        readings = self.sources.drain()
+        for kind, fields, at, port in readings:
+            self.state.update(kind, fields, at, port)
+        was_available = self.snapshot.get("available")
+        self.snapshot = self.state.snapshot(now, self.ctx.clock.time())
+        self.snapshot["low"] = self.low.level
+        self._health()
+        bus = self.ctx.bus
+        if bus.is_connected and (self._announce or bus.connects != self._announced_connects):
+            self._announce, self._announced_connects = False, bus.connects
+            self.announce()
+        if (readings or was_available != self.snapshot["available"]
+                or now - self._last_publish >= self.ctx.config["power.publish_seconds"]):
+            self.publish_state()
+        self.history.add(self.snapshot, self.snapshot["time"])
+        battery = self.snapshot["battery"]
+        if readings and battery["available"]:
+            transition = self.low.observe(now, battery.get("soc"), battery.get("voltage"))
+            if transition:
+                self.on_transition(transition)
+        if self._shutdown_retry_at is not None and now >= self._shutdown_retry_at:
+            self._shutdown_retry_at = None
+            self.low.rearm()
+
+    def _health(self) -> None:
+        problems = self.sources.problems()
+        if self.sources.kind == "none":
+            problems = []
+        elif not self.snapshot["available"] and time.monotonic() - self._started > self.ctx.config["power.stale_seconds"]:
+            problems.append(f"no battery reading for over {self.ctx.config['power.stale_seconds']:g} s"
+                            " — check the VE.Direct cable or the power source setting")
+        state = "degraded" if problems else "ok"
+        reason = "; ".join(problems)
+        if (state, reason) != (self.ctx.health_state, self.ctx.health_detail.get("reason", "")):
+            self.ctx.health(state, **({"reason": reason} if reason else {}))
+
+    # -- low power -------------------------------------------------------------------------------
+    def on_transition(self, t: Transition) -> None:
+        payload = {"level": t.level, "soc_percent": t.soc_percent, "voltage": t.voltage, "reason": t.reason}
+        log.warning("event=power_low level=%s previous=%s soc=%s voltage=%s", t.level, t.previous,
+                    t.soc_percent, t.voltage)
+        self.snapshot["low"] = t.level
+        self.ctx.bus.publish(topics.event(self.ctx.config.kit_id, *topics.POWER_LOW), payload, qos=1)
+        self.publish_state()
+        with self.ctx.db.transaction() as conn:
+            self.ctx.ledger.append(conn, "power.low", {**payload, "previous": t.previous})
+        if t.level == CRITICAL:
+            self.shut_down(payload)
+
+    def shut_down(self, payload: dict) -> None:
+        command = self.ctx.config["power.shutdown_command"]
+        with self.ctx.db.transaction() as conn:
+            self.ctx.ledger.append(conn, "power.shutdown", {**payload, "command": command})
+        self.history.flush()
+        # Everything written so far goes into the main database file before the power goes.
+        try:
+            self.ctx.db.checkpoint()
+        except Exception as e:  # a busy reader must not stop the shutdown
+            log.warning("event=checkpoint_failed error=%s", e)
+        log.warning("event=shutdown command=%r", command)
+        try:
+            result = subprocess.run(shlex.split(command), capture_output=True, timeout=60)
+            ok, detail = result.returncode == 0, result.stderr.decode(errors="replace")[-300:]
+        except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+            ok, detail = False, str(e)
+        if not ok:
+            log.error("event=shutdown_failed command=%r detail=%s", command, detail)
+            with self.ctx.db.transaction() as conn:
+                self.ctx.ledger.append(conn, "power.shutdown_failed", {"command": command, "detail": detail})
+            self.ctx.health("degraded", reason=f"the shutdown command failed: {detail.strip() or 'no detail'}")
+            self._shutdown_retry_at = time.monotonic() + 60
+
+
+def run(ctx: ServiceContext) -> None:
+    sources = Sources(ctx.config).start()
+    service = PowerService(ctx, sources)
+    service.attach()
+    log.info("event=power_started source=%s ports=%s", sources.kind, ",".join(i.port for i in sources.items))
+    try:
+        while ctx.sleep(0.25):
+            service.step()
+    finally:
+        service.history.flush()
+        sources.stop()

@@ -1,0 +1,139 @@
+"""End to end: simulated controller -> pseudo-terminal -> parser -> service -> Mosquitto -> subscriber."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from kit.testing import wait_for
+
+SENSOR_COUNT = 11
+KIT = f"pw{os.getpid()}"
+
+
+@pytest.fixture
+def power_env(kit_env, tmp_path):
+    flag = tmp_path / "powered-off"
+    # a kit id of its own: retained messages of other tests on the shared broker cannot be mistaken for ours
+    env = {**kit_env["env"], "FIELDKIT_KIT_ID": KIT, "FIELDKIT_POWER_SIM_INTERVAL": "0.1", "FIELDKIT_POWER_SIM_SEED": "5",
+           "FIELDKIT_POWER_HOLD_SECONDS": "1.5", "FIELDKIT_POWER_PUBLISH_SECONDS": "0.5",
+           "FIELDKIT_POWER_SHUTDOWN_COMMAND": f"touch {flag}"}
+    return env, flag
+
+
+def test_service_process_publishes_discovery_state_and_shuts_down_on_a_flat_battery(power_env, listen, db):
+    env, flag = power_env
+    rec = listen("homeassistant/#")
+    listen(f"fieldkit/{KIT}/power/#")
+    proc = subprocess.Popen([sys.executable, "-m", "kit", "run", "power"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        configs = lambda: {t: p for t, p in rec.messages if t.startswith("homeassistant/sensor/")}  # noqa: E731
+        wait_for(lambda: len(configs()) == SENSOR_COUNT, 20, what="discovery configs")
+        soc = configs()[f"homeassistant/sensor/fieldkit_{KIT}_battery_soc/config"]
+        assert soc["unit_of_measurement"] == "%" and soc["device_class"] == "battery"
+        assert soc["state_class"] == "measurement" and soc["unique_id"] == f"fieldkit_{KIT}_battery_soc"
+        assert soc["device"]["identifiers"] == [f"fieldkit_{KIT}"]
+        assert soc["availability"][0]["topic"] == f"fieldkit/{KIT}/power/health"
+        assert soc["state_topic"] == f"fieldkit/{KIT}/power/state"
+        energy = configs()[f"homeassistant/sensor/fieldkit_{KIT}_solar_yield_today/config"]
+        assert energy["state_class"] == "total_increasing" and energy["unit_of_measurement"] == "kWh"
+
+        state = wait_for(lambda: next((p for t, p in reversed(rec.messages) if t == f"fieldkit/{KIT}/power/state"
+                                       and p["battery"]["available"] and p["solar"]["available"]), None),
+                         20, what="a live state")
+        assert 80 <= state["battery"]["soc"] <= 90 and 12 < state["battery"]["voltage"] < 14
+        assert state["solar"]["charge_state"] in ("bulk", "float", "off")
+
+        # Home Assistant restarts: it says "online" (not JSON) and the configs come again.
+        before = len([t for t, _ in rec.messages if t.endswith("battery_soc/config")])
+        listener = _raw_client(env)
+        listener.publish("homeassistant/status", b"online").wait_for_publish(5)
+        wait_for(lambda: len([t for t, _ in rec.messages if t.endswith("battery_soc/config")]) > before, 10,
+                 what="configs republished after homeassistant/status online")
+
+        # A lead rehearses a dying battery: SOC falls under the warning, then the voltage under the floor.
+        listener.publish(f"fieldkit/{KIT}/power/cmd/sim", b'{"soc_percent": 20}').wait_for_publish(5)
+        low = lambda: [p["level"] for t, p in rec.messages if t == f"fieldkit/{KIT}/power/event/low"]  # noqa: E731
+        wait_for(lambda: "warning" in low(), 15, what="the battery-low warning")
+        assert not flag.exists()
+        listener.publish(f"fieldkit/{KIT}/power/cmd/sim", b'{"battery_volts": 11.2}').wait_for_publish(5)
+        wait_for(flag.exists, 15, what="the shutdown command")
+        assert low() == ["warning", "critical"]
+        types = [r["type"] for r in db.query("SELECT type FROM events WHERE type LIKE 'power.%' ORDER BY seq")]
+        assert types == ["power.low", "power.low", "power.shutdown"]
+        assert db.scalar("SELECT COUNT(*) FROM power_history_fine") >= 1  # flushed before powering off
+
+        # A crash leaves the last will: Home Assistant marks every sensor unavailable.
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        wait_for(lambda: any(t == f"fieldkit/{KIT}/power/health" and p.get("state") == "offline"
+                             for t, p in rec.messages), 30, what="the last will")
+        listener.loop_stop()
+        listener.disconnect()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _raw_client(env):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"ha-{os.getpid()}")
+    client.connect("127.0.0.1", int(env["FIELDKIT_MQTT_PORT"]))
+    client.loop_start()
+    return client
+
+
+def test_a_silent_source_is_published_as_unavailable_never_as_live(kit_env, monkeypatch, listen):
+    monkeypatch.setenv("FIELDKIT_KIT_ID", KIT + "b")
+    monkeypatch.setenv("FIELDKIT_POWER_SIM_INTERVAL", "0.05")
+    monkeypatch.setenv("FIELDKIT_POWER_STALE_SECONDS", "0.6")
+    monkeypatch.setenv("FIELDKIT_POWER_PUBLISH_SECONDS", "0.2")
+    from kit.config import load_config
+    from kit.service import make_context
+    from power.service import PowerService
+    from power.sources import Sources
+
+    ctx = make_context("power", load_config())
+    assert ctx.bus.start(wait=5)
+    rec = listen(f"fieldkit/{KIT}b/power/state")
+    sources = Sources(ctx.config).start()
+    service = PowerService(ctx, sources)
+    service.attach()
+
+    def loop():
+        while ctx.sleep(0.05):
+            service.step()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        live = lambda: [p for _, p in rec.messages if p["battery"]["available"]]  # noqa: E731
+        wait_for(lambda: live(), 10, what="live state")
+        n = len(rec.messages)
+        sources.sim.unplug("monitor")
+        sources.sim.unplug("charger")
+        stale = wait_for(lambda: next((p for _, p in rec.messages[n:] if not p["available"]), None), 10,
+                         what="state marked unavailable")
+        assert stale["battery"]["voltage"] is None and stale["battery"]["soc"] is None
+        assert stale["solar"]["power"] is None and stale["estimate"]["hours_left"] is None
+        assert ctx.health_state == "degraded" and "no battery reading" in ctx.health_detail["reason"]
+        n = len(rec.messages)
+        sources.sim.plug("charger")
+        sources.sim.plug("monitor")
+        wait_for(lambda: any(p["battery"]["available"] for _, p in rec.messages[n:]), 10, what="live again")
+        wait_for(lambda: ctx.health_state == "ok", 5, what="health ok again")
+    finally:
+        ctx.stopping.set()
+        thread.join(5)
+        sources.stop()
+        ctx.bus.stop()
+        ctx.db.close()

@@ -1,0 +1,77 @@
+"""The power state model (freshness, time left) and the two-resolution history in a real SQLite file."""
+
+from __future__ import annotations
+
+from power.history import FINE, HistoryRecorder, query
+from power.state import PowerState, time_left_hours
+
+CHARGER = {"battery_v": 12.9, "solar_v": 19.0, "solar_w": 41, "yield_today_kwh": 0.12, "charge_state": "bulk",
+           "error": "", "error_code": 0, "load_on": True, "load_a": 0.0}
+MONITOR = {"battery_v": 12.9, "battery_a": 2.4, "battery_w": 31, "soc_percent": 86.0, "ttg_minutes": None}
+
+
+def test_state_merges_charger_and_monitor_and_estimates_time_left_at_this_load():
+    state = PowerState(stale_seconds=10, capacity_wh=1280, floor_percent=10)
+    state.update("charger", CHARGER, at=100.0)
+    state.update("monitor", MONITOR, at=100.0)
+    snap = state.snapshot(now=101.0)
+    assert snap["battery"]["soc"] == 86.0 and snap["battery"]["source"] == "monitor"
+    assert snap["solar"]["power"] == 41 and snap["solar"]["charge_state"] == "bulk"
+    assert snap["load"]["consumption_w"] == 10.0  # 41 W from the sun, 31 W into the battery
+    # (86 - 10) % of 1280 Wh at 10 W
+    assert snap["estimate"]["hours_left"] == round(0.76 * 1280 / 10, 1)
+    assert time_left_hours(50, 10, 1000, 0.1) is None  # not discharging: no estimate
+
+
+def test_a_stale_source_is_unavailable_and_its_values_are_gone():
+    state = PowerState(stale_seconds=10)
+    state.update("charger", CHARGER, at=100.0)
+    state.update("monitor", MONITOR, at=105.0)
+    snap = state.snapshot(now=112.0)
+    assert snap["solar"]["available"] is False and snap["solar"]["power"] is None
+    assert snap["battery"]["available"] is True and snap["battery"]["voltage"] == 12.9
+    snap = state.snapshot(now=116.0)
+    assert snap["available"] is False
+    assert all(snap["battery"][k] is None for k in ("voltage", "current", "power", "soc"))
+    assert snap["estimate"]["hours_left"] is None and snap["load"]["consumption_w"] is None
+
+
+def test_charger_only_gives_voltage_but_no_soc():
+    state = PowerState()
+    state.update("charger", CHARGER, at=1.0)
+    snap = state.snapshot(now=2.0)
+    assert snap["battery"]["voltage"] == 12.9 and snap["battery"]["soc"] is None
+    assert snap["battery"]["source"] == "charger"
+
+
+def test_history_keeps_two_resolutions_and_leaves_gaps_for_unavailable_data(db):
+    state = PowerState(stale_seconds=5)
+    rec = HistoryRecorder(db, fine_seconds=10, coarse_seconds=300, fine_keep_seconds=3600, coarse_keep_seconds=86400)
+    t0 = 1_700_000_100.0
+    for i in range(0, 1200):  # 20 minutes at 1 reading/s, the source silent between minute 10 and 12
+        t = t0 + i
+        if not (600 <= i < 720):
+            state.update("monitor", {**MONITOR, "soc_percent": 80 - i / 100}, at=t)
+        rec.add(state.snapshot(now=t, wall=t), t)
+    rec.flush()
+    fine = db.query(f"SELECT t, soc FROM {FINE} ORDER BY t")
+    assert 100 <= len(fine) <= 120  # ~11 buckets of the 120 silent seconds are missing (5 s grace)
+    gaps = [b["t"] - a["t"] for a, b in zip(fine, fine[1:], strict=False)]
+    assert max(gaps) >= 100
+    assert abs(fine[0]["soc"] - 79.96) < 0.1
+    coarse = query(db, since=t0 - 7200, now=t0 + 1200, fine_keep_seconds=600)
+    assert coarse["resolution"] == "coarse" and 4 <= len(coarse["samples"]) <= 5
+    recent = query(db, since=t0 + 900, now=t0 + 1200, fine_keep_seconds=3600)
+    assert recent["resolution"] == "fine" and 25 <= len(recent["samples"]) <= 31
+    assert recent["samples"][-1]["soc"] < recent["samples"][0]["soc"]
+
+
+def test_old_history_is_pruned(db):
+    rec = HistoryRecorder(db, fine_seconds=10, coarse_seconds=300, fine_keep_seconds=60, coarse_keep_seconds=600)
+    state = PowerState()
+    for i in range(0, 2000, 5):
+        state.update("monitor", MONITOR, at=float(i))
+        rec.add(state.snapshot(now=float(i), wall=1e9 + i), 1e9 + i)
+    rec.flush()
+    assert db.scalar(f"SELECT MIN(t) FROM {FINE}") >= 1e9 + 2000 - 80
+    assert db.scalar("SELECT MIN(t) FROM power_history_coarse") >= 1e9 + 2000 - 900
