@@ -1,0 +1,223 @@
+"""Checkout: a sale request (web, CLI) → one committed sale with a gapless receipt number.
+
+One ``BEGIN IMMEDIATE`` transaction holds everything a sale is: the idempotency check, the receipt
+number, the ledger event, the projection rows, the stock and the receipt's print job. A double-tapped
+Pay sends the same idempotency key twice and gets the same sale back; the same key with a different
+cart is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+from kit.config import Config
+from kit.db import Database
+from kit.ledger import Ledger, canonical_json
+from pos import printqueue, receipts
+from pos.catalogue import CatalogueError, check_qty, find_product, sold_by_sku
+from pos.money import MoneyError, check_cents, parse_cents
+from pos.pricing import CartItem, CheckoutError, PricedCart, Tender, parse_discount, price_cart, settle
+from pos.records import next_receipt_number, now_iso, receipt_prefix, record
+from pos.shifts import ensure_open_shift
+
+log = logging.getLogger("fieldkit.pos")
+MAX_ITEMS = 200
+MAX_KEY = 100
+
+
+class IdempotencyConflict(CheckoutError):
+    """The idempotency key was already used for a different cart or payment."""
+
+
+@dataclass
+class SaleRequest:
+    items: list[dict]  # [{"sku", "qty", "discount"?}]
+    payments: list[Tender]
+    discount: dict | None = None
+    idempotency_key: str | None = None
+
+    def normalised(self) -> dict:
+        return {"items": self.items, "discount": self.discount,
+                "payments": [vars(t) for t in self.payments]}
+
+    def request_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.normalised()).encode()).hexdigest()
+
+
+@dataclass
+class SaleResult:
+    sale: dict  # the sale document (ledger payload)
+    replayed: bool = False
+
+    @property
+    def receipt(self) -> str:
+        return self.sale["receipt"]
+
+    @property
+    def change_cents(self) -> int:
+        return self.sale["change_cents"]
+
+
+def _amount(spec: dict, what: str) -> int:
+    try:
+        if "amount_cents" in spec:
+            return check_cents(spec["amount_cents"], what=what)
+        if "amount" in spec:
+            return parse_cents(spec["amount"], what=what)
+    except MoneyError as e:
+        raise CheckoutError(str(e)) from None
+    raise CheckoutError(f"{what} needs 'amount' (like \"20.00\") or 'amount_cents'")
+
+
+def parse_sale_request(body: object) -> SaleRequest:
+    """Validate a JSON sale request; every problem is a CheckoutError with a clear message."""
+    if not isinstance(body, dict):
+        raise CheckoutError("the sale must be a JSON object with 'items' and 'payments'")
+    items = body.get("items")
+    if not isinstance(items, list) or not items:
+        raise CheckoutError("the cart is empty: 'items' must list at least one product")
+    if len(items) > MAX_ITEMS:
+        raise CheckoutError(f"a sale may have at most {MAX_ITEMS} lines")
+    norm_items = []
+    for i, it in enumerate(items, start=1):
+        if not isinstance(it, dict) or not isinstance(it.get("sku"), str) or not it["sku"].strip():
+            raise CheckoutError(f"item {i}: needs a 'sku'")
+        qty = it.get("qty", 1)
+        try:
+            check_qty(qty)
+        except CatalogueError as e:
+            raise CheckoutError(f"item {i} ({it['sku'][:64]}): {e}") from None
+        d = parse_discount(it.get("discount"), what=f"item {i} discount")
+        norm_items.append({"sku": it["sku"].strip()[:64], "qty": qty,
+                           "discount": None if d is None else {"kind": d.kind, "value": d.value, "reason": d.reason}})
+    d = parse_discount(body.get("discount"), what="cart discount")
+    pays = body.get("payments", [])
+    if not isinstance(pays, list):
+        raise CheckoutError("'payments' must be a list")
+    tenders = []
+    for i, p in enumerate(pays, start=1):
+        if not isinstance(p, dict):
+            raise CheckoutError(f"payment {i}: must be an object")
+        method = p.get("method")
+        if method not in ("cash", "card", "other"):
+            raise CheckoutError(f"payment {i}: method must be cash, card or other")
+        tenders.append(Tender(method, _amount(p, f"payment {i} amount"), str(p.get("reference", "") or "")[:64],
+                              str(p.get("last4", "") or "")))
+    key = body.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 8 <= len(key) <= MAX_KEY):
+        raise CheckoutError(f"idempotency_key must be text of 8 to {MAX_KEY} characters")
+    return SaleRequest(norm_items, tenders, None if d is None else {"kind": d.kind, "value": d.value, "reason": d.reason}, key)
+
+
+def _discount_of(spec: dict | None):
+    from pos.pricing import Discount
+
+    return None if spec is None else Discount(spec["kind"], spec["value"], spec["reason"])
+
+
+def _existing(conn, key: str, request_hash: str) -> SaleResult | None:
+    row = conn.execute("SELECT request_hash, document FROM pos_sales WHERE idempotency_key = ?", (key,)).fetchone()
+    if row is None:
+        return None
+    if row["request_hash"] != request_hash:
+        raise IdempotencyConflict("this Pay was already used for a different cart or payment "
+                                  f"(receipt {json.loads(row['document'])['receipt']}); start a new sale")
+    return SaleResult(json.loads(row["document"]), replayed=True)
+
+
+def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest, *, by: str = "merch") -> SaleResult:
+    """Commit one sale. Raises CheckoutError (nothing written) or returns the committed sale."""
+    request_hash = request.request_hash()
+    if request.idempotency_key:
+        found = _existing(db.conn, request.idempotency_key, request_hash)  # fast path without the write lock
+        if found:
+            return found
+    with db.transaction() as conn:
+        if request.idempotency_key:
+            found = _existing(conn, request.idempotency_key, request_hash)
+            if found:
+                return found
+        cart_items = []
+        for it in request.items:
+            try:
+                p = find_product(conn, it["sku"])
+            except CatalogueError as e:
+                raise CheckoutError(str(e)) from None
+            if not p.active:
+                raise CheckoutError(f"{p.label} ({p.sku}) is not on sale")
+            cart_items.append(CartItem(p.sku, p.name, p.variant, it["qty"], p.price_cents, p.tax_bp, _discount_of(it["discount"])))
+        priced = price_cart(cart_items, _discount_of(request.discount), config["pos.prices_include_tax"])
+        settlement = settle(priced.total_cents, request.payments)
+        oversold = _oversold(conn, priced)
+        shift_id = ensure_open_shift(conn, ledger, by)
+        prefix = receipt_prefix(config)
+        n = next_receipt_number(conn, prefix)
+        doc = _sale_document(priced, request, request_hash, settlement, prefix, n, shift_id, config, ledger, by, oversold)
+        record(conn, ledger, "pos.sale", doc)
+        printqueue.enqueue(conn, f"receipt:{doc['receipt']}", "pos", f"Receipt {doc['receipt']}",
+                           receipts.receipt_lines(doc, config), receipt=doc["receipt"], clock=ledger.clock)
+    log.info("event=sale receipt=%s total_cents=%d change_cents=%d lines=%d oversold=%s",
+             doc["receipt"], doc["total_cents"], doc["change_cents"], len(doc["lines"]), ",".join(oversold) or "-")
+    return SaleResult(doc)
+
+
+def _oversold(conn, priced: PricedCart) -> list[str]:
+    sold = sold_by_sku(conn)
+    wanted: dict[str, int] = {}
+    for ln in priced.lines:
+        wanted[ln.sku] = wanted.get(ln.sku, 0) + ln.qty
+    out = []
+    for sku, qty in wanted.items():
+        stock = conn.execute("SELECT stock FROM pos_products WHERE sku = ?", (sku,)).fetchone()[0]
+        if stock is not None and sold.get(sku, 0) + qty > stock:
+            out.append(sku)
+    return out
+
+
+def _sale_document(priced: PricedCart, request: SaleRequest, request_hash: str, settlement, prefix: str, n: int,
+                   shift_id: str, config: Config, ledger: Ledger, by: str, oversold: list[str]) -> dict:
+    line_discounts = {i: (it["discount"] or {}) for i, it in enumerate(request.items, start=1)}
+    lines = []
+    for ln in priced.lines:
+        spec = line_discounts[ln.line_no]
+        own = 0
+        if spec:
+            own = _discount_of(spec).amount_of(ln.gross_cents)
+        lines.append({"line_no": ln.line_no, "sku": ln.sku, "name": ln.name, "variant": ln.variant, "qty": ln.qty,
+                      "unit_cents": ln.unit_cents, "tax_bp": ln.tax_bp, "gross_cents": ln.gross_cents,
+                      "line_discount_cents": own, "discount_reason": spec.get("reason", "") if spec else "",
+                      "discount_cents": ln.discount_cents, "total_cents": ln.total_cents, "tax_cents": ln.tax_cents})
+    cart_discount = priced.discount_cents - sum(ln["line_discount_cents"] for ln in lines)
+    return {
+        "id": str(uuid.uuid4()), "kind": "sale", "prefix": prefix, "n": n, "receipt": f"{prefix}-{n}",
+        "shift_id": shift_id, "at": now_iso(ledger.clock), "by": by, "currency": config["kit.currency"],
+        "idempotency_key": request.idempotency_key, "request_hash": request_hash,
+        "prices_include_tax": priced.prices_include_tax,
+        "subtotal_cents": priced.subtotal_cents, "discount_cents": priced.discount_cents,
+        "cart_discount_cents": cart_discount, "discount_reason": priced.discount_reason,
+        "tax_cents": priced.tax_cents, "total_cents": priced.total_cents, "taxes": priced.taxes,
+        "tendered_cents": settlement.tendered_cents, "change_cents": settlement.change_cents,
+        "payments": settlement.payments, "lines": lines, "oversold": oversold,
+    }
+
+
+def sale_view(db: Database, config: Config, sale_id_or_receipt: str) -> dict | None:
+    """A sale as the API and the screens show it: the document, its refunds and its paper status."""
+    conn = db.conn
+    doc = receipts.sale_document(conn, sale_id_or_receipt)
+    if doc is None:
+        return None
+    refunds = [json.loads(r[0]) for r in conn.execute(
+        "SELECT document FROM pos_sales WHERE original_id = ? ORDER BY n", (doc["id"],))]
+    original = None
+    if doc.get("original_id"):
+        original = conn.execute("SELECT receipt FROM pos_sales WHERE id = ?", (doc["original_id"],)).fetchone()[0]
+    lines = receipts.receipt_lines(doc, config, original)
+    return {"sale": doc, "refunds": [{"id": r["id"], "receipt": r["receipt"], "kind": r["kind"],
+                                      "total_cents": r["total_cents"], "at": r["at"]} for r in refunds],
+            "print": printqueue.receipt_status(conn, doc["receipt"]), "receipt_lines": lines,
+            "preview_html": receipts.lines_to_html(lines)}

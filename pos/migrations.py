@@ -1,0 +1,152 @@
+"""The pos feature's tables.
+
+Three families: reference tables rebuilt by importers (products, pickup orders), projections of
+the ledger (everything `fieldkit ledger rebuild` recreates, listed in PROJECTION_TABLES) and the
+print queue, which is operational state: rebuilding must never reprint a day of receipts.
+"""
+
+from kit.db import Migration, MigrationSet
+
+INITIAL = """
+CREATE TABLE pos_products (
+    sku TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    variant TEXT NOT NULL DEFAULT '',
+    price_cents INTEGER NOT NULL CHECK (price_cents >= 0),
+    currency TEXT NOT NULL,
+    tax_bp INTEGER NOT NULL DEFAULT 0,
+    barcode TEXT,
+    stock INTEGER,
+    active INTEGER NOT NULL DEFAULT 1,
+    position INTEGER NOT NULL DEFAULT 0,
+    edited_by TEXT
+);
+CREATE UNIQUE INDEX pos_products_barcode ON pos_products(barcode) WHERE barcode IS NOT NULL AND barcode != '';
+
+CREATE TABLE pos_pickup_orders (
+    code TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    items TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE pos_counters (
+    prefix TEXT PRIMARY KEY,
+    last_n INTEGER NOT NULL
+);
+
+CREATE TABLE pos_shifts (
+    id TEXT PRIMARY KEY,
+    number INTEGER NOT NULL UNIQUE,
+    opened_at TEXT NOT NULL,
+    opened_by TEXT NOT NULL,
+    float_cents INTEGER NOT NULL,
+    auto_opened INTEGER NOT NULL DEFAULT 0,
+    closed_at TEXT,
+    closed_by TEXT,
+    counted_cents INTEGER,
+    counted_detail TEXT,
+    expected_cash_cents INTEGER,
+    difference_cents INTEGER,
+    z_report TEXT
+);
+CREATE UNIQUE INDEX pos_shifts_one_open ON pos_shifts(closed_at IS NULL) WHERE closed_at IS NULL;
+
+CREATE TABLE pos_sales (
+    id TEXT PRIMARY KEY,
+    receipt TEXT NOT NULL UNIQUE,
+    n INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('sale', 'refund', 'void')),
+    original_id TEXT REFERENCES pos_sales(id),
+    shift_id TEXT NOT NULL REFERENCES pos_shifts(id),
+    at TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    request_hash TEXT,
+    currency TEXT NOT NULL,
+    subtotal_cents INTEGER NOT NULL,
+    discount_cents INTEGER NOT NULL,
+    tax_cents INTEGER NOT NULL,
+    total_cents INTEGER NOT NULL,
+    change_cents INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '',
+    by_role TEXT NOT NULL DEFAULT '',
+    oversold TEXT NOT NULL DEFAULT '',
+    seq INTEGER NOT NULL,
+    document TEXT NOT NULL
+);
+CREATE INDEX pos_sales_shift ON pos_sales(shift_id, kind);
+CREATE INDEX pos_sales_original ON pos_sales(original_id) WHERE original_id IS NOT NULL;
+
+CREATE TABLE pos_sale_lines (
+    sale_id TEXT NOT NULL REFERENCES pos_sales(id),
+    line_no INTEGER NOT NULL,
+    original_line_no INTEGER,
+    sku TEXT NOT NULL,
+    name TEXT NOT NULL,
+    variant TEXT NOT NULL DEFAULT '',
+    qty INTEGER NOT NULL,
+    unit_cents INTEGER NOT NULL,
+    tax_bp INTEGER NOT NULL,
+    discount_cents INTEGER NOT NULL,
+    total_cents INTEGER NOT NULL,
+    tax_cents INTEGER NOT NULL,
+    PRIMARY KEY (sale_id, line_no)
+);
+
+CREATE TABLE pos_payments (
+    sale_id TEXT NOT NULL REFERENCES pos_sales(id),
+    idx INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL,
+    tendered_cents INTEGER NOT NULL,
+    reference TEXT NOT NULL DEFAULT '',
+    last4 TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (sale_id, idx)
+);
+
+CREATE TABLE pos_stock_sold (
+    sku TEXT PRIMARY KEY,
+    sold INTEGER NOT NULL
+);
+
+CREATE TABLE pos_cash_moves (
+    id TEXT PRIMARY KEY,
+    shift_id TEXT NOT NULL REFERENCES pos_shifts(id),
+    at TEXT NOT NULL,
+    amount_cents INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    by_role TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE pos_pickups_collected (
+    code TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    by_role TEXT NOT NULL DEFAULT '',
+    items TEXT NOT NULL
+);
+
+CREATE TABLE pos_print_jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_key TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    receipt TEXT,
+    document TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    printed_at TEXT,
+    bytes INTEGER
+);
+CREATE INDEX pos_print_jobs_queued ON pos_print_jobs(status, id);
+CREATE INDEX pos_print_jobs_receipt ON pos_print_jobs(receipt) WHERE receipt IS NOT NULL;
+"""
+
+MIGRATIONS = MigrationSet("pos", [Migration("0001_initial", INITIAL)])
+
+# Child tables first so emptying them never trips a foreign key.
+PROJECTION_TABLES = [
+    "pos_payments", "pos_sale_lines", "pos_cash_moves", "pos_sales", "pos_shifts",
+    "pos_stock_sold", "pos_counters", "pos_pickups_collected",
+]

@@ -1,0 +1,64 @@
+"""The durable print queue: a table filled inside the writer's own transaction, emptied by the pos service.
+
+A sale never waits on paper: it inserts its receipt here and returns; the service prints queued jobs
+in order, marks them done, and retries while the printer is offline or out of paper.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+
+from kit.db import Database
+
+
+def _now(clock=None) -> str:
+    t = clock.time() if clock is not None else datetime.now(UTC).timestamp()
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+
+
+def enqueue(conn: sqlite3.Connection, job_key: str, source: str, title: str, lines: list[dict], *,
+            receipt: str | None = None, clock=None) -> int | None:
+    """Queue a print document once per ``job_key`` (a replayed command does not print twice)."""
+    cur = conn.execute(
+        "INSERT INTO pos_print_jobs (job_key, source, title, receipt, document, created_at) VALUES (?,?,?,?,?,?)"
+        " ON CONFLICT(job_key) DO NOTHING",
+        (job_key, source, title[:120], receipt, json.dumps(lines, separators=(",", ":")), _now(clock)))
+    return cur.lastrowid if cur.rowcount else None
+
+
+def queued(db: Database, limit: int = 20) -> list[dict]:
+    rows = db.query("SELECT * FROM pos_print_jobs WHERE status = 'queued' ORDER BY id LIMIT ?", (limit,))
+    return [dict(r) | {"document": json.loads(r["document"])} for r in rows]
+
+
+def mark_done(db: Database, job_id: int, nbytes: int) -> None:
+    with db.transaction() as conn:
+        conn.execute("UPDATE pos_print_jobs SET status='done', printed_at=?, bytes=?, attempts=attempts+1,"
+                     " last_error='' WHERE id=?", (_now(), nbytes, job_id))
+
+
+def mark_attempt_failed(db: Database, job_id: int, error: str) -> None:
+    with db.transaction() as conn:
+        conn.execute("UPDATE pos_print_jobs SET attempts=attempts+1, last_error=? WHERE id=?", (error[:200], job_id))
+
+
+def mark_unprintable(db: Database, job_id: int, error: str) -> None:
+    """A job the printer can never print (bad document): set aside so it does not block the queue."""
+    with db.transaction() as conn:
+        conn.execute("UPDATE pos_print_jobs SET status='failed', attempts=attempts+1, last_error=? WHERE id=?",
+                     (error[:200], job_id))
+
+
+def depth(db: Database) -> int:
+    return db.scalar("SELECT COUNT(*) FROM pos_print_jobs WHERE status = 'queued'") or 0
+
+
+def receipt_status(conn: sqlite3.Connection, receipt: str) -> dict:
+    """What the screen says about a receipt's paper: queued (and why), printed, or failed."""
+    row = conn.execute("SELECT status, attempts, last_error, printed_at FROM pos_print_jobs WHERE receipt = ?"
+                       " ORDER BY id DESC LIMIT 1", (receipt,)).fetchone()
+    if row is None:
+        return {"status": "none"}
+    return {"status": row["status"], "attempts": row["attempts"], "error": row["last_error"], "printed_at": row["printed_at"]}

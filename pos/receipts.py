@@ -1,0 +1,119 @@
+"""Receipts: one receipt data dict per sale or refund → print lines (paper) and the same lines as HTML.
+
+The receipt is built from the sale's stored document, so a reprint, the preview on screen and the
+paper from the printer all say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sqlite3
+from datetime import datetime
+
+from kit.config import Config
+from kit.db import Database
+from pos import layout, printqueue
+from pos.money import format_cents, format_rate
+from pos.reports import columns
+
+KIND_TITLES = {"sale": "RECEIPT", "refund": "REFUND", "void": "VOID"}
+
+
+def local_time(at_iso: str, config: Config) -> str:
+    return datetime.fromisoformat(at_iso).astimezone(config.tz).strftime("%Y-%m-%d %H:%M")
+
+
+def receipt_lines(doc: dict, config: Config, original_receipt: str | None = None) -> list[dict]:
+    """The print lines of a sale or refund document (its ledger payload)."""
+    w = columns(config)
+    m = format_cents
+    neg = "" if doc["kind"] == "sale" else "-"
+    out: list[dict] = []
+    if config["kit.event"]:
+        out.append(layout.text(config["kit.event"], "center", True, "double"))
+    for h in (config["pos.receipt_header"] or "").split("|"):
+        if h.strip():
+            out.append(layout.text(h.strip(), "center"))
+    out.append(layout.text(f"Kit {config.kit_id}", "center"))
+    out.append(layout.text(KIND_TITLES[doc["kind"]], "center", True))
+    if doc["kind"] != "sale":
+        out.append(layout.text(f"for receipt {original_receipt or doc.get('original_receipt', '')}", "center"))
+        if doc.get("reason"):
+            out.append(layout.text(f"Reason: {doc['reason']}", "center"))
+    out.append(layout.rule(w))
+    for ln in doc["lines"]:
+        label = f"{ln['name']} {ln['variant']}".strip()
+        if ln["qty"] == 0:
+            label = f"Goodwill: {label}"
+        elif ln["qty"] != 1:
+            label = f"{ln['qty']} x {label}"
+        out.append(layout.two_cols(label, neg + m(ln.get("gross_cents", ln["unit_cents"] * ln["qty"])), w))
+        if ln["qty"] > 1:
+            out.append(layout.text(f"    @ {m(ln['unit_cents'])}"))
+        if ln.get("line_discount_cents"):
+            out.append(layout.two_cols(f"    Discount {ln.get('discount_reason', '')}".rstrip(),
+                                       ("" if neg else "-") + m(ln["line_discount_cents"]), w))
+    out.append(layout.rule(w))
+    if doc["discount_cents"]:
+        out.append(layout.two_cols("Subtotal", neg + m(doc["subtotal_cents"]), w))
+        if doc.get("cart_discount_cents"):
+            out.append(layout.two_cols(f"Discount {doc.get('discount_reason', '')}".rstrip(),
+                                       ("" if neg else "-") + m(doc["cart_discount_cents"]), w))
+    out.append(layout.two_cols(f"TOTAL {doc['currency']}", neg + m(doc["total_cents"]), w, bold=True))
+    for t in doc.get("taxes", []):
+        if t["tax_bp"]:
+            word = "incl." if doc.get("prices_include_tax", True) else "plus"
+            out.append(layout.two_cols(f"{word} tax {format_rate(t['tax_bp'])} of {m(t['gross_cents'])}",
+                                       neg + m(t["tax_cents"]), w))
+    out.append(layout.rule(w))
+    for p in doc["payments"]:
+        label = {"cash": "Cash", "card": "Card", "other": "Other"}[p["method"]]
+        if p["method"] == "card":
+            label += f" {p.get('reference', '')}" + (f" ****{p['last4']}" if p.get("last4") else "")
+        elif p["method"] == "other" and p.get("reference"):
+            label += f" ({p['reference']})"
+        shown = p["tendered_cents"] if doc["kind"] == "sale" else p["amount_cents"]
+        out.append(layout.two_cols(label, neg + m(shown), w))
+    if doc.get("change_cents"):
+        out.append(layout.two_cols("CHANGE", m(doc["change_cents"]), w, bold=True))
+    out.append(layout.blank())
+    out.append(layout.text(f"Receipt {doc['receipt']}", "center", True))
+    out.append(layout.text(local_time(doc["at"], config), "center"))
+    out.append(layout.qr(doc["id"]))
+    if config["pos.receipt_footer"]:
+        out.append(layout.text(config["pos.receipt_footer"], "center"))
+    out.append(layout.cut())
+    return out
+
+
+def sale_document(conn: sqlite3.Connection, receipt_or_id: str) -> dict | None:
+    row = conn.execute("SELECT document FROM pos_sales WHERE receipt = ? OR id = ?", (receipt_or_id, receipt_or_id)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def lines_to_html(lines: list[dict]) -> str:
+    """The receipt preview: the print lines as monospace HTML (a QR shows as a labelled box)."""
+    parts = ['<div class="receipt-paper">']
+    for line in lines:
+        if "qr" in line:
+            parts.append(f'<div class="r-qr" title="QR code">[QR {html.escape(line["qr"][:40])}]</div>')
+        elif line.get("cut"):
+            parts.append('<div class="r-cut">- - - - - - - - - - - - - - - - - - - -</div>')
+        else:
+            cls = f"r-line r-{line.get('align', 'left')} r-{line.get('size', 'normal')}" + (" r-bold" if line.get("bold") else "")
+            parts.append(f'<div class="{cls}">{html.escape(line["text"]) or "&nbsp;"}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def reprint(db: Database, config: Config, receipt: str, clock=None) -> int:
+    """Queue a copy of a stored receipt, rebuilt from the sale document and marked as a copy."""
+    with db.transaction() as conn:
+        doc = sale_document(conn, receipt)
+        if doc is None:
+            raise LookupError(f"no receipt {receipt!r} on this kit")
+        lines = [layout.text("*** COPY ***", "center", True)] + receipt_lines(doc, config)
+        copies = conn.execute("SELECT COUNT(*) FROM pos_print_jobs WHERE receipt = ?", (doc["receipt"],)).fetchone()[0]
+        return printqueue.enqueue(conn, f"reprint:{doc['receipt']}:{copies}", "pos", f"Copy of {doc['receipt']}", lines,
+                                  receipt=doc["receipt"], clock=clock)

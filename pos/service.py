@@ -1,0 +1,174 @@
+"""The pos service: owns the receipt printer, prints the durable queue, announces sales on the bus.
+
+- Prints queued jobs in order with a fresh printer connection each; marks them done. While the
+  printer is offline or out of paper it retries every ``pos.printer.retry_seconds`` and reports
+  health ``degraded`` with the reason, and ``pos/state`` says how many receipts are waiting.
+- Takes print documents from other features on ``fieldkit/<kit>/pos/cmd/print`` (kit/topics.py) and
+  answers on ``pos/event/print`` with the request's id: queued, printed or rejected.
+- Takes ``pos/cmd/reprint`` {"id", "receipt"}.
+- Publishes every ``pos.sale`` / ``pos.refund`` in the ledger on ``pos/event/sale``, whoever made it
+  (the web process or ``fieldkit pos sell``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from drivers.base import DeviceUnavailable
+from drivers.printer import PrinterStatus, open_printer, profile_info, render
+from kit import topics
+from kit.service import ServiceContext
+from pos import layout, printqueue, receipts
+
+log = logging.getLogger("fieldkit.pos")
+STATUS_EVERY = 15.0  # seconds between printer checks while the queue is empty
+
+
+class PosService:
+    def __init__(self, ctx: ServiceContext):
+        self.ctx = ctx
+        self.kit = ctx.config.kit_id
+        self.profile = ctx.config["pos.printer.profile"]
+        self.retry = float(ctx.config["pos.printer.retry_seconds"])
+        self.last_seq = ctx.db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") or 0
+        self.printer_status: PrinterStatus | None = None
+        self.next_attempt = 0.0
+        self.next_status = 0.0
+        self.published_state: dict | None = None
+        self.printed_for: dict[int, str] = {}  # job id → cmd/print request id awaiting "printed"
+
+    # --- bus commands ---------------------------------------------------------------------------
+    def on_print(self, _topic: str, msg: dict) -> None:
+        rid = str(msg.get("id") or "")[:80]
+        source = str(msg.get("source") or "unknown")[:40]
+        try:
+            if not rid:
+                raise layout.PrintDocumentError("a print request needs an 'id'")
+            lines = layout.validate_document(msg)
+            with self.ctx.db.transaction() as conn:
+                job = printqueue.enqueue(conn, f"cmd:{source}:{rid}", source, str(msg.get("title") or f"from {source}"),
+                                         lines, clock=self.ctx.clock)
+        except layout.PrintDocumentError as e:
+            log.warning("event=print_rejected source=%s id=%s reason=%r", source, rid, str(e))
+            self._answer({"id": rid, "status": "rejected", "error": str(e)})
+            return
+        if job is not None:
+            self.printed_for[job] = rid
+        log.info("event=print_queued source=%s id=%s job=%s", source, rid, job)
+        self._answer({"id": rid, "status": "queued", "job": job, "queued": printqueue.depth(self.ctx.db)})
+        self.next_attempt = 0.0
+
+    def on_reprint(self, _topic: str, msg: dict) -> None:
+        rid = str(msg.get("id") or "")[:80]
+        try:
+            job = receipts.reprint(self.ctx.db, self.ctx.config, str(msg.get("receipt", ""))[:80], clock=self.ctx.clock)
+        except LookupError as e:
+            self._answer({"id": rid, "status": "rejected", "error": str(e)})
+            return
+        self._answer({"id": rid, "status": "queued", "job": job})
+        self.next_attempt = 0.0
+
+    def _answer(self, payload: dict) -> None:
+        self.ctx.bus.publish(topics.event(self.kit, "pos", "print"), payload, qos=1)
+
+    # --- the loop -------------------------------------------------------------------------------
+    def announce_sales(self) -> None:
+        rows = self.ctx.db.query("SELECT seq, type, payload FROM events WHERE seq > ? AND type IN ('pos.sale', 'pos.refund')"
+                                 " ORDER BY seq LIMIT 500", (self.last_seq,))
+        for r in rows:
+            p = json.loads(r["payload"])
+            self.ctx.bus.publish(topics.event(self.kit, *topics.POS_SALE), {
+                "receipt": p["receipt"], "kind": p["kind"], "total_cents": p["total_cents"], "currency": p["currency"],
+                "items": [{"sku": ln["sku"], "qty": ln["qty"]} for ln in p["lines"]], "seq": r["seq"], "at": p["at"],
+            }, qos=1)
+        if rows:
+            self.last_seq = rows[-1]["seq"]
+        else:
+            self.last_seq = max(self.last_seq, self.ctx.db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") or 0)
+
+    def print_queue(self) -> None:
+        now = time.monotonic()
+        jobs = printqueue.queued(self.ctx.db, limit=10)
+        if not jobs:
+            if now >= self.next_status:
+                self.next_status = now + STATUS_EVERY
+                self._set_status(self._status())
+            return
+        if now < self.next_attempt:
+            return
+        try:
+            printer = open_printer(self.ctx.config)
+        except DeviceUnavailable as e:
+            self._set_status(PrinterStatus(False, "unknown", str(e)))
+            self.next_attempt = now + self.retry
+            return
+        for job in jobs:
+            if self.ctx.stopping.is_set():
+                return
+            try:
+                data = render(job["document"], self.profile)
+            except Exception as e:  # a document the printer can never print must not block the others
+                log.error("event=print_unprintable job=%s error=%r", job["id"], str(e))
+                printqueue.mark_unprintable(self.ctx.db, job["id"], f"cannot render: {e}")
+                continue
+            try:
+                printer.send(data)
+            except DeviceUnavailable as e:
+                printqueue.mark_attempt_failed(self.ctx.db, job["id"], str(e))
+                log.warning("event=print_waiting job=%s receipt=%s reason=%r", job["id"], job["receipt"], str(e))
+                self._set_status(_status_from_error(e))
+                self.next_attempt = time.monotonic() + self.retry
+                return
+            printqueue.mark_done(self.ctx.db, job["id"], len(data))
+            log.info("event=printed job=%s receipt=%s bytes=%d", job["id"], job["receipt"], len(data))
+            self._answer({"id": self.printed_for.pop(job["id"], None), "job": job["id"], "receipt": job["receipt"],
+                          "status": "printed"})
+            self.ctx.beat()
+        self._set_status(PrinterStatus(True, "ok"))
+
+    def _status(self) -> PrinterStatus:
+        try:
+            return open_printer(self.ctx.config).status()
+        except DeviceUnavailable as e:
+            return PrinterStatus(False, "unknown", str(e))
+
+    def _set_status(self, status: PrinterStatus) -> None:
+        queued = printqueue.depth(self.ctx.db)
+        state = {"printer": "online" if status.ready else ("no_paper" if status.paper == "out" else "offline"),
+                 "paper": status.paper, "queued": queued, "reason": status.reason}
+        if state != self.published_state:
+            self.published_state = state
+            self.ctx.bus.publish(topics.state(self.kit, "pos"), state, retain=True, qos=1)
+            if status.ready:
+                self.ctx.health("ok", printer="online", queued=queued)
+            else:
+                reason = status.reason or "Receipt printer unavailable; receipts will queue"
+                if queued:
+                    reason += f" ({queued} waiting)"
+                self.ctx.health("degraded", reason=reason, printer=state["printer"], queued=queued)
+        self.printer_status = status
+
+
+def _status_from_error(e: Exception) -> PrinterStatus:
+    from drivers.printer import PrinterOutOfPaper
+
+    if isinstance(e, PrinterOutOfPaper):
+        return PrinterStatus(True, "out", str(e))
+    return PrinterStatus(False, "unknown", str(e))
+
+
+def run(ctx: ServiceContext) -> None:
+    service = PosService(ctx)
+    try:
+        profile_info(service.profile)
+    except DeviceUnavailable as e:
+        ctx.health("degraded", reason=str(e))
+    ctx.bus.subscribe(topics.cmd(service.kit, *topics.POS_PRINT), service.on_print, qos=1)
+    ctx.bus.subscribe(topics.cmd(service.kit, "pos", "reprint"), service.on_reprint, qos=1)
+    ctx.health("ok")
+    log.info("event=pos_service_started backend=%s profile=%s", ctx.config.backend("pos.printer.backend"), service.profile)
+    while ctx.sleep(0.2):
+        service.announce_sales()
+        service.print_queue()
