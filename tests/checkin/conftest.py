@@ -47,3 +47,60 @@ def make_door(config, db) -> Door:
 @pytest.fixture
 def door(config, db) -> Door:
     return make_door(config, db)
+
+
+def kit_config(home, broker_port: int, kit_id: str, site: str = "testsite", **settings):
+    """A kit of its own (FIELDKIT_HOME, database migrated) on the given broker, simulated devices."""
+    import os
+
+    from kit.config import load_config
+    from kit.db import Database, all_migration_sets, apply_migrations
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDKIT_")}
+    env.update({"FIELDKIT_HOME": str(home), "FIELDKIT_MQTT_PORT": str(broker_port), "FIELDKIT_KIT_ID": kit_id,
+                "FIELDKIT_KIT_SITE": site, "FIELDKIT_KIT_SIMULATE": "1", "FIELDKIT_KIT_CLOCK_ASSUME_SYNCED": "1",
+                "FIELDKIT_CHECKIN_CAMERA_BACKEND": "none", "FIELDKIT_CHECKIN_FEEDBACK_BACKEND": "none"})
+    env.update({f"FIELDKIT_{k.upper()}": str(v) for k, v in settings.items()})
+    config = load_config(env)
+    db = Database(config.db_path)
+    apply_migrations(db, all_migration_sets())
+    db.close()
+    return config
+
+
+class RunningService:
+    """The real checkin service loop on a thread, with its own bus connection."""
+
+    def __init__(self, config):
+        import threading
+
+        from checkin.service import run
+        from kit.service import make_context
+        from kit.testing import wait_for
+
+        self.ctx = make_context("checkin", config)
+        assert self.ctx.bus.start(wait=5), "service bus did not connect"
+        self.thread = threading.Thread(target=run, args=(self.ctx,), daemon=True)
+        self.thread.start()
+        wait_for(lambda: hasattr(self.ctx, "door"), 10, what="checkin service start")
+        self.door = self.ctx.door
+
+    def stop(self) -> None:
+        self.ctx.stopping.set()
+        self.thread.join(10)
+        self.ctx.bus.stop()
+        self.ctx.db.close()
+
+
+@pytest.fixture
+def start_service():
+    running: list[RunningService] = []
+
+    def start(config) -> RunningService:
+        service = RunningService(config)
+        running.append(service)
+        return service
+
+    yield start
+    for service in running:
+        service.stop()
