@@ -18,7 +18,26 @@ log = logging.getLogger("fieldkit.cli")
 
 
 class KitGroup(click.Group):
-    """Turns domain errors into one clear line and exit code 1, never a traceback."""
+    """Turns domain errors into one clear line and exit code 1, never a traceback.
+
+    Feature command groups are added on first use, so a feature's cli module may import
+    helpers from here (``get_config``, ``get_db``) without an import cycle.
+    """
+
+    _features_added = False
+
+    def _add_features(self) -> None:
+        if not KitGroup._features_added:
+            KitGroup._features_added = True
+            _add_feature_commands()
+
+    def list_commands(self, ctx):
+        self._add_features()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self._add_features()
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx):
         from kit.db import DatabaseBusy
@@ -415,9 +434,6 @@ def _add_feature_commands() -> None:
             cli.add_command(feature.cli, feature.cli.name or feature.name)
         for command in feature.extra_cli:
             cli.add_command(command)
-
-
-_add_feature_commands()
 
 
 def main() -> None:

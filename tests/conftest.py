@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Mosquitto, a fresh FIELDKIT_HOME, the kit's database and bus.
+"""Shared fixtures: a real Mosquitto, a fresh FIELDKIT_HOME, the kit's database and bus, a running
+simulated kit (`kit_factory`, `web_kit`) and Debian's chromium through Playwright (`browser`, `page`, `sign_in`).
 
 Feature tests build on these; nothing here fakes a broker, a database or a clock source.
 """
@@ -7,12 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import threading
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from kit.testing import Mosquitto, wait_for
+from kit.testing import Mosquitto, free_port, wait_for
 
 os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(Path.home() / ".cache" / "fieldkit-escpos"))
 
@@ -104,12 +111,141 @@ def listen(config, recorder):
     assert bus.start(wait=5)
 
     def subscribe(pattern: str) -> Recorder:
-        done = threading.Event()
         bus.subscribe(pattern, recorder)
-        bus.client.subscribe(pattern)  # idempotent; ensures the SUBACK below covers it
-        bus.publish("fieldkit/test/sync", json.dumps({"ping": 1}))
-        done.set()
+        # The broker handles SUBSCRIBEs in order: once a probe subscribed after ours echoes back,
+        # ours is active too, and the test cannot miss a message published after this returns.
+        probe = f"fieldkit/test-probe/{os.getpid()}/{id(recorder)}/{len(recorder.messages)}"
+        seen = threading.Event()
+        bus.subscribe(probe, lambda _t, _p: seen.set())
+        wait_for(lambda: (bus.publish(probe, {"probe": 1}), seen.wait(0.2))[1], 5, what="subscription active")
         return recorder
 
     yield subscribe
     bus.stop(clean=False)
+
+
+# --- a running kit and a real browser -------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-component-update", "--disable-sync"]
+
+
+@dataclass
+class RunningKit:
+    home: Path
+    url: str
+    env: dict
+    pins: dict
+    proc: subprocess.Popen
+    log_path: Path
+    services: list[str] = field(default_factory=list)
+
+    def health(self) -> dict:
+        with urllib.request.urlopen(self.url + "api/v1/health", timeout=2) as r:
+            return json.loads(r.read())
+
+    def wait_healthy(self, services: list[str], timeout: float = 30) -> dict:
+        def ready():
+            try:
+                h = self.health()
+            except OSError:
+                return None
+            return h if all(h["services"].get(s) == "ok" for s in services) else None
+
+        try:
+            return wait_for(ready, timeout, 0.2, what=f"services {services} healthy")
+        except TimeoutError:
+            raise AssertionError(f"kit not healthy; log:\n{self.log_path.read_text()[-4000:]}") from None
+
+    def fieldkit(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "kit", *args], env=self.env, capture_output=True, text=True,
+                              timeout=60, check=check)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def start_kit(tmp_path: Path, mosquitto, services: list[str], extra_env: dict | None = None,
+              demo: bool = True) -> RunningKit:
+    home = tmp_path / "kit"
+    port = free_port()
+    env = {**os.environ, "FIELDKIT_HOME": str(home), "FIELDKIT_MQTT_PORT": str(mosquitto.port),
+           "FIELDKIT_WEB_PORT": str(port), "FIELDKIT_WEB_HOST": "127.0.0.1", "FIELDKIT_KIT_SIMULATE": "1",
+           **(extra_env or {})}
+    kit_id = f"e2e{port}"
+    init = subprocess.run([sys.executable, "-m", "kit", "init", "--kit-id", kit_id, "--site", "e2e"]
+                          + (["--demo"] if demo else []), env=env, capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    pins = {}
+    for line in init.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("door", "merch", "lead"):
+            pins[parts[0]] = parts[1]
+    log_path = tmp_path / "up.log"
+    args = [sys.executable, "-m", "kit", "up", "--simulate"] + [a for s in services for a in ("--only", s)]
+    proc = subprocess.Popen(args, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    kit = RunningKit(home, f"http://127.0.0.1:{port}/", env, pins, proc, log_path, services)
+    kit.wait_healthy([s for s in services if s != "status"])
+    return kit
+
+
+@pytest.fixture
+def kit_factory(tmp_path, mosquitto):
+    """kit_factory(["web", "status", "pos"]) starts a simulated kit with those services."""
+    started: list[RunningKit] = []
+
+    def factory(services: list[str], **kw) -> RunningKit:
+        kit = start_kit(tmp_path / f"k{len(started)}", mosquitto, services, **kw)
+        started.append(kit)
+        return kit
+
+    yield factory
+    for kit in started:
+        kit.stop()
+
+
+@pytest.fixture
+def web_kit(kit_factory):
+    """A kit running the web server and the status service (simulated hardware, demo data)."""
+    return kit_factory(["web", "status"])
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not shutil.which("chromium") and not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1024, "height": 600})  # a 7-inch touch screen
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    yield pg
+    context.close()
+
+
+def _sign_in(page, kit: RunningKit, role: str = "lead", path: str = "") -> None:
+    page.goto(kit.url + "login" + (f"?next={path}" if path else ""))
+    page.fill("#pin", kit.pins[role])
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+@pytest.fixture
+def sign_in():
+    """sign_in(page, kit, role="lead", path="") signs the page in with that role's PIN."""
+    return _sign_in

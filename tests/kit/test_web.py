@@ -1,0 +1,99 @@
+"""Web shell through Flask's test client: sign-in, roles, CSRF, throttling, OpenAPI, clock, uploads."""
+
+import re
+
+import pytest
+
+from kit.web.app import create_app
+
+
+@pytest.fixture
+def app(ctx):
+    application = create_app(ctx)
+    application.testing = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_from(html: str) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
+def sign_in(client, pin):
+    page = client.get("/login").get_data(as_text=True)
+    return client.post("/login", data={"pin": pin, "csrf_token": csrf_from(page)})
+
+
+def test_health_answers_without_sign_in(client):
+    r = client.get("/api/v1/health")
+    assert r.status_code == 200 and r.json["ok"] is True and r.json["kit"] == "test1"
+
+
+def test_each_role_lands_on_its_page_and_cannot_reach_the_lead_dashboard(client, kit_env):
+    r = sign_in(client, kit_env["pins"]["door"])
+    assert r.status_code == 302 and r.headers["Location"] == "/door"
+    assert client.get("/api/v1/status").status_code == 403
+    client.get("/")  # a door user asking for the dashboard is sent to the door page
+    assert client.get("/").headers["Location"] == "/door"
+
+
+def test_lead_sees_the_dashboard(client, kit_env):
+    assert sign_in(client, kit_env["pins"]["lead"]).headers["Location"] == "/"
+    html = client.get("/").get_data(as_text=True)
+    assert "Kit health" in html and 'id="svc-web"' in html
+    assert client.get("/api/v1/status").json["kit"] == "test1"
+
+
+def test_api_needs_sign_in(client):
+    r = client.get("/api/v1/status")
+    assert r.status_code == 401 and r.json["code"] == "unauthenticated"
+
+
+def test_post_without_csrf_token_is_refused(client, kit_env):
+    sign_in(client, kit_env["pins"]["lead"])
+    r = client.post("/api/v1/clock", json={"now_ms": 1_800_000_000_000})
+    assert r.status_code == 400 and r.json["code"] == "csrf"
+
+
+def test_wrong_pins_are_refused_then_slowed_down(client, kit_env):
+    codes = [sign_in(client, "000000").status_code for _ in range(4)]
+    assert codes[:3] == [401, 401, 401]
+    r = sign_in(client, kit_env["pins"]["lead"])  # even the right PIN must wait now
+    assert r.status_code == 429
+    assert "Try again in" in r.get_data(as_text=True)
+
+
+def test_lead_sets_the_clock_from_the_phone(client, kit_env, ctx):
+    sign_in(client, kit_env["pins"]["lead"])
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    import time
+
+    phone_ms = int((time.time() + 7200) * 1000)
+    r = client.post("/api/v1/clock", json={"now_ms": phone_ms}, headers={"X-CSRF-Token": token})
+    assert r.status_code == 200 and r.json["method"] == "offset"
+    assert r.json["clock"]["synced"] is True and 7199 < r.json["clock"]["offset_seconds"] < 7201
+    assert client.post("/api/v1/clock", json={"now_ms": 5}, headers={"X-CSRF-Token": token}).status_code == 400
+
+
+def test_openapi_lists_every_api_route(client, app):
+    spec = client.get("/api/v1/openapi.json").json
+    routes = {re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", r.rule) for r in app.url_map.iter_rules()
+              if r.rule.startswith("/api/v1/")}
+    assert routes == set(spec["paths"])
+    assert spec["paths"]["/api/v1/clock"]["post"]["requestBody"]
+
+
+def test_sessions_expire(client, kit_env, ctx, app):
+    sign_in(client, kit_env["pins"]["lead"])
+    with client.session_transaction() as s:
+        s["seen"] -= ctx.config["web.session_minutes"] * 60 + 1
+    assert client.get("/api/v1/status").status_code == 401
+
+
+def test_unknown_api_route_is_json(client):
+    r = client.get("/api/v1/nope")
+    assert r.status_code == 404 and r.json["code"] == "not_found"

@@ -1,0 +1,52 @@
+"""`fieldkit up --simulate` as real processes: every service healthy; a SIGKILLed child comes back."""
+
+import os
+import signal
+
+from kit.testing import wait_for
+
+
+def child_pids(kit) -> dict[str, int]:
+    """Service name -> pid, from the health messages (each carries its pid)."""
+    import json
+    import urllib.request
+
+    pids = {}
+    for line in kit.log_path.read_text().splitlines():
+        if "event=child_started" in line:
+            parts = dict(p.split("=", 1) for p in line.split() if "=" in p)
+            pids[parts["name"]] = int(parts["pid"])
+    assert json.loads(urllib.request.urlopen(kit.url + "api/v1/health", timeout=2).read())["ok"]
+    return pids
+
+
+def test_a_killed_service_is_restarted_and_healthy_again(kit_factory):
+    kit = kit_factory(["web", "status"])
+    status_pid = child_pids(kit)["status"]
+    os.kill(status_pid, signal.SIGKILL)
+    wait_for(lambda: kit.health()["services"]["status"] == "offline", 15, what="last will seen by the web process")
+    wait_for(lambda: child_pids(kit)["status"] != status_pid, 15, what="restart")
+    kit.wait_healthy(["status"], timeout=20)
+    assert "event=child_exited name=status code=-9" in kit.log_path.read_text()
+
+
+def test_ctrl_c_stops_every_process(kit_factory):
+    kit = kit_factory(["web", "status"])
+    pids = child_pids(kit)
+    kit.stop()
+    assert kit.proc.returncode == 0
+    for pid in pids.values():
+        wait_for(lambda pid=pid: not _alive(pid), 10, what=f"pid {pid} gone")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill 0; it is gone for our purpose
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
