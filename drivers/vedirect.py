@@ -236,6 +236,13 @@ class BlockMerger:
             self._released = True
         return out
 
+    def flush(self) -> list[dict[str, str]]:
+        """The cycle in progress if it was not released yet (at the end of a capture)."""
+        if self._pending and not self._released:
+            self._released = True
+            return [dict(self._pending)]
+        return []
+
 
 # --- decoding ------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """How the core finds the power feature's parts (see kit/features.py)."""
 
 from kit.features import Feature
+from power.cli import power_group
 from power.migrations import MIGRATIONS
 
 
@@ -21,5 +22,6 @@ FEATURE = Feature(
     title="Power",
     migrations=MIGRATIONS,
     service=_service,
+    cli=power_group,
     doctor_checks=[_doctor],
 )

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 
@@ -92,48 +91,22 @@ def _raw_client(env):
     return client
 
 
-def test_a_silent_source_is_published_as_unavailable_never_as_live(kit_env, monkeypatch, listen):
-    monkeypatch.setenv("FIELDKIT_KIT_ID", KIT + "b")
-    monkeypatch.setenv("FIELDKIT_POWER_SIM_INTERVAL", "0.05")
-    monkeypatch.setenv("FIELDKIT_POWER_STALE_SECONDS", "0.6")
-    monkeypatch.setenv("FIELDKIT_POWER_PUBLISH_SECONDS", "0.2")
-    from kit.config import load_config
-    from kit.service import make_context
-    from power.service import PowerService
-    from power.sources import Sources
-
-    ctx = make_context("power", load_config())
-    assert ctx.bus.start(wait=5)
-    rec = listen(f"fieldkit/{KIT}b/power/state")
-    sources = Sources(ctx.config).start()
-    service = PowerService(ctx, sources)
-    service.attach()
-
-    def loop():
-        while ctx.sleep(0.05):
-            service.step()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        live = lambda: [p for _, p in rec.messages if p["battery"]["available"]]  # noqa: E731
-        wait_for(lambda: live(), 10, what="live state")
-        n = len(rec.messages)
-        sources.sim.unplug("monitor")
-        sources.sim.unplug("charger")
-        stale = wait_for(lambda: next((p for _, p in rec.messages[n:] if not p["available"]), None), 10,
-                         what="state marked unavailable")
-        assert stale["battery"]["voltage"] is None and stale["battery"]["soc"] is None
-        assert stale["solar"]["power"] is None and stale["estimate"]["hours_left"] is None
-        assert ctx.health_state == "degraded" and "no battery reading" in ctx.health_detail["reason"]
-        n = len(rec.messages)
-        sources.sim.plug("charger")
-        sources.sim.plug("monitor")
-        wait_for(lambda: any(p["battery"]["available"] for _, p in rec.messages[n:]), 10, what="live again")
-        wait_for(lambda: ctx.health_state == "ok", 5, what="health ok again")
-    finally:
-        ctx.stopping.set()
-        thread.join(5)
-        sources.stop()
-        ctx.bus.stop()
-        ctx.db.close()
+def test_a_silent_source_is_published_as_unavailable_never_as_live(power_service, listen):
+    ctx, sources = power_service.ctx, power_service.sources
+    rec = listen(f"fieldkit/{power_service.kit_id}/power/state")
+    live = lambda: [p for _, p in rec.messages if p["battery"]["available"]]  # noqa: E731
+    wait_for(lambda: live(), 10, what="live state")
+    n = len(rec.messages)
+    sources.sim.unplug("monitor")
+    sources.sim.unplug("charger")
+    stale = wait_for(lambda: next((p for _, p in rec.messages[n:] if not p["available"]), None), 10,
+                     what="state marked unavailable")
+    assert stale["battery"]["voltage"] is None and stale["battery"]["soc"] is None
+    assert stale["solar"]["power"] is None and stale["estimate"]["hours_left"] is None
+    wait_for(lambda: ctx.health_state == "degraded", 5, what="health degraded")
+    assert "cannot be opened" in ctx.health_detail["reason"]
+    n = len(rec.messages)
+    sources.sim.plug("charger")
+    sources.sim.plug("monitor")
+    wait_for(lambda: any(p["battery"]["available"] for _, p in rec.messages[n:]), 10, what="live again")
+    wait_for(lambda: ctx.health_state == "ok", 5, what="health ok again")
