@@ -1,0 +1,280 @@
+"""The cues service: owns the DMX widget, the GPIO lights and sensors and the mpv players.
+
+It ticks the engine at ``cues.frame_rate``, listens on the bus (admissions, sales, battery news,
+``cues/cmd/*``), picks up a newly imported cue sheet (refusing a broken one and keeping the old),
+writes a light ledger event per fire / stop (from its own thread, so no trigger waits on the disk)
+and keeps ``cues/state`` (retained) current for the cue screen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+from cues.clock import RealClock
+from cues.documents import KIND, current_sheet_row, empty_sheet, load_current_sheet, sound_dir
+from cues.engine import Engine, Outputs
+from cues.sheet import Sheet, SheetError
+from drivers.audio import open_audio
+from drivers.base import DeviceUnavailable
+from drivers.dmx import open_dmx
+from drivers.gpio_inputs import SensorBank
+from drivers.lights import LightBank, gpio_factory
+from kit import topics
+
+log = logging.getLogger("fieldkit.cues")
+LEDGER_EVENTS = {"fired": "cues.fired", "stopped": "cues.stopped", "stop_all": "cues.stop_all"}
+COMMANDS = ("fire", "go", "stop", "stop_all", "next", "back", "reload")
+
+
+class CueService:
+    def __init__(self, config, db, bus, ledger, clock=None, outputs: Outputs | None = None):
+        self.config, self.db, self.bus, self.ledger = config, db, bus, ledger
+        self.clock = clock or RealClock()
+        self.kit = config.kit_id
+        self.sheet_version = 0
+        self.problem = ""
+        self._ledger_queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._state_lock = threading.Lock()
+        self._last_state = ""
+        self.sensors: SensorBank | None = None
+        self.lights: LightBank | None = None
+        self._pins = None
+        sheet = self._initial_sheet()
+        if outputs is None:
+            outputs = Outputs(dmx=self._open(open_dmx), audio=self._open(open_audio), sound_dir=sound_dir(config))
+        outputs.publish = self._publish
+        self.outputs = outputs
+        self.engine = Engine(sheet, self.clock, outputs, tz=config.tz, power_policy=config["cues.low_battery"],
+                             dim_percent=config["cues.low_battery_dim_percent"], listener=self._on_engine_event)
+        self._open_gpio(sheet)
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _open(self, opener):
+        try:
+            return opener(self.config)
+        except DeviceUnavailable as e:
+            log.warning("event=output_unavailable error=%r", str(e))
+            self.problem = str(e)
+            return None
+
+    def _initial_sheet(self) -> Sheet:
+        try:
+            sheet, self.sheet_version = load_current_sheet(self.db)
+        except (SheetError, OSError) as e:
+            log.error("event=cue_sheet_unreadable error=%r", str(e))
+            self.problem = f"the stored cue sheet cannot be read: {e}"
+            sheet, self.sheet_version = None, current_sheet_row(self.db)["version"]
+        return sheet or empty_sheet()
+
+    def _open_gpio(self, sheet: Sheet) -> None:
+        """(Re)open the lights and sensors the sheet names; the engine drives lights through ``outputs``."""
+        for bank in (self.sensors, self.lights):
+            if bank is not None:
+                bank.close()
+        self.sensors = self.lights = None
+        if not sheet.lights and not sheet.sensors:
+            self.outputs.lights = None
+            return
+        self._pins = self._pins or gpio_factory(self.config)
+        if self._pins is None:
+            self.problem = "no GPIO on this machine: sensors and GPIO lights are off (set cues.gpio.backend)"
+            return
+        self.lights = LightBank(sheet.lights, self._pins) if sheet.lights else None
+        self.outputs.lights = self.lights
+        if sheet.sensors:
+            self.sensors = SensorBank(sheet.sensors, self._pins, self.engine.sensor_event)
+
+    def start(self) -> None:
+        for pattern, handler in (
+            (topics.cmd(self.kit, "cues", "+"), self._on_command),
+            (topics.event(self.kit, *topics.CHECKIN_SCANNED), lambda _t, p: self.engine.admission(p)),
+            (topics.event(self.kit, *topics.POS_SALE), lambda _t, p: self.engine.sale(p)),
+            (topics.event(self.kit, *topics.POWER_LOW), self._on_power_low),
+            (topics.state(self.kit, "power"), self._on_power_state),
+            (topics.event(self.kit, *topics.SYNC_DOCUMENT), self._on_document),
+        ):
+            self.bus.subscribe(pattern, handler, qos=1)
+        for target, name in ((self._tick_loop, "cues-tick"), (self._ledger_loop, "cues-ledger")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self.publish_state(force=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._ledger_queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for bank in (self.sensors, self.lights):
+            if bank is not None:
+                bank.close()
+        for out in (self.outputs.dmx, self.outputs.audio):
+            if out is not None:
+                out.close()
+
+    # -- loops -----------------------------------------------------------------------------------
+    def _tick_loop(self) -> None:
+        period = 1.0 / max(1, self.config["cues.frame_rate"])
+        last_state = 0.0
+        while not self._stop.wait(period):
+            self.engine.tick()
+            if time.monotonic() - last_state >= 0.2:  # the cue screen needs ~5 updates a second, no more
+                last_state = time.monotonic()
+                self.publish_state()
+
+    def _ledger_loop(self) -> None:
+        while True:
+            item = self._ledger_queue.get()
+            if item is None:
+                return
+            kind, payload = item
+            try:
+                with self.db.transaction() as conn:
+                    self.ledger.append(conn, kind, payload)
+            except Exception:
+                log.exception("event=ledger_write_failed type=%s", kind)
+
+    def maintain(self) -> None:
+        """Once a second: reconnect outputs, pick up a new cue sheet, report health."""
+        if self.outputs.dmx is not None:
+            self.outputs.dmx.maintain()
+        row = current_sheet_row(self.db)
+        if row is not None and row["version"] != self.sheet_version:
+            self.reload()
+
+    def reload(self) -> str:
+        """Load the newest imported sheet; a sheet that fails validation leaves the running one in place."""
+        try:
+            sheet, version = load_current_sheet(self.db)
+        except (SheetError, OSError) as e:
+            row = current_sheet_row(self.db)
+            self.sheet_version = row["version"] if row else self.sheet_version
+            self.problem = f"cue sheet v{self.sheet_version} refused, the previous one keeps running: {e}"
+            log.warning("event=cue_sheet_refused version=%s error=%r", self.sheet_version, str(e))
+            return self.problem
+        if sheet is None:
+            return "no cue sheet imported"
+        self.engine.load(sheet)
+        self.sheet_version = version
+        self.problem = ""
+        with self.engine.lock:
+            self._open_gpio(sheet)
+        log.info("event=cue_sheet_loaded version=%s name=%r", version, sheet.name)
+        self.publish_state(force=True)
+        return f"loaded {sheet.name} (v{version})"
+
+    # -- bus -------------------------------------------------------------------------------------
+    def _publish(self, topic: str, payload: dict) -> None:
+        if not topic.startswith((topics.ROOT + "/", "homeassistant/")):
+            topic = f"{topics.ROOT}/{self.kit}/{topic.lstrip('/')}"
+        self.bus.publish(topic, payload)
+
+    def _on_engine_event(self, kind: str, payload: dict) -> None:
+        if kind in LEDGER_EVENTS:
+            self._ledger_queue.put((LEDGER_EVENTS[kind], payload))
+        self.bus.publish(topics.event(self.kit, "cues", kind), payload)
+
+    def _on_power_low(self, _topic: str, payload: dict) -> None:
+        soc = payload.get("soc_percent")
+        self.engine.battery_event(str(payload.get("level", "")), soc if isinstance(soc, int | float) else None)
+
+    def _on_power_state(self, _topic: str, payload: dict) -> None:
+        soc = payload.get("soc_percent")
+        if isinstance(soc, int | float) and not isinstance(soc, bool):
+            with self.engine.lock:
+                self.engine.battery.soc_percent = float(soc)
+
+    def _on_document(self, _topic: str, payload: dict) -> None:
+        if payload.get("kind") != KIND or not payload.get("path"):
+            return
+        from kit.documents import DocumentError, import_document
+
+        path = Path(str(payload["path"]))
+        try:
+            import_document(self.config, self.db, KIND, path.read_bytes(), path.name, source="hq",
+                            source_version=str(payload.get("source_version") or ""))
+        except (DocumentError, OSError) as e:
+            self.problem = f"cue sheet from HQ refused: {e}"
+            log.warning("event=cue_sheet_refused source=hq error=%r", str(e))
+
+    def _on_command(self, topic: str, payload: dict) -> None:
+        name = topic.rsplit("/", 1)[-1]
+        answer = {"id": payload.get("id"), "command": name, "ok": True}
+        try:
+            answer["message"] = self.command(name, payload)
+        except (KeyError, ValueError) as e:
+            answer.update(ok=False, error=str(e).strip("'\""))
+            log.warning("event=command_refused command=%s error=%r", name, str(e))
+        self.bus.publish(topics.event(self.kit, "cues", "done"), answer)
+
+    def command(self, name: str, payload: dict) -> str:
+        """One command from the bus, the CLI or the cue screen; KeyError/ValueError say what is wrong."""
+        by = str(payload.get("by") or "manual")[:40]
+        if name == "fire":
+            cue_name = str(payload.get("cue") or payload.get("name") or "")
+            if cue_name not in {c.name for c in self.engine.sheet.cues}:
+                raise KeyError(f"no cue called {cue_name!r}")
+            return f"fired {self.engine.fire(cue_name, by).title}"
+        if name == "go":
+            cue = self.engine.go(by)
+            return f"fired {cue.title}" if cue else "end of the cue list"
+        if name == "stop":
+            return f"stopped {self.engine.stop(str(payload.get('cue', '')), by)} run(s)"
+        if name == "stop_all":
+            self.engine.stop_all(by)
+            return "stopped everything"
+        if name in ("next", "back"):
+            cue = self.engine.move_playhead(1 if name == "next" else -1)
+            return f"standing by: {cue.title if cue else 'end of the list'}"
+        if name == "reload":
+            return self.reload()
+        raise ValueError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
+
+    # -- state -----------------------------------------------------------------------------------
+    def status(self) -> dict:
+        outputs = {}
+        for name, out in (("dmx", self.outputs.dmx), ("audio", self.outputs.audio), ("lights", self.lights),
+                          ("sensors", self.sensors)):
+            outputs[name] = out.status() if out is not None and hasattr(out, "status") else {"available": False,
+                                                                                            "detail": "not fitted"}
+        return outputs
+
+    def health(self) -> tuple[str, str]:
+        reasons = [self.problem] if self.problem else []
+        reasons += [s["detail"] for s in self.status().values() if s.get("detail") and s["detail"] != "not fitted"]
+        return ("degraded", "; ".join(reasons)) if reasons else ("ok", "")
+
+    def publish_state(self, force: bool = False) -> None:
+        state = self.engine.snapshot()
+        state["outputs"] = self.status()
+        state["sheet_version"] = self.sheet_version
+        state["problem"] = self.problem
+        text = json.dumps(state, sort_keys=True, default=str)
+        with self._state_lock:
+            if text == self._last_state and not force:
+                return
+            self._last_state = text
+        self.bus.publish(topics.state(self.kit, "cues"), state, retain=True)
+
+
+def run(ctx) -> None:
+    """``fieldkit run cues``."""
+    service = CueService(ctx.config, ctx.db, ctx.bus, ctx.ledger, clock=RealClock(ctx.clock.time))
+    service.start()
+    announced = None
+    try:
+        while ctx.sleep(1.0):
+            service.maintain()
+            health = service.health()
+            if health != announced:
+                announced = health
+                ctx.health(health[0], **({"reason": health[1]} if health[1] else {}))
+    finally:
+        service.stop()
