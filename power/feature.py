@@ -11,6 +11,12 @@ def _service(ctx) -> None:
     run(ctx)
 
 
+def _blueprint():
+    from power.web import blueprint
+
+    return blueprint()
+
+
 def _doctor(config) -> list:
     from power.doctor import checks
 
@@ -23,5 +29,7 @@ FEATURE = Feature(
     migrations=MIGRATIONS,
     service=_service,
     cli=power_group,
+    blueprint=_blueprint,
+    nav=("Power", "/power", "lead"),
     doctor_checks=[_doctor],
 )

@@ -22,7 +22,8 @@ def power_service(kit_env, monkeypatch, request):
     """Start PowerService on the simulated charger + BMV (fast blocks, short staleness)."""
     kit_id = f"pw{os.getpid()}{request.node.name[-12:].replace('_', '')}"[:32]
     for key, value in {"KIT_ID": kit_id, "POWER_SIM_INTERVAL": "0.05", "POWER_STALE_SECONDS": "0.6",
-                       "POWER_PUBLISH_SECONDS": "0.2", "POWER_SIM_SEED": "11"}.items():
+                       "POWER_PUBLISH_SECONDS": "0.2", "POWER_SIM_SEED": "11",
+                       "POWER_HISTORY_FINE_SECONDS": "1"}.items():
         monkeypatch.setenv(f"FIELDKIT_{key}", value)
     from kit.config import load_config
     from kit.service import make_context
