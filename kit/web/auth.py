@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-from flask import Blueprint, abort, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, g, jsonify, make_response, redirect, render_template, request, session, url_for
 from markupsafe import Markup
 
 from kit.secrets import Secrets, SecretsError
@@ -93,7 +93,7 @@ def check_csrf() -> None:
     if not expected or not hmac.compare_digest(sent, expected):
         log.warning("event=csrf_rejected path=%s client=%s", request.path, request.remote_addr)
         if _wants_json():
-            abort(jsonify(error="missing or wrong CSRF token; reload the page", code="csrf"), 400)
+            abort(make_response(jsonify(error="missing or wrong CSRF token; reload the page", code="csrf"), 400))
         abort(400, "The form expired. Go back, reload the page and try again.")
 
 
