@@ -184,8 +184,10 @@ class EscposReceiptPrinter(ReceiptPrinter):
             if p.device is None:
                 raise PrinterOffline(self._offline_reason)
             return p
-        except DeviceUnavailable:
+        except PrinterOffline:
             raise
+        except DeviceUnavailable as e:
+            raise PrinterOffline(str(e)) from None
         except Exception as e:  # escpos raises its own errors, OSError, usb.core errors, RuntimeError
             raise PrinterOffline(f"{self._offline_reason} ({type(e).__name__}: {str(e)[:120]})") from None
 

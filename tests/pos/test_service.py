@@ -1,0 +1,99 @@
+"""The pos service with the simulated printer and a real broker: queue, offline and back, bus print jobs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from drivers.printer import SimulatedReceiptPrinter, profile_info, sim_folder
+from drivers.printer_decode import text_lines
+from kit import topics
+from kit.testing import wait_for
+
+
+@pytest.fixture
+def service(ctx, pos_kit):
+    from pos.service import run
+
+    ctx.config = pos_kit.config.with_values(pos__printer__retry_seconds=0.2)
+    sim = SimulatedReceiptPrinter(sim_folder(ctx.config))
+    sim.set_state(online=False)
+    t = threading.Thread(target=run, args=(ctx,), daemon=True)
+    yield ctx, sim, t
+    ctx.stopping.set()
+    t.join(5)
+
+
+def _printed_lines(path) -> list[str]:
+    return text_lines(path.read_bytes(), profile_info("TM-T20II")["code_pages"])
+
+
+def test_receipts_wait_while_the_printer_is_off_and_print_when_it_is_back(service, pos_kit, listen):
+    ctx, sim, thread = service
+    kit = ctx.config.kit_id
+    rec = listen(f"fieldkit/{kit}/#")
+    thread.start()
+    a = pos_kit.sell("TS-L", "STICKER:2", pay=[{"method": "cash", "amount": "50.00"}]).sale
+    b = pos_kit.sell("HOODIE-M", pay=[{"method": "card", "reference": "T-77", "amount": "45.00"}]).sale
+    rec.wait(lambda msgs: any(t == topics.health(kit, "test") and p.get("state") == "degraded"
+                              and "switched off" in p.get("reason", "") and p.get("queued") == 2 for t, p in msgs),
+             what="degraded health with the reason")
+    state = rec.on(topics.state(kit, "pos"))[-1]
+    assert state["printer"] == "offline" and state["queued"] == 2
+    assert sim.outputs() == []
+    assert pos_kit.db.scalar("SELECT COUNT(*) FROM pos_print_jobs WHERE status='queued' AND attempts > 0") >= 1
+
+    sim.set_state(online=True)
+    wait_for(lambda: len(sim.outputs()) == 2, 10, what="both receipts printed")
+    rec.wait(lambda msgs: any(t == topics.health(kit, "test") and p.get("state") == "ok" for t, p in msgs[-20:]),
+             what="health ok again")
+    first = _printed_lines(sim.outputs()[0])
+    assert "Night Market" in first and f"Receipt {a['receipt']}" in first
+    assert any(line.startswith("CHANGE") and line.endswith("21.00") for line in first)
+    assert f"[QR {a['id']}]" in first
+    second = _printed_lines(sim.outputs()[1])
+    assert any(line.startswith("Card T-77") for line in second)
+    assert pos_kit.db.scalar("SELECT COUNT(*) FROM pos_print_jobs WHERE status='done'") == 2
+    sales = rec.on(topics.event(kit, *topics.POS_SALE))
+    assert [s["receipt"] for s in sales] == [a["receipt"], b["receipt"]]
+    assert sales[0]["total_cents"] == 2900 and sales[0]["items"] == [{"sku": "TS-L", "qty": 1}, {"sku": "STICKER", "qty": 2}]
+
+
+def test_other_features_print_over_the_bus_and_bad_jobs_are_rejected(service, listen):
+    ctx, sim, thread = service
+    sim.set_state(online=True)
+    kit = ctx.config.kit_id
+    rec = listen(topics.event(kit, "pos", "print"))
+    thread.start()
+    sheet = {"id": "rehearsal-1", "source": "checkin", "lines": [
+        {"text": "REHEARSAL TICKETS", "align": "center", "bold": True, "size": "double"},
+        {"qr": "TEST-TICKET-VALID"}, {"text": "valid"}, {"cut": True}]}
+    ctx.bus.publish(topics.cmd(kit, *topics.POS_PRINT), sheet, qos=1)
+    ctx.bus.publish(topics.cmd(kit, *topics.POS_PRINT), sheet, qos=1)  # a repeated command prints once
+    ctx.bus.publish(topics.cmd(kit, *topics.POS_PRINT), {"id": "bad-1", "lines": [{"text": 3}]}, qos=1)
+    rec.wait(lambda msgs: any(p.get("id") == "rehearsal-1" and p.get("status") == "printed" for _, p in msgs),
+             what="printed answer")
+    rec.wait(lambda msgs: any(p.get("id") == "bad-1" and p.get("status") == "rejected" for _, p in msgs),
+             what="rejected answer")
+    wait_for(lambda: sim.outputs(), 5)
+    assert len(sim.outputs()) == 1
+    lines = _printed_lines(sim.outputs()[0])
+    assert lines[:2] == ["REHEARSAL TICKETS", "[QR TEST-TICKET-VALID]"]
+    bad = next(p for _, p in rec.messages if p.get("id") == "bad-1")
+    assert "text must be a string" in bad["error"]
+
+
+def test_reprint_prints_a_marked_copy(service, pos_kit, listen):
+    ctx, sim, thread = service
+    sim.set_state(online=True)
+    kit = ctx.config.kit_id
+    thread.start()
+    s = pos_kit.sell("TOTE").sale
+    wait_for(lambda: len(sim.outputs()) == 1, 10)
+    reply = ctx.bus.request("pos", "reprint", {"receipt": s["receipt"]})
+    assert reply and reply["status"] == "queued"
+    wait_for(lambda: len(sim.outputs()) == 2, 10)
+    copy = _printed_lines(sim.outputs()[1])
+    assert copy[0] == "*** COPY ***" and f"Receipt {s['receipt']}" in copy
+    assert kit
