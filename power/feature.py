@@ -17,6 +17,12 @@ def _blueprint():
     return blueprint()
 
 
+def _demo(config, db) -> None:
+    from power.demo import demo_setup
+
+    demo_setup(config, db)
+
+
 def _doctor(config) -> list:
     from power.doctor import checks
 
@@ -32,4 +38,5 @@ FEATURE = Feature(
     blueprint=_blueprint,
     nav=("Power", "/power", "lead"),
     doctor_checks=[_doctor],
+    demo_setup=_demo,
 )

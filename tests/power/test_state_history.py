@@ -75,3 +75,18 @@ def test_old_history_is_pruned(db):
     rec.flush()
     assert db.scalar(f"SELECT MIN(t) FROM {FINE}") >= 1e9 + 2000 - 80
     assert db.scalar("SELECT MIN(t) FROM power_history_coarse") >= 1e9 + 2000 - 900
+
+
+def test_demo_history_fills_a_week_with_days_and_nights(config, db):
+    from power.demo import demo_setup
+    from power.history import query
+
+    now = 1_750_000_000.0
+    assert demo_setup(config, db, days=3, now=now) > 8000
+    week = query(db, since=now - 3 * 86400, now=now)
+    assert week["resolution"] == "coarse"
+    solar = [s["solar_w"] for s in week["samples"]]
+    assert max(solar) > 30 and min(solar) == 0  # sunny days and dark nights
+    assert all(0 <= s["soc"] <= 100 for s in week["samples"])
+    day = query(db, since=now - 3600, now=now)
+    assert day["resolution"] == "fine" and len(day["samples"]) >= 300
