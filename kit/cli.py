@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 
 import click
@@ -55,8 +56,13 @@ class KitGroup(click.Group):
         except OSError as e:
             if e.errno == 28:
                 click.secho(f"error: the disk is full ({e.filename or ''}); free space on the data partition", fg="red", err=True)
-                sys.exit(1)
-            raise
+            else:
+                click.secho(f"error: {e.filename or ''}: {e.strerror or e}", fg="red", err=True)
+            sys.exit(1)
+        except sqlite3.OperationalError as e:
+            hint = "free space on the data partition" if "full" in str(e) else "run `fieldkit doctor`"
+            click.secho(f"error: the database said: {e}; {hint}", fg="red", err=True)
+            sys.exit(1)
 
 
 def get_config() -> Config:

@@ -31,6 +31,8 @@ def init_kit(
         probe.unlink()
     except PermissionError:
         raise ConfigError(f"{data}: the data dir is not writable; fix its owner (chown fieldkit) or set FIELDKIT_HOME") from None
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{data}: the data dir is a file, not a directory; move it away or set FIELDKIT_DATA_DIR") from None
     os.chmod(data, 0o750)
     lock = DatabaseLock(config.db_path)
     lock.exclusive()
