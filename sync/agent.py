@@ -1,0 +1,340 @@
+"""The sync agent's work: one session uploads the ledger to HQ and pulls documents.
+
+A session: probe HQ's health, ask for this kit's high-water mark (an HQ restored from an old backup
+reports less than our cursor: rewind and send the gap again), upload the ledger in seq order in
+batches, move the cursor only after HQ answered for every record of a batch, park a record HQ refuses
+(with HQ's reason) instead of retrying it forever, then fetch changed documents.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kit import topics
+from kit.config import Config
+from kit.db import Database
+from kit.ledger import events_after, last_seq
+from sync.client import BatchRejected, HQClient, SyncError
+from sync.credentials import NotJoined, hq_credentials
+
+log = logging.getLogger("fieldkit.sync")
+Progress = Callable[[int, int], None]  # (events handled this session, events to handle)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def retry_delay(failures: int, low: float, high: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: half fixed, half random, so many kits do not retry in step."""
+    capped = min(high, low * (2 ** max(0, failures - 1)))
+    return capped / 2 + (rng or random).uniform(0, capped / 2)
+
+
+@dataclass
+class SessionResult:
+    uploaded: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    parked: int = 0
+    rewound_from: int | None = None
+    documents: list[dict] = field(default_factory=list)
+    cursor: int = 0
+    hwm: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class SessionBusy(SyncError):
+    """Another process (the service or `fieldkit sync now`) is syncing right now."""
+
+
+class SessionLock:
+    """One sync session at a time per kit, across processes."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / "sync.lock"
+        self.fd: int | None = None
+
+    def acquire(self, wait: float = 0.0) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    self.fd = None
+                    raise SessionBusy("another sync session is running") from None
+                time.sleep(0.1)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+class SyncAgent:
+    def __init__(self, config: Config, db: Database, bus=None, publish_every: float = 0.5):
+        self.config, self.db, self.bus = config, db, bus
+        self.publish_every = publish_every
+        self._last_publish = 0.0
+        self.syncing = False
+        self.progress: tuple[int, int] = (0, 0)
+        self.online: bool | None = None
+
+    # --- stored state ---------------------------------------------------------------------------
+    def hq_url(self) -> str:
+        return (self.config["sync.hq_url"] or "").strip().rstrip("/")
+
+    def cursor(self) -> int:
+        return int(self.db.scalar("SELECT cursor FROM sync_cursor WHERE hq_url = ?", (self.hq_url(),)) or 0)
+
+    def _set_cursor(self, conn, cursor: int, hwm: int | None = None) -> None:
+        conn.execute(
+            "INSERT INTO sync_cursor (hq_url, cursor, hq_hwm, updated_at) VALUES (?,?,?,?)"
+            " ON CONFLICT(hq_url) DO UPDATE SET cursor = excluded.cursor,"
+            " hq_hwm = COALESCE(excluded.hq_hwm, sync_cursor.hq_hwm), updated_at = excluded.updated_at",
+            (self.hq_url(), cursor, hwm, utc_now()))
+
+    def _status(self, **values: str | None) -> None:
+        with self.db.transaction() as conn:
+            for key, value in values.items():
+                if value is None:
+                    conn.execute("DELETE FROM sync_status WHERE key = ?", (key,))
+                else:
+                    conn.execute("INSERT INTO sync_status (key, value) VALUES (?, ?) ON CONFLICT(key)"
+                                 " DO UPDATE SET value = excluded.value", (key, value))
+
+    def state(self) -> dict:
+        """What the dashboard, `fieldkit sync status` and the retained ``sync/state`` topic show."""
+        status = {r["key"]: r["value"] for r in self.db.query("SELECT key, value FROM sync_status")}
+        row = self.db.query_one("SELECT cursor, hq_hwm FROM sync_cursor WHERE hq_url = ?", (self.hq_url(),))
+        cursor = row["cursor"] if row else 0
+        newest = last_seq(self.db)
+        try:
+            hq_credentials(self.config)
+            configured = True
+        except NotJoined:
+            configured = False
+        parked = self.db.query("SELECT seq, event_id, error, parked_at FROM sync_parked ORDER BY seq LIMIT 20")
+        return {
+            "configured": configured,
+            "hq_url": self.hq_url(),
+            "online": self.online,
+            "syncing": self.syncing,
+            "cursor": cursor,
+            "last_seq": newest,
+            "backlog": max(0, newest - cursor),
+            "hq_hwm": row["hq_hwm"] if row else None,
+            "parked": self.db.scalar("SELECT COUNT(*) FROM sync_parked") or 0,
+            "parked_records": [dict(r) for r in parked],
+            "last_success": status.get("last_success"),
+            "last_error": status.get("last_error"),
+            "last_error_at": status.get("last_error_at"),
+            "last_attempt": status.get("last_attempt"),
+            "progress": {"done": self.progress[0], "total": self.progress[1]},
+            "documents": [dict(r) for r in self.db.query(
+                "SELECT kind, hq_version, filename, received_at, applied, local_version, result FROM sync_documents"
+                " WHERE hq_id IN (SELECT MAX(hq_id) FROM sync_documents GROUP BY kind) ORDER BY kind")],
+        }
+
+    def publish_state(self, force: bool = True) -> dict | None:
+        if self.bus is None:
+            return None
+        now = time.monotonic()
+        if not force and now - self._last_publish < self.publish_every:
+            return None
+        self._last_publish = now
+        state = self.state()
+        self.bus.publish(topics.state(self.config.kit_id, "sync"), state, retain=True, qos=1)
+        return state
+
+    # --- a session ------------------------------------------------------------------------------
+    def client(self) -> HQClient:
+        url, token = hq_credentials(self.config)
+        return HQClient(url, token, self.config.kit_id, self.config["sync.timeout_seconds"], self.config["sync.hq_ca_file"])
+
+    def run_session(self, progress: Progress | None = None, lock_wait: float = 0.0,
+                    stop: Callable[[], bool] | None = None) -> SessionResult:
+        """One full session under the cross-process lock. Raises SyncError (and NotJoined) on failure."""
+        lock = SessionLock(self.config.data_dir)
+        lock.acquire(lock_wait)
+        self.syncing = True
+        self._status(last_attempt=utc_now())
+        client = None
+        try:
+            client = self.client()
+            result = self._session(client, progress, stop)
+        except (SyncError, NotJoined) as e:
+            self.online = False if not isinstance(e, NotJoined) else None
+            self._status(last_error=str(e), last_error_at=utc_now())
+            log.warning("event=sync_failed error=%r", str(e))
+            raise
+        finally:
+            if client is not None:
+                client.close()
+            self.syncing = False
+            lock.release()
+            self.publish_state()
+        self._status(last_success=utc_now(), last_error=None, last_error_at=None)
+        self.publish_state()
+        return result
+
+    def _session(self, client: HQClient, progress: Progress | None, stop: Callable[[], bool] | None) -> SessionResult:
+        client.health()
+        self.online = True
+        result = SessionResult()
+        hwm = client.hwm()
+        cursor = self.cursor()
+        if hwm < cursor:
+            # HQ lost what it had acknowledged (restored from an older backup): send the gap again.
+            log.warning("event=hq_behind_cursor hwm=%d cursor=%d action=resend_gap", hwm, cursor)
+            result.rewound_from = cursor
+            cursor = hwm
+        with self.db.transaction() as conn:
+            self._set_cursor(conn, cursor, hwm)
+        total = max(0, last_seq(self.db) - cursor)
+        self.progress = (0, total)
+        if progress:
+            progress(0, total)
+        batch_size = max(1, int(self.config["sync.batch_size"]))
+        while not (stop and stop()):
+            events = events_after(self.db, cursor, batch_size)
+            if not events:
+                break
+            cursor = self._upload(client, events, result)
+            result.hwm = max(result.hwm, hwm)
+            done = result.uploaded
+            total = max(total, done + max(0, last_seq(self.db) - cursor))
+            self.progress = (done, total)
+            if progress:
+                progress(done, total)
+            self.publish_state(force=False)
+        result.cursor = cursor
+        result.documents = self.pull_documents(client)
+        log.info("event=sync_session_done uploaded=%d stored=%d duplicate=%d parked=%d cursor=%d documents=%d",
+                 result.uploaded, result.stored, result.duplicate, result.parked, cursor, len(result.documents))
+        return result
+
+    def _upload(self, client: HQClient, events: list, result: SessionResult) -> int:
+        """Send one batch (split when HQ refuses it whole); returns the new cursor."""
+        try:
+            answer = client.upload(events)
+        except BatchRejected as e:
+            if len(events) > 1:
+                log.warning("event=batch_rejected status=%s size=%d action=split", e.status, len(events))
+                half = len(events) // 2
+                self._upload(client, events[:half], result)
+                return self._upload(client, events[half:], result)
+            answers = [{"id": events[0].id, "seq": events[0].seq, "status": "refused", "error": f"HQ {e.status}: {e}"}]
+            hwm = None
+        else:
+            answers, hwm = answer.results, answer.hwm
+        with self.db.transaction() as conn:
+            for event, answer_ in zip(events, answers, strict=True):
+                status = answer_.get("status")
+                if status == "refused":
+                    error = str(answer_.get("error") or "refused by HQ")[:500]
+                    conn.execute(
+                        "INSERT INTO sync_parked (seq, event_id, error, parked_at) VALUES (?,?,?,?)"
+                        " ON CONFLICT(seq) DO UPDATE SET error = excluded.error, attempts = sync_parked.attempts + 1",
+                        (event.seq, event.id, error, utc_now()))
+                    result.parked += 1
+                    log.warning("event=record_parked seq=%d id=%s error=%r", event.seq, event.id, error)
+                elif status in ("stored", "duplicate"):
+                    conn.execute("DELETE FROM sync_parked WHERE seq = ?", (event.seq,))
+                    result.stored += status == "stored"
+                    result.duplicate += status == "duplicate"
+                else:
+                    raise SyncError(f"HQ answered an unknown status {status!r} for seq {event.seq}")
+            cursor = events[-1].seq
+            self._set_cursor(conn, cursor, hwm)
+        result.uploaded += len(events)
+        return cursor
+
+    # --- documents ------------------------------------------------------------------------------
+    def retry_parked(self) -> int:
+        """Send parked records again (after HQ was fixed): rewind the cursor to before the first one."""
+        first = self.db.scalar("SELECT MIN(seq) FROM sync_parked")
+        if first is None:
+            return 0
+        with self.db.transaction() as conn:
+            self._set_cursor(conn, min(self.cursor(), int(first) - 1))
+        return int(self.db.scalar("SELECT COUNT(*) FROM sync_parked"))
+
+    def pull_documents(self, client: HQClient) -> list[dict]:
+        """Download each document whose HQ id we do not have yet; store, apply if we can, announce."""
+        known = {r[0] for r in self.db.query("SELECT hq_id FROM sync_documents")}
+        received = []
+        for meta in client.manifest():
+            if meta["id"] in known:
+                continue
+            data = client.download(meta["id"])
+            if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+                raise SyncError(f"document {meta['kind']} v{meta['version']} arrived damaged (checksum differs)")
+            received.append(self._store_document(meta, data))
+        return received
+
+    def _store_document(self, meta: dict, data: bytes) -> dict:
+        from kit.documents import DocumentError, document_kinds, import_document
+
+        folder = self.config.data_dir / "sync" / "documents" / meta["kind"]
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(meta["filename"]).name)[:80]
+        path = folder / f"{meta['id']:06d}-{safe or 'document'}"
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        applied, local_version, outcome = False, None, "stored; no importer for this kind on this kit"
+        kinds = document_kinds()
+        if self.config["sync.apply_documents"] and meta["kind"] in kinds:
+            try:
+                record, report = import_document(self.config, self.db, meta["kind"], data, meta["filename"],
+                                                 source="hq", source_version=str(meta["id"]), kinds=kinds)
+                applied, local_version, outcome = True, record.version if record else None, report.summary()
+            except DocumentError as e:
+                outcome = f"not imported: {e}"
+            except Exception as e:  # an importer's bug must not stop sync; the lead sees the reason
+                log.exception("event=document_import_crashed kind=%s", meta["kind"])
+                outcome = f"not imported: {e.__class__.__name__}: {e}"
+        elif meta["kind"] in kinds:
+            outcome = "stored; sync.apply_documents is off, the owning feature applies it"
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO sync_documents (hq_id, kind, hq_version, scope, filename, sha256, path,"
+                " received_at, applied, local_version, result) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (meta["id"], meta["kind"], meta["version"], meta.get("scope", ""), meta["filename"], meta["sha256"],
+                 str(path), utc_now(), int(applied), local_version, outcome))
+        announcement = {"kind": meta["kind"], "path": str(path), "version": local_version, "source_version": str(meta["id"]),
+                        "hq_version": meta["version"], "filename": meta["filename"], "applied": applied, "result": outcome}
+        if self.bus is not None:
+            self.bus.publish(topics.event(self.config.kit_id, *topics.SYNC_DOCUMENT), announcement, qos=1)
+        log.info("event=document_received kind=%s hq_id=%s applied=%s result=%r", meta["kind"], meta["id"], applied, outcome)
+        return announcement
+
+
+def parked_records(db: Database) -> list[dict]:
+    return [dict(r) for r in db.query("SELECT * FROM sync_parked ORDER BY seq")]
+
+
+def dumps(state: dict) -> str:
+    return json.dumps(state, indent=2, default=str)

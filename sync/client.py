@@ -1,0 +1,150 @@
+"""The kit's HTTP client for HQ: one keep-alive connection per session, gzip JSON-lines uploads.
+
+Errors are sorted by what the agent should do about them:
+``HQUnreachable`` (no route, timeout, cut connection, 5xx): wait and try again later;
+``HQRejectsKit`` (401/403/404): the kit's URL or token is wrong, a lead must fix it;
+``BatchRejected`` (any other 4xx for the whole batch): split the batch, park a single record.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import ssl
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from kit.ledger import Event
+
+
+class SyncError(Exception):
+    pass
+
+
+class HQUnreachable(SyncError):
+    pass
+
+
+class HQRejectsKit(SyncError):
+    pass
+
+
+class BatchRejected(SyncError):
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class UploadAnswer:
+    results: list[dict]
+    hwm: int
+
+
+def encode_batch(events: list[Event]) -> bytes:
+    lines = "\n".join(json.dumps(e.as_dict(), separators=(",", ":"), ensure_ascii=False) for e in events)
+    return gzip.compress(lines.encode(), compresslevel=5)
+
+
+class HQClient:
+    def __init__(self, url: str, token: str, kit: str, timeout: float = 20.0, ca_file: str = ""):
+        parts = urlsplit(url.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SyncError(f"HQ address {url!r} must start with http:// or https://")
+        self.scheme, self.host = parts.scheme, parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.base = parts.path
+        self.token, self.kit, self.timeout = token, kit, timeout
+        self.ca_file = ca_file
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self.scheme == "https":
+                context = ssl.create_default_context(cafile=self.ca_file or None)
+                self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=context)
+            else:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                auth: bool = True) -> tuple[int, dict, bytes]:
+        hdrs = {"User-Agent": "fieldkit-sync", **(headers or {})}
+        if auth:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        try:
+            conn = self._connection()
+            conn.request(method, self.base + path, body=body, headers=hdrs)
+            response = conn.getresponse()
+            data = response.read()
+            status, rheaders = response.status, {k.lower(): v for k, v in response.getheaders()}
+        except (OSError, http.client.HTTPException) as e:  # timeouts and TLS errors are OSErrors
+            self.close()  # a half-used connection cannot be trusted again
+            raise HQUnreachable(f"HQ at {self.scheme}://{self.host}:{self.port} unreachable: {e.__class__.__name__}: {e}") from None
+        if rheaders.get("connection", "").lower() == "close":
+            self.close()
+        if status >= 500 or status == 429:
+            raise HQUnreachable(f"HQ answered {status}: {_error_text(data)}")
+        if status in (401, 403, 404) and auth:
+            raise HQRejectsKit(f"HQ refuses kit {self.kit!r} ({status}): {_error_text(data)}; check `fieldkit sync join`")
+        return status, rheaders, data
+
+    def _json(self, method: str, path: str, **kw) -> dict:
+        status, _, data = self.request(method, path, **kw)
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            raise HQUnreachable(f"HQ answered {status} with something that is not JSON (a captive portal?)") from None
+        if not isinstance(answer, dict):
+            raise HQUnreachable("HQ answered with unexpected JSON")
+        if status >= 400:
+            raise BatchRejected(_error_text(data), status)
+        return answer
+
+    def kit_path(self, tail: str) -> str:
+        return f"/api/v1/kits/{quote(self.kit, safe='')}/{tail}"
+
+    def health(self) -> dict:
+        answer = self._json("GET", "/api/v1/health", auth=False)
+        if answer.get("status") != "ok":
+            raise HQUnreachable(f"HQ is not healthy: {answer}")
+        return answer
+
+    def hwm(self) -> int:
+        return int(self._json("GET", self.kit_path("hwm"))["hwm"])
+
+    def upload(self, events: list[Event]) -> UploadAnswer:
+        body = encode_batch(events)
+        status, _, data = self.request("POST", self.kit_path("events"), body=body, headers={
+            "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"})
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            raise HQUnreachable(f"HQ answered {status} with something that is not JSON") from None
+        if status in (200, 422) and isinstance(answer, dict) and isinstance(answer.get("results"), list):
+            if len(answer["results"]) != len(events):
+                raise HQUnreachable(f"HQ answered {len(answer['results'])} results for {len(events)} records")
+            return UploadAnswer(answer["results"], int(answer.get("hwm") or 0))
+        raise BatchRejected(_error_text(data), status)
+
+    def manifest(self) -> list[dict]:
+        return list(self._json("GET", self.kit_path("documents"))["documents"])
+
+    def download(self, doc_id: int) -> bytes:
+        status, _, data = self.request("GET", self.kit_path(f"documents/{int(doc_id)}"))
+        if status != 200:
+            raise BatchRejected(_error_text(data), status)
+        return data
+
+
+def _error_text(data: bytes) -> str:
+    try:
+        return str(json.loads(data).get("error", ""))[:300]
+    except (ValueError, AttributeError):
+        return data[:200].decode("utf-8", "replace")

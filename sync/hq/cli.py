@@ -1,0 +1,244 @@
+"""``fieldkit hq ...``: run HQ, register kits, put documents, import settlements, build the report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kit.cli import get_config
+from sync.errors import FriendlyGroup
+
+
+def hq_engine(url: str | None = None):
+    """The HQ database from --db, else hq.database_url, else hq.db in the data dir; schema ensured."""
+    from sync.hq.store import create_schema, make_engine
+
+    config = get_config()
+    url = url or config["hq.database_url"] or f"sqlite:///{config.data_dir / 'hq.db'}"
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    create_schema(engine)
+    return engine
+
+
+db_option = click.option("--db", "db_url", help="HQ database URL (default: hq.database_url, else hq.db in the data dir).")
+
+
+@click.group("hq", cls=FriendlyGroup)
+def hq_group() -> None:
+    """HQ: receive every kit's events, hand out documents, reconcile across kits.
+
+    \b
+    Example:
+      fieldkit hq kits add door1 --site market
+      fieldkit hq serve --db postgresql://fieldkit@localhost/hq
+    """
+
+
+@hq_group.command("serve")
+@db_option
+@click.option("--host", help="Listen address (default: hq.host).")
+@click.option("--port", type=int, help="Port (default: hq.port).")
+def hq_serve(db_url: str | None, host: str | None, port: int | None) -> None:
+    """Run the HQ web service with waitress (stateless: run several over one PostgreSQL).
+
+    \b
+    Example:
+      fieldkit hq serve --db postgresql://fieldkit@localhost/hq --port 8090
+    """
+    import waitress
+
+    from kit.logs import setup_logging
+    from sync.hq.app import create_app
+
+    config = get_config()
+    setup_logging(config["service.log_level"], "hq")
+    app = create_app(hq_engine(db_url), max_body_bytes=int(config["hq.max_body_mb"]) * 1024 * 1024,
+                     card_match_minutes=config["hq.card_match_minutes"], tz=config["kit.timezone"])
+    host, port = host or config["hq.host"], port or config["hq.port"]
+    click.echo(f"HQ listening on http://{host}:{port}")
+    waitress.serve(app, host=host, port=port, threads=config["hq.threads"], ident="fieldkit-hq",
+                   max_request_body_size=int(config["hq.max_body_mb"]) * 1024 * 1024 + 1)
+
+
+@hq_group.group("kits")
+def kits_group() -> None:
+    """Kits allowed to report to this HQ.
+
+    \b
+    Example:
+      fieldkit hq kits list
+    """
+
+
+@kits_group.command("add")
+@click.argument("kit")
+@click.option("--site", required=True, help="The site the kit belongs to.")
+@click.option("--replace", is_flag=True, help="Issue a new token for a kit that exists (the old one stops working).")
+@db_option
+def kits_add(kit: str, site: str, replace: bool, db_url: str | None) -> None:
+    """Register KIT and print its token (shown once; HQ keeps only a hash).
+
+    \b
+    Example:
+      fieldkit hq kits add door1 --site market
+    """
+    from sync.hq.store import add_kit
+
+    token = add_kit(hq_engine(db_url), kit, site, replace=replace)
+    click.echo(f"Kit '{kit}' at site '{site}'. Its token (shown once):")
+    click.secho(f"  {token}", bold=True)
+    click.echo(f"On the kit:  fieldkit sync join https://<this HQ> {token}")
+
+
+@kits_group.command("list")
+@db_option
+def kits_list(db_url: str | None) -> None:
+    """List kits with the highest seq HQ holds from each and when they last reported.
+
+    \b
+    Example:
+      fieldkit hq kits list
+    """
+    from sync.hq.store import list_kits
+
+    for k in list_kits(hq_engine(db_url)):
+        click.echo(f"{k['kit']:<20} site {k['site']:<16} events {k['events'] or 0:>8}  hwm {k['hwm'] or 0:>8}"
+                   f"  last {k['last_received'] or 'never'}")
+
+
+@hq_group.group("documents")
+def hq_documents_group() -> None:
+    """Documents HQ hands to kits (ticket lists, keys, catalogue, stock, pickups, cue sheets).
+
+    \b
+    Example:
+      fieldkit hq documents list
+    """
+
+
+@hq_documents_group.command("put")
+@click.argument("kind")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--site", help="Only for the kits of this site.")
+@click.option("--kit", help="Only for this kit.")
+@db_option
+def documents_put(kind: str, file: str, site: str | None, kit: str | None, db_url: str | None) -> None:
+    """Store a new version of a KIND document for every kit, a site or one kit.
+
+    Kits pick it up at their next sync and apply it with the owning feature's importer.
+
+    \b
+    Example:
+      fieldkit hq documents put pos.catalogue catalogue.csv --site market
+    """
+    from kit.documents import document_kinds
+    from sync.hq.documents import put_document
+
+    kinds = document_kinds()
+    if kind not in kinds:
+        click.secho(f"note: no feature of this version imports {kind!r} (known: {', '.join(sorted(kinds)) or 'none'}); "
+                    "kits will store it without applying it", fg="yellow")
+    row = put_document(hq_engine(db_url), kind, Path(file).read_bytes(), Path(file).name, site=site, kit=kit)
+    where = {"all": "every kit", "site": f"site {site}", "kit": f"kit {kit}"}[row["scope"]]
+    click.echo(f"{kind} version {row['version']} for {where} ({row['size']} bytes, id {row['id']})")
+
+
+@hq_documents_group.command("list")
+@db_option
+def documents_list(db_url: str | None) -> None:
+    """List every stored document version.
+
+    \b
+    Example:
+      fieldkit hq documents list
+    """
+    from sync.hq.documents import list_documents
+
+    for d in list_documents(hq_engine(db_url)):
+        scope = d["scope"] + (f":{d['scope_value']}" if d["scope_value"] else "")
+        click.echo(f"{d['id']:>5} {d['kind']:<22} {scope:<18} v{d['version']:<4} {d['filename']} ({d['size']} bytes)")
+
+
+@hq_group.group("settlements")
+def settlements_group() -> None:
+    """Card-terminal settlement exports, matched against card payments in the report.
+
+    \b
+    Example:
+      fieldkit hq settlements import sumup-2026-11-23.csv
+    """
+
+
+@settlements_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@db_option
+def settlements_import(file: str, db_url: str | None) -> None:
+    """Import a card terminal's settlement CSV (importing the same file again replaces it).
+
+    \b
+    Example:
+      fieldkit hq settlements import settlement.csv
+    """
+    from sync.hq.settlements import import_settlements
+
+    report = import_settlements(hq_engine(db_url), Path(file).read_bytes(), Path(file).name)
+    click.echo(f"{report['imported']} settlement lines imported from {Path(file).name}")
+    for line, reason in report["skipped"][:50]:
+        click.echo(f"  line {line}: skipped, {reason}")
+
+
+@hq_group.group("admins")
+def admins_group() -> None:
+    """Organisers who may open the report in a browser.
+
+    \b
+    Example:
+      fieldkit hq admins add alice
+    """
+
+
+@admins_group.command("add")
+@click.argument("name")
+@db_option
+def admins_add(name: str, db_url: str | None) -> None:
+    """Create (or replace) NAME's report token; sign in with any user name and the token as password.
+
+    \b
+    Example:
+      fieldkit hq admins add alice
+    """
+    from sync.hq.store import add_admin
+
+    token = add_admin(hq_engine(db_url), name)
+    click.echo(f"Report token for {name} (shown once):")
+    click.secho(f"  {token}", bold=True)
+
+
+@hq_group.command("report")
+@click.option("--site", help="Only this site's kits.")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "html", "json"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of printing.")
+@db_option
+def hq_report(site: str | None, fmt: str, out: str | None, db_url: str | None) -> None:
+    """Reconcile sales, stock, cash, card settlements and admissions across kits.
+
+    \b
+    Example:
+      fieldkit hq report --site market --format csv --out market.csv
+    """
+    from sync.hq.reconcile import build_report
+    from sync.hq.render import render
+
+    config = get_config()
+    report = build_report(hq_engine(db_url), site=site, card_match_minutes=config["hq.card_match_minutes"],
+                          tz=config["kit.timezone"])
+    text = render(report, fmt)
+    if out:
+        Path(out).write_text(text)
+        click.echo(f"wrote {out}")
+    else:
+        sys.stdout.write(text)

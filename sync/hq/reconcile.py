@@ -1,0 +1,368 @@
+"""Reconciliation across kits for a site: where money, stock and admissions do not add up.
+
+Reads the events kits uploaded (``pos.*`` and ``checkin.*``; other types are counted and left alone),
+the documents HQ handed out (price lists, stock allocations, attendee lists) and the imported card
+settlements. Times come from HQ's ``event_time``: the kit's clock, never later than HQ received it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sync.hq import documents, schema
+from sync.hq.refdocs import count_tickets, parse_catalogue
+from sync.hq.settlements import CardPayment, load_settlements, match_card_payments
+
+log = logging.getLogger("fieldkit.hq.reconcile")
+ADMIT_VERDICTS = ("admit",)  # a first entry; admit_reentry follows an exit and is not a double
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+    money: tuple[str, ...] = ()  # columns holding cents
+    flag: str | None = None  # the column whose upper-case values are problems
+    note: str = ""
+
+    @property
+    def flagged(self) -> int:
+        if self.flag is None:
+            return 0
+        i = self.columns.index(self.flag)
+        return sum(1 for r in self.rows if isinstance(r[i], str) and r[i].isupper())
+
+    def as_dict(self) -> dict:
+        return {"key": self.key, "title": self.title, "columns": self.columns, "rows": self.rows,
+                "money": list(self.money), "flagged": self.flagged, "note": self.note}
+
+
+@dataclass
+class Report:
+    site: str | None
+    generated_at: str
+    currency: str
+    kits: list[str]
+    sections: list[Section]
+    charts: dict[str, list[tuple[str, int]]]
+    notes: list[str]
+
+    def section(self, key: str) -> Section:
+        return next(s for s in self.sections if s.key == key)
+
+    def as_dict(self) -> dict:
+        return {"site": self.site, "generated_at": self.generated_at, "currency": self.currency, "kits": self.kits,
+                "sections": [s.as_dict() for s in self.sections], "charts": self.charts, "notes": self.notes}
+
+
+@dataclass
+class Ev:
+    kit: str
+    id: str
+    type: str
+    p: dict
+    at: datetime
+    trusted: bool
+
+
+def load_events(engine: Engine, site: str | None) -> tuple[list[Ev], list[str], Counter]:
+    e, k = schema.events, schema.kits
+    query = (sa.select(e.c.kit, e.c.id, e.c.type, e.c.payload, e.c.event_time, e.c.time_trusted)
+             .select_from(e.join(k, k.c.kit == e.c.kit)).order_by(e.c.kit, e.c.seq))
+    kit_query = sa.select(k.c.kit).order_by(k.c.kit)
+    if site:
+        query, kit_query = query.where(k.c.site == site), kit_query.where(k.c.site == site)
+    events, skipped = [], Counter()
+    with engine.connect() as conn:
+        kits = list(conn.execute(kit_query).scalars())
+        for row in conn.execute(query):
+            if not row.type.startswith(("pos.", "checkin.")):
+                skipped[row.type] += 1
+                continue
+            try:
+                payload = json.loads(row.payload)
+            except ValueError:
+                skipped["unreadable payload"] += 1
+                continue
+            at = row.event_time if row.event_time.tzinfo else row.event_time.replace(tzinfo=UTC)
+            events.append(Ev(row.kit, row.id, row.type, payload, at, bool(row.time_trusted)))
+    return events, kits, skipped
+
+
+def _int(value, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _sign(ev: Ev) -> int:
+    return -1 if ev.type == "pos.refund" or ev.p.get("kind") in ("refund", "void") else 1
+
+
+def _sales(events: list[Ev]) -> list[Ev]:
+    return [ev for ev in events if ev.type in ("pos.sale", "pos.refund") and isinstance(ev.p.get("lines", []), list)]
+
+
+def build_report(engine: Engine, site: str | None = None, card_match_minutes: int = 10, tz: str = "UTC",
+                 currency: str = "EUR") -> Report:
+    events, kits, skipped = load_events(engine, site)
+    zone = ZoneInfo(tz)
+    catalogues = {kit: _catalogue_for(engine, kit, site) for kit in kits}
+    sales = _sales(events)
+    currency = next((ev.p["currency"] for ev in sales if isinstance(ev.p.get("currency"), str)), currency)
+    sections = [
+        _sales_by_product(sales),
+        _sales_by_payment(sales),
+        _stock(sales, catalogues),
+        _cash(events),
+        _cards(engine, sales, card_match_minutes),
+        _double_admissions(events, zone),
+        _price_differences(sales, catalogues),
+    ]
+    attendance, per_hour = _attendance(engine, site, events, sales, zone)
+    sections.append(attendance)
+    sections.append(Section("admissions_per_hour", f"Admissions per hour ({tz})", ["hour", "admissions"],
+                            [[h, n] for h, n in per_hour]))
+    notes = []
+    untrusted = sum(1 for ev in events if not ev.trusted)
+    if untrusted:
+        notes.append(f"{untrusted} events come from a kit whose clock was not confirmed (or ran ahead of HQ): "
+                     "their times are bounded by when HQ received them.")
+    for type_, n in sorted(skipped.items()):
+        notes.append(f"{n} events of type {type_} are not part of the reconciliation.")
+    by_kit: dict[str, int] = defaultdict(int)
+    for ev in sales:
+        by_kit[ev.kit] += _sign(ev) * _int(ev.p.get("total_cents"))
+    charts = {"sales_by_kit": sorted(by_kit.items()), "admissions_per_hour": per_hour}
+    return Report(site, datetime.now(UTC).isoformat(timespec="seconds"), currency, kits, sections, charts, notes)
+
+
+def _catalogue_for(engine: Engine, kit: str, site: str | None) -> dict:
+    with engine.connect() as conn:
+        kit_site = conn.execute(sa.select(schema.kits.c.site).where(schema.kits.c.kit == kit)).scalar()
+    for meta in documents.manifest_for_kit(engine, kit, kit_site or site or ""):
+        if meta["kind"] == "pos.catalogue":
+            _, content = documents.document_content(engine, meta["id"], kit, kit_site or "")
+            return parse_catalogue(content, kit)
+    return {}
+
+
+def _sales_by_product(sales: list[Ev]) -> Section:
+    qty: dict[tuple[str, str], int] = defaultdict(int)
+    total: dict[tuple[str, str], int] = defaultdict(int)
+    names: dict[str, str] = {}
+    for ev in sales:
+        for ln in ev.p.get("lines", []):
+            if not isinstance(ln, dict) or not ln.get("sku"):
+                continue
+            key = (ev.kit, str(ln["sku"]))
+            qty[key] += _sign(ev) * _int(ln.get("qty"))
+            total[key] += _sign(ev) * _int(ln.get("total_cents"))
+            names.setdefault(str(ln["sku"]), f"{ln.get('name', '')} {ln.get('variant', '')}".strip())
+    rows = [[kit, sku, names.get(sku, ""), qty[(kit, sku)], total[(kit, sku)]] for kit, sku in sorted(qty)]
+    kits = {k for k, _ in qty}
+    if len(kits) > 1:
+        for sku in sorted({s for _, s in qty}):
+            rows.append(["all kits", sku, names.get(sku, ""), sum(v for (k, s), v in qty.items() if s == sku),
+                         sum(v for (k, s), v in total.items() if s == sku)])
+    return Section("sales_by_product", "Sales by kit and product (refunds subtracted)",
+                   ["kit", "sku", "product", "qty", "total"], rows, money=("total",))
+
+
+def _sales_by_payment(sales: list[Ev]) -> Section:
+    count: dict[tuple[str, str], int] = defaultdict(int)
+    amount: dict[tuple[str, str], int] = defaultdict(int)
+    for ev in sales:
+        for pay in ev.p.get("payments", []):
+            if isinstance(pay, dict):
+                key = (ev.kit, str(pay.get("method", "?")))
+                count[key] += 1
+                amount[key] += _sign(ev) * _int(pay.get("amount_cents"))
+    return Section("sales_by_payment", "Takings by kit and payment method", ["kit", "method", "payments", "amount"],
+                   [[k, m, count[(k, m)], amount[(k, m)]] for k, m in sorted(count)], money=("amount",))
+
+
+def _stock(sales: list[Ev], catalogues: dict[str, dict]) -> Section:
+    sold: dict[tuple[str, str], int] = defaultdict(int)
+    for ev in sales:
+        for ln in ev.p.get("lines", []):
+            if isinstance(ln, dict) and ln.get("sku") and ln.get("moves_stock", True):
+                sold[(ev.kit, str(ln["sku"]))] += _sign(ev) * _int(ln.get("qty"))
+    rows = []
+    keys = set(sold) | {(kit, sku) for kit, cat in catalogues.items() for sku, e in cat.items() if e.stock is not None}
+    for kit, sku in sorted(keys):
+        entry = catalogues.get(kit, {}).get(sku)
+        allocated = entry.stock if entry else None
+        n = sold.get((kit, sku), 0)
+        if allocated is None:
+            status = "no allocation"
+        elif n > allocated:
+            status = f"OVERSOLD BY {n - allocated}"
+        else:
+            status = "ok"
+        rows.append([kit, sku, entry.name if entry else "", "" if allocated is None else allocated, n,
+                     "" if allocated is None else allocated - n, status])
+    return Section("stock", "Stock sold against stock allocated", ["kit", "sku", "product", "allocated", "sold",
+                   "remaining", "status"], rows, flag="status",
+                   note="Allocation: the stock column of the catalogue HQ handed to each kit (stock_<kit> wins).")
+
+
+def _cash(events: list[Ev]) -> Section:
+    shifts: dict[tuple[str, str], dict] = {}
+
+    def shift(kit: str, sid: str) -> dict:
+        return shifts.setdefault((kit, sid), {"number": "", "opened": "", "closed": "", "float": 0, "sales": 0,
+                                              "refunds": 0, "moves": 0, "expected_kit": None, "counted": None})
+
+    for ev in events:
+        p = ev.p
+        if ev.type == "pos.shift_opened" and p.get("id"):
+            s = shift(ev.kit, p["id"])
+            s.update(number=p.get("number", ""), opened=str(p.get("at", "")), float=_int(p.get("float_cents")))
+        elif ev.type == "pos.shift_closed" and p.get("id"):
+            s = shift(ev.kit, p["id"])
+            s.update(closed=str(p.get("at", "")), counted=_int(p.get("counted_cents"), None),
+                     expected_kit=_int(p.get("expected_cash_cents"), None))
+        elif ev.type == "pos.cash_moved" and p.get("shift_id"):
+            shift(ev.kit, p["shift_id"])["moves"] += _int(p.get("amount_cents"))
+        elif ev.type in ("pos.sale", "pos.refund") and p.get("shift_id"):
+            cash = sum(_int(pay.get("amount_cents")) for pay in p.get("payments", [])
+                       if isinstance(pay, dict) and pay.get("method") == "cash")
+            s = shift(ev.kit, p["shift_id"])
+            if _sign(ev) > 0:
+                s["sales"] += cash
+            else:
+                s["refunds"] += cash
+    rows = []
+    for (kit, _sid), s in sorted(shifts.items(), key=lambda kv: (kv[0][0], str(kv[1]["number"]))):
+        expected = s["float"] + s["sales"] - s["refunds"] + s["moves"]
+        counted = s["counted"]
+        if counted is None:
+            status = "open (not counted yet)"
+        elif s["expected_kit"] is not None and s["expected_kit"] != expected:
+            status = "KIT AND HQ DISAGREE ON EXPECTED CASH"
+        elif counted < expected:
+            status = f"SHORT BY {format_cents(expected - counted)}"
+        elif counted > expected:
+            status = f"OVER BY {format_cents(counted - expected)}"
+        else:
+            status = "ok"
+        rows.append([kit, s["number"], s["opened"], s["closed"], s["float"], s["sales"], s["refunds"], s["moves"],
+                     expected, s["expected_kit"], counted, None if counted is None else counted - expected, status])
+    return Section("cash", "Cash per shift: counted against expected",
+                   ["kit", "shift", "opened", "closed", "float", "cash_sales", "cash_refunds", "cash_in_out",
+                    "expected", "expected_by_kit", "counted", "difference", "status"], rows,
+                   money=("float", "cash_sales", "cash_refunds", "cash_in_out", "expected", "expected_by_kit", "counted",
+                          "difference"), flag="status",
+                   note="Expected = float + cash sales − cash refunds ± cash in/out, from the uploaded events.")
+
+
+def _cards(engine: Engine, sales: list[Ev], window_minutes: int) -> Section:
+    payments = []
+    for ev in sales:
+        for pay in ev.p.get("payments", []):
+            if isinstance(pay, dict) and pay.get("method") == "card":
+                payments.append(CardPayment(ev.kit, str(ev.p.get("receipt", "")), _sign(ev) * _int(pay.get("amount_cents")),
+                                            str(pay.get("reference", "") or ""), ev.at))
+    rows = match_card_payments(payments, load_settlements(engine), window_minutes)
+    columns = ["status", "kit", "receipt", "payment_cents", "payment_reference", "payment_time", "settlement_cents",
+               "settlement_reference", "settlement_time", "settlement_file"]
+    return Section("cards", "Card payments against the card terminal's settlement", columns,
+                   [[r[c] for c in columns] for r in rows], money=("payment_cents", "settlement_cents"), flag="status",
+                   note=f"Matched by reference, else by the same amount within {window_minutes} minutes.")
+
+
+def _admissions(events: list[Ev]) -> list[Ev]:
+    undone = {ev.p.get("scan_event_id") for ev in events if ev.type == "checkin.undone"}
+    return [ev for ev in events if ev.type == "checkin.scanned" and ev.p.get("admitted") is True
+            and ev.p.get("verdict") in ADMIT_VERDICTS and not ev.p.get("rehearsal") and ev.id not in undone
+            and ev.p.get("ticket_key")]
+
+
+def _double_admissions(events: list[Ev], zone: ZoneInfo) -> Section:
+    by_ticket: dict[str, list[Ev]] = defaultdict(list)
+    for ev in _admissions(events):
+        by_ticket[str(ev.p["ticket_key"])].append(ev)
+    rows = []
+    for ticket, evs in sorted(by_ticket.items()):
+        if len(evs) < 2:
+            continue
+        where = ", ".join(f"{ev.kit}/{ev.p.get('door', '')}".rstrip("/") for ev in evs)
+        when = ", ".join(ev.at.astimezone(zone).strftime("%H:%M:%S") for ev in evs)
+        rows.append([ticket[:16], evs[0].p.get("name", ""), len(evs), where, when, "ADMITTED TWICE"
+                     if len({ev.kit for ev in evs}) > 1 else "ADMITTED TWICE AT ONE KIT"])
+    return Section("double_admissions", "Tickets admitted more than once", ["ticket", "name", "admissions", "kits",
+                   "times", "status"], rows, flag="status",
+                   note="First entries only: a re-entry after a recorded exit is not a double.")
+
+
+def _price_differences(sales: list[Ev], catalogues: dict[str, dict]) -> Section:
+    rows = []
+    for ev in sales:
+        if _sign(ev) < 0:
+            continue
+        cat = catalogues.get(ev.kit, {})
+        for ln in ev.p.get("lines", []):
+            if not isinstance(ln, dict) or not ln.get("sku"):
+                continue
+            entry = cat.get(str(ln["sku"]))
+            unit, discount = _int(ln.get("unit_cents")), _int(ln.get("discount_cents"))
+            if not cat:
+                continue
+            if entry is None or entry.price_cents is None:
+                status = "NOT IN THE PRICE LIST"
+                listed = None
+            elif unit != entry.price_cents:
+                status = "PRICE DIFFERS"
+                listed = entry.price_cents
+            elif discount:
+                status = "discounted"
+                listed = entry.price_cents
+            else:
+                continue
+            rows.append([ev.kit, ev.p.get("receipt", ""), ln["sku"], _int(ln.get("qty")), unit, listed,
+                         None if listed is None else unit - listed, discount, status])
+    return Section("prices", "Prices charged that differ from the price list",
+                   ["kit", "receipt", "sku", "qty", "unit_charged", "unit_listed", "unit_difference", "line_discount",
+                    "status"], rows, money=("unit_charged", "unit_listed", "unit_difference", "line_discount"),
+                   flag="status", note="Against the catalogue HQ handed to each kit.")
+
+
+def _attendance(engine: Engine, site: str | None, events: list[Ev], sales: list[Ev],
+                zone: ZoneInfo) -> tuple[Section, list[tuple[str, int]]]:
+    admissions = _admissions(events)
+    admitted = len({str(ev.p["ticket_key"]) for ev in admissions})
+    doc = documents.latest_content(engine, "checkin.attendees", site)
+    sold = count_tickets(doc[1]) if doc else None
+    sale_count = sum(1 for ev in sales if _sign(ev) > 0)
+    items = sum(_sign(ev) * _int(ln.get("qty")) for ev in sales for ln in ev.p.get("lines", []) if isinstance(ln, dict))
+    revenue = sum(_sign(ev) * _int(ev.p.get("total_cents")) for ev in sales)
+    per_hour = Counter(ev.at.astimezone(zone).strftime("%Y-%m-%d %H:00") for ev in admissions)
+    rows = [
+        ["tickets sold (attendee list)", "" if sold is None else sold],
+        ["people admitted", admitted],
+        ["admitted of sold", "" if not sold else f"{100 * admitted / sold:.1f} %"],
+        ["merch sales", sale_count],
+        ["merch items (net of refunds)", items],
+        ["merch takings", format_cents(revenue)],
+        ["merch sales per 100 admitted", "" if not admitted else f"{100 * sale_count / admitted:.1f}"],
+        ["merch takings per 100 admitted", "" if not admitted else format_cents(revenue * 100 // admitted)],
+    ]
+    section = Section("attendance", "Attendance and merch", ["figure", "value"], rows,
+                      note="Money figures are in the report's currency; per-100 takings rounded down to the cent.")
+    return section, sorted(per_hour.items())
+
+
+def format_cents(cents: int | None) -> str:
+    if cents is None:
+        return ""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"

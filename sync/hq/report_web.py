@@ -1,0 +1,64 @@
+"""The organiser's report pages at HQ: HTML with charts, CSV export, JSON. Admin token via HTTP basic auth."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import urlencode
+
+from flask import Flask, Response, jsonify, request
+from sqlalchemy.engine import Engine
+
+from sync.hq import store
+from sync.hq.reconcile import build_report
+from sync.hq.render import render_csv, render_html
+
+
+def _admin(engine: Engine) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:6].lower() == "basic ":
+        try:
+            _, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return store.authenticate_admin(engine, password)
+    if header[:7].lower() == "bearer ":
+        return store.authenticate_admin(engine, header[7:].strip())
+    return None
+
+
+def register_report_routes(app: Flask, engine: Engine, card_match_minutes: int = 10, tz: str = "UTC") -> None:
+    def challenge() -> Response:
+        return Response("Sign in with any user name and an admin token (`fieldkit hq admins add NAME`).", 401,
+                        {"WWW-Authenticate": 'Basic realm="Field Kit HQ", charset="UTF-8"'})
+
+    def report():
+        site = request.args.get("site") or None
+        if site is not None and not store.KIT_ID_RE.match(site):
+            raise store.HQError("site may only use letters, digits, - and _")
+        return build_report(engine, site=site, card_match_minutes=card_match_minutes, tz=tz)
+
+    @app.get("/report")
+    def report_page():
+        if not _admin(engine):
+            return challenge()
+        site = request.args.get("site")
+        query = "?" + urlencode({"site": site}) if site else ""
+        return Response(render_html(report(), query), mimetype="text/html")
+
+    @app.get("/report.csv")
+    def report_csv():
+        if not _admin(engine):
+            return challenge()
+        r = report()
+        section = request.args.get("section")
+        if section and section not in {s.key for s in r.sections}:
+            raise store.HQError(f"no report section {section!r}", 404, "not_found")
+        name = f"reconciliation-{r.site or 'all'}{'-' + section if section else ''}.csv"
+        return Response(render_csv(r, section), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/api/v1/report")
+    def report_json():
+        if not _admin(engine):
+            return jsonify(error="an admin token is needed", code="unauthorized"), 401
+        return jsonify(report().as_dict())

@@ -1,0 +1,75 @@
+"""HQ's tables, as SQLAlchemy Core metadata: the same schema on SQLite and PostgreSQL.
+
+Events are keyed by the id the kit made, so a batch sent twice (a lost answer, a proxy cutting the
+connection after the commit, several HQ processes behind a load balancer) is stored once.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+kits = sa.Table(
+    "hq_kits", metadata,
+    sa.Column("kit", sa.String(32), primary_key=True),
+    sa.Column("site", sa.String(32), nullable=False),
+    # sha256 of a 256-bit random token: a fast hash is enough for a secret nobody can guess.
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+)
+
+events = sa.Table(
+    "hq_events", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kit", sa.String(32), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("hlc", sa.BigInteger, nullable=False),
+    sa.Column("wall_time", sa.String(40), nullable=False),
+    sa.Column("clock_synced", sa.Boolean, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    # When it happened as far as HQ can vouch: the kit's wall time, never later than HQ received it.
+    sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("time_trusted", sa.Boolean, nullable=False),
+    sa.Index("hq_events_kit_seq", "kit", "seq"),
+    sa.Index("hq_events_type", "type"),
+)
+
+documents = sa.Table(
+    "hq_documents", metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(8), nullable=False),  # all | site | kit
+    sa.Column("scope_value", sa.String(32), nullable=False),  # "" for all
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("filename", sa.String(200), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("kind", "scope", "scope_value", "version", name="hq_documents_version"),
+)
+
+settlements = sa.Table(
+    "hq_settlements", metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("batch", sa.String(200), nullable=False),  # the imported file's name
+    sa.Column("line", sa.Integer, nullable=False),
+    sa.Column("reference", sa.String(100), nullable=False),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("terminal", sa.String(100), nullable=False),
+    sa.UniqueConstraint("batch", "line", name="hq_settlements_line"),
+)
+
+admins = sa.Table(
+    "hq_admins", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

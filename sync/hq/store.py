@@ -1,0 +1,271 @@
+"""HQ storage over SQLAlchemy Core: kits and their tokens, idempotent event ingest, high-water marks.
+
+Everything here runs on SQLite (one organiser) and on PostgreSQL (several HQ processes behind a load
+balancer). The only dialect-specific statement is ``INSERT ... ON CONFLICT (id) DO NOTHING``, which
+both support; it is what keeps a batch sent twice, or sent to two HQ processes at once, stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sync.hq import schema
+
+log = logging.getLogger("fieldkit.hq.store")
+
+KIT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# A kit whose clock is at most this far ahead of HQ is still believed (NTP jitter, slow uplinks).
+CLOCK_TOLERANCE = timedelta(seconds=120)
+
+
+class HQError(Exception):
+    """A request HQ refuses as a whole; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "bad_request"):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def normalise_url(url: str) -> str:
+    """Accept the URLs people paste (postgres://, postgresql://) and pick psycopg 3 for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")  # a batch HQ acknowledged survives a power cut
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn) -> None:
+            # Take the write lock at BEGIN so two writers queue instead of failing on lock upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def create_schema(engine: Engine) -> None:
+    schema.metadata.create_all(engine)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything HQ stores is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+# --- kits ----------------------------------------------------------------------------------------
+
+def add_kit(engine: Engine, kit: str, site: str, replace: bool = False) -> str:
+    """Register a kit (or give it a new token with ``replace``); returns the token, shown once."""
+    if not KIT_ID_RE.match(kit) or not KIT_ID_RE.match(site):
+        raise HQError("kit and site ids may only use letters, digits, - and _ (at most 32)")
+    token = f"fk_{kit}_{secrets.token_urlsafe(32)}"
+    with engine.begin() as conn:
+        existing = conn.execute(sa.select(schema.kits.c.kit).where(schema.kits.c.kit == kit)).first()
+        if existing and not replace:
+            raise HQError(f"kit {kit!r} is already registered; use --replace to issue a new token", 409, "exists")
+        values = {"site": site, "token_hash": hash_token(token), "disabled": False}
+        if existing:
+            conn.execute(schema.kits.update().where(schema.kits.c.kit == kit).values(**values))
+        else:
+            conn.execute(schema.kits.insert().values(kit=kit, created_at=now_utc(), **values))
+    log.info("event=kit_registered kit=%s site=%s replaced=%s", kit, site, bool(existing))
+    return token
+
+
+def list_kits(engine: Engine) -> list[dict]:
+    hwm = (sa.select(schema.events.c.kit, sa.func.max(schema.events.c.seq).label("hwm"),
+                     sa.func.count().label("events"), sa.func.max(schema.events.c.received_at).label("last_received"))
+           .group_by(schema.events.c.kit).subquery())
+    query = (sa.select(schema.kits.c.kit, schema.kits.c.site, schema.kits.c.created_at, hwm.c.hwm, hwm.c.events,
+                       hwm.c.last_received)
+             .select_from(schema.kits.outerjoin(hwm, hwm.c.kit == schema.kits.c.kit)).order_by(schema.kits.c.kit))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def authenticate_kit(engine: Engine, kit: str, token: str) -> dict:
+    """The kit's row if ``token`` is its token; HQError 401/403 otherwise (never says which part was wrong)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(schema.kits).where(schema.kits.c.kit == kit)).first()
+    expected = row.token_hash if row else hash_token(secrets.token_hex(16))
+    if not token or not hmac.compare_digest(hash_token(token), expected) or row is None:
+        raise HQError("unknown kit or wrong token", 401, "unauthorized")
+    if row.disabled:
+        raise HQError(f"kit {kit} is disabled at HQ", 403, "disabled")
+    return dict(row._mapping)
+
+
+def high_water_mark(engine: Engine, kit: str) -> int:
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(sa.func.max(schema.events.c.seq)).where(schema.events.c.kit == kit)).scalar()
+    return int(value or 0)
+
+
+# --- events --------------------------------------------------------------------------------------
+
+@dataclass
+class RecordResult:
+    id: str | None
+    seq: int | None
+    status: str  # stored | duplicate | refused
+    error: str = ""
+
+    def as_dict(self) -> dict:
+        d = {"id": self.id, "seq": self.seq, "status": self.status}
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+def _parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def validate_record(record: object, kit: str, received_at: datetime) -> dict:
+    """One uploaded event as a row for hq_events, or ValueError saying what is wrong with it."""
+    if not isinstance(record, dict):
+        raise ValueError("a record must be a JSON object")
+
+    def field(name: str, kind: type | tuple[type, ...]):
+        value = record.get(name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ValueError(f"'{name}' is missing or not {getattr(kind, '__name__', kind)}")
+        return value
+
+    id_ = field("id", str)
+    if not 1 <= len(id_) <= 64:
+        raise ValueError("'id' must be 1 to 64 characters")
+    if field("kit", str) != kit:
+        raise ValueError(f"event belongs to kit {record['kit']!r}, not {kit!r}")
+    seq, hlc = field("seq", int), field("hlc", int)
+    if seq < 1 or hlc < 0 or seq >= 2**63 or hlc >= 2**63:
+        raise ValueError("'seq' must be >= 1 and 'hlc' >= 0")
+    type_ = field("type", str)
+    if not 1 <= len(type_) <= 64:
+        raise ValueError("'type' must be 1 to 64 characters")
+    payload = field("payload", dict)
+    wall = field("wall_time", str)
+    try:
+        wall_time = _parse_time(wall)
+    except ValueError:
+        raise ValueError(f"'wall_time' {wall[:40]!r} is not an ISO 8601 time") from None
+    synced = field("clock_synced", bool)
+    digest = record.get("hash", "")
+    if not isinstance(digest, str) or len(digest) > 64:
+        raise ValueError("'hash' must be a string of at most 64 characters")
+    # Never trust a kit clock from the future: an event cannot have happened after HQ received it.
+    in_future = wall_time > received_at + CLOCK_TOLERANCE
+    return {
+        "id": id_, "kit": kit, "seq": seq, "type": type_,
+        "payload": json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        "hlc": hlc, "wall_time": wall[:40], "clock_synced": synced, "hash": digest, "received_at": received_at,
+        "event_time": min(wall_time, received_at), "time_trusted": synced and not in_future,
+    }
+
+
+def _insert_ignoring_duplicates(engine: Engine):
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(schema.events).on_conflict_do_nothing(index_elements=["id"]).returning(schema.events.c.id)
+
+
+def ingest(engine: Engine, kit: str, records: Iterable[object], received_at: datetime | None = None) -> list[RecordResult]:
+    """Store a batch idempotently in one transaction; one result per record, in order."""
+    received_at = received_at or now_utc()
+    results: list[RecordResult] = []
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for record in records:
+        rid = record.get("id") if isinstance(record, dict) else None
+        rseq = record.get("seq") if isinstance(record, dict) else None
+        rid = rid if isinstance(rid, str) else None
+        rseq = rseq if isinstance(rseq, int) and not isinstance(rseq, bool) else None
+        try:
+            row = validate_record(record, kit, received_at)
+        except ValueError as e:
+            results.append(RecordResult(rid, rseq, "refused", str(e)))
+            log.warning("event=record_refused kit=%s seq=%s id=%s reason=%r", kit, rseq, rid, str(e))
+            continue
+        if row["id"] in seen:
+            results.append(RecordResult(rid, rseq, "duplicate"))
+            continue
+        seen.add(row["id"])
+        rows.append(row)
+        results.append(RecordResult(rid, rseq, "pending"))
+    stored: set[str] = set()
+    if rows:
+        with engine.begin() as conn:
+            stored = {r[0] for r in conn.execute(_insert_ignoring_duplicates(engine), rows)}
+    for r in results:
+        if r.status == "pending":
+            r.status = "stored" if r.id in stored else "duplicate"
+    log.info("event=batch_ingested kit=%s records=%d stored=%d refused=%d", kit, len(results), len(stored),
+             sum(r.status == "refused" for r in results))
+    return results
+
+
+def count_events(engine: Engine, kit: str | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(schema.events)
+    if kit:
+        query = query.where(schema.events.c.kit == kit)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
+# --- admins (organisers reading reports) -------------------------------------------------------
+
+def add_admin(engine: Engine, name: str) -> str:
+    token = f"fkadm_{secrets.token_urlsafe(32)}"
+    with engine.begin() as conn:
+        conn.execute(schema.admins.delete().where(schema.admins.c.name == name))
+        conn.execute(schema.admins.insert().values(name=name, token_hash=hash_token(token), created_at=now_utc()))
+    return token
+
+
+def authenticate_admin(engine: Engine, token: str) -> str | None:
+    if not token:
+        return None
+    wanted = hash_token(token)
+    with engine.connect() as conn:
+        for row in conn.execute(sa.select(schema.admins)):
+            if hmac.compare_digest(row.token_hash, wanted):
+                return row.name
+    return None

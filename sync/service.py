@@ -1,0 +1,101 @@
+"""``fieldkit run sync``: reach HQ whenever there is a way, upload the backlog, pull documents.
+
+Offline is the normal state of a kit: failing to reach HQ only lengthens the wait before the next
+try (exponential backoff with jitter, capped); it never degrades the kit. A wrong token does, because
+a lead must fix it. ``sync/cmd/now`` starts a session at once and is answered on ``sync/event/now``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+
+from kit import topics
+from kit.config import ConfigError, load_config
+from kit.service import ServiceContext
+from sync.agent import SessionBusy, SyncAgent, retry_delay
+from sync.client import HQRejectsKit, SyncError
+from sync.credentials import NotJoined
+
+log = logging.getLogger("fieldkit.sync.service")
+TICK_SECONDS = 0.5
+# While online, new ledger events go up this soon after they were written.
+ONLINE_FOLLOW_SECONDS = 2.0
+
+
+def run(ctx: ServiceContext) -> None:
+    agent = SyncAgent(ctx.config, ctx.db, ctx.bus)
+    requests: queue.Queue[dict] = queue.Queue()
+    ctx.bus.subscribe(topics.cmd(ctx.config.kit_id, *topics.SYNC_NOW), lambda _t, msg: requests.put(msg), qos=1)
+    low, high = ctx.config["sync.retry_min_seconds"], ctx.config["sync.retry_max_seconds"]
+    interval = ctx.config["sync.interval_seconds"]
+    failures, next_at, last_session = 0, 0.0, 0.0
+    ctx.health("ok")
+    agent.publish_state()
+    published_backlog = None
+    reload_config = False
+    while ctx.sleep(TICK_SECONDS):
+        asked = _drain(requests)
+        now = time.monotonic()
+        state = agent.state()
+        due = bool(asked) or now >= next_at
+        if agent.online and state["backlog"] and now - last_session >= ONLINE_FOLLOW_SECONDS:
+            due = True
+        if not due:
+            if state["backlog"] != published_backlog:
+                published_backlog = state["backlog"]
+                agent.publish_state()
+            continue
+        last_session = now
+        reply: dict = {}
+        if reload_config:  # `fieldkit sync join` may have written a new address or token meanwhile
+            try:
+                agent.config = load_config()
+            except ConfigError as e:
+                log.warning("event=config_reload_failed error=%r", str(e))
+        reload_config = False
+        try:
+            result = agent.run_session(progress=lambda *_: ctx.beat(), stop=ctx.stopping.is_set)
+        except NotJoined as e:
+            reload_config = True
+            reply = {"ok": False, "error": str(e)}
+            ctx.health("ok", detail="not joined to an HQ")
+            next_at = now + interval
+        except SessionBusy as e:
+            reply = {"ok": False, "error": str(e)}
+            next_at = now + 1.0
+        except HQRejectsKit as e:
+            reload_config = True
+            reply = {"ok": False, "error": str(e)}
+            failures += 1
+            ctx.health("degraded", reason=f"HQ refuses this kit: {e}")
+            next_at = now + retry_delay(failures, low, high)
+        except SyncError as e:
+            reply = {"ok": False, "error": str(e)}
+            failures += 1
+            delay = retry_delay(failures, low, high)
+            next_at = now + delay
+            log.info("event=sync_retry_later seconds=%.1f failures=%d", delay, failures)
+            if ctx.health_state != "ok":
+                ctx.health("ok")
+        else:
+            failures = 0
+            next_at = now + interval
+            reply = {"ok": True, **result.as_dict()}
+            if ctx.health_state != "ok":
+                ctx.health("ok")
+        published_backlog = None
+        for msg in asked:
+            ctx.bus.publish(topics.event(ctx.config.kit_id, "sync", "now"),
+                            {"id": msg.get("id"), **reply, "state": agent.state()}, qos=1)
+    agent.publish_state()
+
+
+def _drain(requests: queue.Queue) -> list[dict]:
+    out = []
+    while True:
+        try:
+            out.append(requests.get_nowait())
+        except queue.Empty:
+            return out

@@ -1,0 +1,61 @@
+"""The lead's sync page: backlog, last success, last error, parked records, documents, "Sync now"."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from flask import Blueprint, jsonify, render_template
+
+from kit import topics
+from kit.web.auth import require_role
+from kit.web.context import kit
+from kit.web.openapi import api_doc
+
+
+def _state() -> dict:
+    from sync.agent import SyncAgent
+
+    ctx = kit()
+    state = SyncAgent(ctx.config, ctx.db).state()
+    live = ctx.bus.hub.latest().get("sync/state") or {}
+    # The service knows what only it can know (online, syncing, progress); the database knows the rest.
+    for key in ("online", "syncing", "progress"):
+        if key in live:
+            state[key] = live[key]
+    state["service"] = (ctx.bus.hub.latest().get("sync/health") or {}).get("state", "unknown")
+    return state
+
+
+def blueprint() -> Blueprint:
+    bp = Blueprint("sync", __name__, template_folder=str(Path(__file__).parent / "templates"))
+
+    @bp.get("/sync")
+    @require_role("lead")
+    def page():
+        return render_template("sync/sync.html", state=_state())
+
+    @bp.get("/api/v1/sync/state")
+    @require_role("lead")
+    @api_doc("Sync backlog, cursor, last success and error, parked records, documents from HQ")
+    def state():
+        return jsonify(_state())
+
+    @bp.post("/api/v1/sync/now")
+    @require_role("lead")
+    @api_doc("Ask the sync service to reach HQ now; progress follows on sync/state",
+             responses={202: "asked", 409: "the kit is not joined to an HQ", 503: "the sync service is not running"})
+    def now():
+        ctx = kit()
+        current = _state()
+        if not current["configured"]:
+            return jsonify(error="This kit is not joined to an HQ: run `fieldkit sync join URL TOKEN`.",
+                           code="not_joined"), 409
+        if current["service"] != "ok":
+            return jsonify(error="The sync service is not running; it uploads once it is started.",
+                           code="service_down"), 503
+        request_id = uuid.uuid4().hex
+        ctx.bus.publish(topics.cmd(ctx.config.kit_id, *topics.SYNC_NOW), {"id": request_id, "by": "dashboard"}, qos=1)
+        return jsonify(requested=True, id=request_id, backlog=current["backlog"]), 202
+
+    return bp
