@@ -210,7 +210,7 @@ class CueService:
         try:
             answer["message"] = self.command(name, payload)
         except (KeyError, ValueError) as e:
-            answer.update(ok=False, error=str(e).strip("'\""))
+            answer.update(ok=False, error=str(e.args[0]) if e.args else str(e))
             log.warning("event=command_refused command=%s error=%r", name, str(e))
         self.bus.publish(topics.event(self.kit, "cues", "done"), answer)
 
