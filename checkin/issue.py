@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image, ImageDraw, ImageFont
 
 from checkin import signed
+from checkin.signed import human_code
 
 SEED_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the door
 CSV_HEADERS = ["Order code", "Ticket type", "Name", "E-mail", "Secret"]
@@ -28,10 +29,6 @@ class IssuedTicket:
     code: str  # human-readable, e.g. K7Q-2MX-P4A
     ticket_type: str
     secret: str  # the QR text
-
-
-def human_code(seed: str) -> str:
-    return "-".join(seed[i:i + 3] for i in range(0, len(seed), 3))
 
 
 def type_item(conn: sqlite3.Connection, name: str) -> int:

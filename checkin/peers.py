@@ -52,10 +52,11 @@ def _shared_marks() -> str:
 
 class SiteLink:
     def __init__(self, db: Database, ledger: Ledger, rules: DoorRules, bus, site: str,
-                 on_double: Callable[[dict], None] | None = None):
+                 on_double: Callable[[dict], None] | None = None, on_stored: Callable[[dict], None] | None = None):
         self.db, self.ledger, self.rules, self.bus = db, ledger, rules, bus
         self.site, self.kit = site, rules.kit
         self.on_double = on_double
+        self.on_stored = on_stored
         self._publish_lock = threading.Lock()
         self.wake = threading.Event()
         self.want_catchup = threading.Event()
@@ -191,6 +192,8 @@ class SiteLink:
         if cursor < seq:
             log.info("event=peer_gap origin=%s have=%d got=%d", origin, cursor, seq)
             self.want_catchup.set()
+        if self.on_stored:
+            self.on_stored(msg)
         if double:
             log.warning("event=double_admission ticket=%s first_door=%s second_door=%s", double["name"] or "?",
                         double["first"].get("door"), double["second"].get("door"))

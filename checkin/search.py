@@ -34,7 +34,7 @@ def search_tickets(conn: sqlite3.Connection, rules: DoorRules, text: str, limit:
     seen: set[str] = set()
     results = []
     for r in rows:
-        if r["ticket_key"] in seen:
+        if r["ticket_key"] in seen or (r["source"] == "rehearsal" and not rehearsal):
             continue
         seen.add(r["ticket_key"])
         state = presence(conn, rules, r["ticket_key"], rehearsal)

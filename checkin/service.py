@@ -33,7 +33,8 @@ class Door:
         self.keyring = KeyRing()
         self.sources = sources
         self.feedback = feedback
-        self.link = SiteLink(ctx.db, ctx.ledger, self.rules, ctx.bus, ctx.config.site, on_double=self.on_double) \
+        self.link = SiteLink(ctx.db, ctx.ledger, self.rules, ctx.bus, ctx.config.site, on_double=self.on_double,
+                             on_stored=self.on_peer_event) \
             if ctx.config["checkin.share"] else None
         self._lock = threading.Lock()
 
@@ -54,6 +55,12 @@ class Door:
     def on_double(self, info: dict) -> None:
         self.ctx.bus.publish(topics.event(self.rules.kit, "checkin", DOUBLE), info, qos=1)
         self.feedback.signal("amber")
+
+    def on_peer_event(self, msg: dict) -> None:
+        p = msg.get("payload", {})
+        self.ctx.bus.publish(topics.event(self.rules.kit, "checkin", "peer"),
+                             {"origin_kit": msg.get("origin_kit"), "type": msg.get("type"), "verdict": p.get("verdict"),
+                              "door": p.get("door"), "name": p.get("name")})
 
     def on_simulate(self, _topic: str, msg: dict) -> None:
         payload, wanted = msg.get("payload"), msg.get("source")

@@ -125,6 +125,11 @@ def decode_payload(data: bytes) -> TicketPayload:
 
 # --- the outer layout ------------------------------------------------------------------------------
 
+def human_code(seed: str) -> str:
+    """A seed as staff read it aloud: K7Q-2MX-P4A."""
+    return "-".join(seed[i:i + 3] for i in range(0, len(seed), 3))
+
+
 def pack(payload: bytes, signature: bytes) -> str:
     raw = bytes([VERSION]) + len(payload).to_bytes(2, "big") + len(signature).to_bytes(2, "big") + payload + signature
     return base64.b64encode(raw).decode("ascii")[::-1]

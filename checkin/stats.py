@@ -50,7 +50,8 @@ def double_admissions(conn: sqlite3.Connection, rules: DoorRules) -> list[dict]:
 def stats(conn: sqlite3.Connection, rules: DoorRules, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     expected_rows = conn.execute(
-        "SELECT ticket_type, COUNT(*) FROM checkin_tickets WHERE status = 'valid' GROUP BY ticket_type").fetchall()
+        "SELECT ticket_type, COUNT(*) FROM checkin_tickets WHERE status = 'valid' AND source != 'rehearsal'"
+        " GROUP BY ticket_type").fetchall()
     admitted_rows = conn.execute(
         f"SELECT ticket_type, COUNT(DISTINCT ticket_key) FROM ({ADMIT_SQL}) GROUP BY ticket_type", (rules.kit,)).fetchall()
     by_type: dict[str, dict] = {}

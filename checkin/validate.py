@@ -178,7 +178,7 @@ def find_ticket(conn: sqlite3.Connection, text: str, keyring: KeyRing, rehearsal
         type_row = conn.execute("SELECT name FROM checkin_ticket_types WHERE item = ?", (t.item,)).fetchone()
         ticket.ticket_type = type_row[0] if type_row else (f"Product {t.item}" if t.item else "Ticket")
     if not ticket.order_code:
-        ticket.order_code = t.seed
+        ticket.order_code = signed.human_code(t.seed)
     ticket.valid_from = t.valid_from or ticket.valid_from
     ticket.valid_until = t.valid_until or ticket.valid_until
     ticket.practice = keyring.kind(verified.key_fingerprint) == "rehearsal"

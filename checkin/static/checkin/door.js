@@ -1,0 +1,190 @@
+/* The door screen: verdicts from the event stream, counts, instant search, manual admit, demo panel. */
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const door = $("door");
+  const isLead = door.dataset.role === "lead";
+  const WORDS = { green: "ADMIT", red: "STOP", amber: "CALL A LEAD" };
+  const VERDICT_WORDS = { exit: "EXIT", admit_reentry: "RE-ENTRY", already_in: "ALREADY IN", blocked: "BLOCKED" };
+  let rehearsal = door.dataset.rehearsal === "true";
+  let direction = door.dataset.direction;
+  let fullTimer = null;
+
+  function text(el, value) { el.textContent = value == null ? "" : String(value); }
+
+  function showVerdict(v) {
+    const word = VERDICT_WORDS[v.verdict] || WORDS[v.colour] || v.verdict;
+    const who = [v.name, v.ticket_type].filter(Boolean).join(" · ");
+    for (const [box, w, h, y] of [[$("verdict"), $("verdict-word"), $("verdict-who"), $("verdict-why")],
+                                   [$("verdict-full"), $("full-word"), $("full-who"), $("full-why")]]) {
+      box.className = (box.id === "verdict" ? "verdict " : "verdict-full ") + v.colour + (v.rehearsal ? " rehearsal" : "");
+      box.dataset.verdict = v.verdict;
+      text(w, (v.rehearsal ? "PRACTICE: " : "") + word);
+      text(h, who);
+      text(y, v.reason);
+    }
+    const full = $("verdict-full");
+    full.hidden = false;
+    clearTimeout(fullTimer);
+    fullTimer = setTimeout(() => { full.hidden = true; }, 2500);
+  }
+  $("verdict-full").addEventListener("click", () => { $("verdict-full").hidden = true; });
+
+  function renderScans(rows) {
+    const ul = $("last-scans");
+    ul.replaceChildren();
+    for (const s of rows) {
+      const li = document.createElement("li");
+      if (s.undone) li.className = "undone";
+      const dot = document.createElement("span");
+      dot.className = "dot " + s.colour;
+      const info = document.createElement("span");
+      info.className = "info";
+      const who = [s.name || s.order_code, s.ticket_type].filter(Boolean).join(" · ");
+      text(info, `#${s.seq} ${s.time} ${s.verdict.replace(/_/g, " ")}${who ? " — " + who : ""}${s.rehearsal ? " (practice)" : ""}`);
+      li.append(dot, info);
+      if (isLead && (s.admitted || s.verdict === "exit") && !s.undone) {
+        const b = document.createElement("button");
+        b.className = "btn"; b.type = "button"; b.textContent = "Undo";
+        b.onclick = async () => {
+          const reason = prompt("Why undo this admission?", "scanned by mistake");
+          if (reason === null) return;
+          const r = await fk.post("/api/v1/checkin/undo", { seq: s.seq, reason: reason });
+          text($("action-result"), r.ok ? `Scan #${s.seq} undone` : r.data.error);
+          refresh();
+        };
+        li.append(b);
+      }
+      ul.append(li);
+    }
+  }
+
+  function renderArrivals(counts) {
+    const svg = $("arrivals");
+    const max = Math.max(1, ...counts);
+    svg.replaceChildren();
+    counts.forEach((n, i) => {
+      const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+      const h = 38 * n / max;
+      r.setAttribute("x", i * 10 + 1); r.setAttribute("width", 8);
+      r.setAttribute("y", 40 - h); r.setAttribute("height", h);
+      svg.append(r);
+    });
+  }
+
+  function renderStats(s) {
+    text($("count-in"), s.in);
+    text($("count-expected"), s.expected);
+    renderArrivals(s.arrivals_last_15_min);
+    const table = $("by-type");
+    table.replaceChildren();
+    for (const t of s.by_type) {
+      const tr = document.createElement("tr");
+      const a = document.createElement("td"), b = document.createElement("td");
+      text(a, t.type); text(b, `${t.in} / ${t.expected}`);
+      tr.append(a, b); table.append(tr);
+    }
+    renderScans(s.last_scans);
+    setMode(s.rehearsal, s.direction);
+    const doubles = s.double_admissions || [];
+    const banner = $("double-banner");
+    banner.hidden = doubles.length === 0;
+    if (doubles.length) {
+      const d = doubles[doubles.length - 1];
+      text(banner, `Double admission: ${d.name || "a ticket"} at ${d.first.door} ${d.first.time} and ${d.second.door} ${d.second.time}` +
+                   (doubles.length > 1 ? ` (+${doubles.length - 1} more)` : "") + " — tell a lead");
+    }
+  }
+
+  function setMode(r, dir) {
+    rehearsal = r; direction = dir;
+    $("rehearsal-banner").hidden = !r;
+    text($("direction"), dir);
+    if ($("rehearsal-btn")) text($("rehearsal-btn"), r ? "Rehearsal off" : "Rehearsal on");
+    if ($("direction-btn")) text($("direction-btn"), dir === "exit" ? "Switch to entries" : "Switch to exits");
+  }
+
+  let refreshing = false;
+  async function refresh() {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const r = await fk.get("/api/v1/checkin/stats");
+      if (r.ok) renderStats(r.data);
+    } finally { refreshing = false; }
+  }
+
+  // Search: instant, newest answer wins.
+  let searchSeq = 0, searchTimer = null;
+  $("search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(runSearch, 80);
+  });
+  async function runSearch() {
+    const q = $("search").value.trim();
+    const mine = ++searchSeq;
+    if (q.length < 2) { $("results").replaceChildren(); return; }
+    const r = await fk.get("/api/v1/checkin/search?q=" + encodeURIComponent(q));
+    if (mine !== searchSeq || !r.ok) return;
+    const ul = $("results");
+    ul.replaceChildren();
+    if (!r.data.results.length) {
+      const li = document.createElement("li"); text(li, "No guest found"); ul.append(li);
+    }
+    for (const g of r.data.results) {
+      const li = document.createElement("li");
+      const info = document.createElement("span");
+      info.className = "info";
+      const state = g.inside ? ` — IN (${g.checked_in})` : (g.status !== "valid" ? ` — ${g.status.toUpperCase()}` : "");
+      text(info, `${g.name} · ${g.ticket_type} · ${g.order_code} · ${g.email}${state}`);
+      li.append(info);
+      if (!g.inside && g.status === "valid") {
+        const b = document.createElement("button");
+        b.className = "btn ok"; b.type = "button"; b.textContent = "Admit";
+        b.onclick = () => openAdmit(g);
+        li.append(b);
+      }
+      ul.append(li);
+    }
+  }
+
+  let admitting = null;
+  function openAdmit(g) {
+    admitting = g;
+    text($("admit-name"), g.name);
+    text($("admit-detail"), `${g.ticket_type} · order ${g.order_code} · ${g.email}` + (g.attention ? " · needs special attention" : ""));
+    $("admit-reason").value = "";
+    $("admit-dialog").showModal();
+  }
+  $("admit-dialog").addEventListener("close", async () => {
+    if ($("admit-dialog").returnValue !== "admit" || !admitting) return;
+    const r = await fk.post("/api/v1/checkin/admit", { ticket_key: admitting.ticket_key, reason: $("admit-reason").value });
+    if (!r.ok) text($("action-result"), r.data.error);
+    admitting = null;
+    runSearch();
+  });
+
+  async function modeChange(body) {
+    const r = await fk.post("/api/v1/checkin/mode", body);
+    if (r.ok) setMode(r.data.rehearsal, r.data.direction); else text($("action-result"), r.data.error);
+  }
+  if ($("direction-btn")) $("direction-btn").onclick = () => modeChange({ direction: direction === "exit" ? "entry" : "exit" });
+  if ($("rehearsal-btn")) $("rehearsal-btn").onclick = () => modeChange({ rehearsal: !rehearsal });
+  if ($("print-sheet-btn")) $("print-sheet-btn").onclick = async () => {
+    const r = await fk.post("/api/v1/checkin/rehearsal-sheet/print", {});
+    text($("action-result"), r.ok ? `Practice tickets sent to the receipt printer (${r.data.tickets})` : r.data.error);
+  };
+
+  for (const b of document.querySelectorAll("#demo-panel [data-sample]")) {
+    b.onclick = async () => {
+      const r = await fk.post("/api/v1/checkin/demo/show", { sample: b.dataset.sample, source: $("demo-source").value });
+      if (!r.ok) text($("action-result"), r.data.error);
+    };
+  }
+
+  fk.subscribe("checkin/event/scanned", (v) => { showVerdict(v); refresh(); });
+  fk.subscribe("checkin/event/+", (_m, topic) => { if (!topic.endsWith("/scanned")) refresh(); });
+  fk.subscribe("checkin/preview", (m) => { if (m.jpeg) $("preview").src = "data:image/jpeg;base64," + m.jpeg; });
+  refresh();
+  setInterval(refresh, 10000);  // peers' admissions arrive in the database, not as local events
+})();
