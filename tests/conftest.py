@@ -172,8 +172,9 @@ class RunningKit:
                 self.proc.wait()
 
 
-def start_kit(tmp_path: Path, mosquitto, services: list[str], extra_env: dict | None = None,
+def start_kit(tmp_path: Path, mosquitto, services: list[str] | None, extra_env: dict | None = None,
               demo: bool = True) -> RunningKit:
+    """Init a kit (with demo data) and run `fieldkit up --simulate` for ``services`` (None: all of them)."""
     home = tmp_path / "kit"
     port = free_port()
     env = {**os.environ, "FIELDKIT_HOME": str(home), "FIELDKIT_MQTT_PORT": str(mosquitto.port),
@@ -189,6 +190,10 @@ def start_kit(tmp_path: Path, mosquitto, services: list[str], extra_env: dict | 
         if len(parts) == 2 and parts[0] in ("door", "merch", "lead"):
             pins[parts[0]] = parts[1]
     log_path = tmp_path / "up.log"
+    if services is None:
+        from kit.runners import service_names
+
+        services = service_names()
     args = [sys.executable, "-m", "kit", "up", "--simulate"] + [a for s in services for a in ("--only", s)]
     proc = subprocess.Popen(args, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     kit = RunningKit(home, f"http://127.0.0.1:{port}/", env, pins, proc, log_path, services)
@@ -198,10 +203,10 @@ def start_kit(tmp_path: Path, mosquitto, services: list[str], extra_env: dict | 
 
 @pytest.fixture
 def kit_factory(tmp_path, mosquitto):
-    """kit_factory(["web", "status", "pos"]) starts a simulated kit with those services."""
+    """kit_factory(["web", "status", "pos"]) starts a simulated kit with those services (no list: all)."""
     started: list[RunningKit] = []
 
-    def factory(services: list[str], **kw) -> RunningKit:
+    def factory(services: list[str] | None = None, **kw) -> RunningKit:
         kit = start_kit(tmp_path / f"k{len(started)}", mosquitto, services, **kw)
         started.append(kit)
         return kit

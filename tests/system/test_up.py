@@ -20,14 +20,17 @@ def child_pids(kit) -> dict[str, int]:
     return pids
 
 
-def test_a_killed_service_is_restarted_and_healthy_again(kit_factory):
-    kit = kit_factory(["web", "status"])
-    status_pid = child_pids(kit)["status"]
-    os.kill(status_pid, signal.SIGKILL)
-    wait_for(lambda: kit.health()["services"]["status"] == "offline", 15, what="last will seen by the web process")
-    wait_for(lambda: child_pids(kit)["status"] != status_pid, 15, what="restart")
-    kit.wait_healthy(["status"], timeout=20)
-    assert "event=child_exited name=status code=-9" in kit.log_path.read_text()
+def test_the_whole_kit_comes_up_and_a_killed_service_is_restarted(kit_factory):
+    kit = kit_factory()  # every service, simulated hardware, demo data
+    assert set(kit.health()["services"]) >= {"web", "status", "checkin", "pos", "power", "cues", "sync"}
+    pos_pid = child_pids(kit)["pos"]
+    os.kill(pos_pid, signal.SIGKILL)
+    wait_for(lambda: kit.health()["services"]["pos"] == "offline", 15, what="last will seen by the web process")
+    wait_for(lambda: kit.health()["status"] == "degraded", 15, what="the kit's status says degraded")
+    wait_for(lambda: child_pids(kit)["pos"] != pos_pid, 15, what="restart")
+    kit.wait_healthy(["pos"], timeout=30)
+    wait_for(lambda: kit.health()["status"] == "online", 15, what="online again")
+    assert "event=child_exited name=pos code=-9" in kit.log_path.read_text()
 
 
 def test_ctrl_c_stops_every_process(kit_factory):
