@@ -45,11 +45,31 @@ def home():
     return dashboard()
 
 
+def readiness(services: dict[str, dict], documents: list[dict], clock: dict) -> list[str]:
+    """What stands between this kit and 'ready for <event>' (JOURNEYS step 2): empty when ready."""
+    problems = []
+    for name, h in services.items():
+        if h.get("state") != "ok":
+            reason = h.get("reason") or ("not running" if h.get("state") in ("unknown", "offline") else h.get("state"))
+            problems.append(f"{name}: {reason}")
+    have = {d["kind"] for d in documents}
+    if "checkin.attendees" not in have and "checkin.keys" not in have:
+        problems.append("no attendee list (or ticket keys) yet: upload it below or sync with HQ")
+    if "pos.catalogue" not in have:
+        problems.append("no catalogue yet: upload it below or sync with HQ")
+    if not clock["synced"]:
+        problems.append("the clock is not confirmed: set it from this phone")
+    return problems
+
+
 @require_role("lead")
 def dashboard():
     ctx = kit()
-    return render_template("kit/dashboard.html", services=service_health(), clock=ctx.clock.status().as_dict(),
-                           documents=current_documents(ctx.db))
+    services, documents, clock = service_health(), current_documents(ctx.db), ctx.clock.status().as_dict()
+    clock["local"] = ctx.clock.now().astimezone(ctx.config.tz).strftime("%a %d %b %H:%M")
+    return render_template("kit/dashboard.html", services=services, clock=clock, documents=documents,
+                           problems=readiness(services, documents, clock),
+                           event=ctx.config["kit.event"] or ctx.config.site, timezone=ctx.config["kit.timezone"])
 
 
 @bp.route("/api/v1/health")

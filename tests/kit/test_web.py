@@ -41,10 +41,13 @@ def test_each_role_lands_on_its_page_and_cannot_reach_the_lead_dashboard(client,
     assert client.get("/").headers["Location"] == "/door"
 
 
-def test_lead_sees_the_dashboard(client, kit_env):
+def test_lead_sees_the_dashboard_and_what_stands_between_the_kit_and_ready(client, kit_env):
     assert sign_in(client, kit_env["pins"]["lead"]).headers["Location"] == "/"
     html = client.get("/").get_data(as_text=True)
     assert "Kit health" in html and 'id="svc-web"' in html
+    assert "Not ready for testsite yet" in html
+    assert "no an attendee list" not in html and "no a catalogue" not in html
+    assert "attendee list (or ticket keys) yet" in html and "catalogue yet" in html
     assert client.get("/api/v1/status").json["kit"] == "test1"
 
 
