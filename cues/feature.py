@@ -37,4 +37,6 @@ FEATURE = Feature(
     documents=[SHEET_DOCUMENT],
     doctor_checks=[_doctor],
     demo_setup=_demo,
+    blueprint=_blueprint,
+    nav=("Cues", "/cues", "lead"),
 )
