@@ -1,0 +1,48 @@
+"""The sync service as it runs on the kit: real broker, real HQ over HTTP, documents applied by their owner's importer."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from kit.testing import wait_for
+from sync.hq import documents
+from sync.service import run
+from tests.sync.conftest import append_events
+
+CATALOGUE = Path(__file__).resolve().parents[2] / "pos" / "demo" / "catalogue.csv"
+
+
+def test_service_uploads_pulls_documents_and_answers_sync_now(ctx, joined, hq, listen):
+    append_events(ctx.db, ctx.ledger, 50)
+    documents.put_document(hq.engine, "pos.catalogue", CATALOGUE.read_bytes(), "catalogue.csv", site="testsite")
+    documents.put_document(hq.engine, "venue.map", b"<svg/>", "map.svg", kit="test1")
+    documents.put_document(hq.engine, "venue.map", b"not for us", "map.svg", kit="someoneelse")
+    ctx.bus.publish("fieldkit/test1/sync/state", "", retain=True, qos=1)  # the broker outlives each test
+    recorder = listen("fieldkit/test1/sync/#")
+    ctx.config = joined
+    worker = threading.Thread(target=run, args=(ctx,), daemon=True)
+    worker.start()
+    try:
+        state_topic, event_topic = "fieldkit/test1/sync/state", "fieldkit/test1/sync/event/document"
+        recorder.wait(lambda msgs: any(t == state_topic and p.get("backlog") == 0 and p["last_success"] for t, p in msgs),
+                      timeout=15, what="retained sync state with an empty backlog")
+        announced = {p["kind"]: p for p in recorder.on(event_topic)}
+        assert announced["pos.catalogue"]["applied"] is True
+        assert "imported" in announced["pos.catalogue"]["result"]
+        assert announced["venue.map"]["applied"] is False
+        assert Path(announced["venue.map"]["path"]).read_bytes() == b"<svg/>"
+        imported = ctx.db.query("SELECT kind, source, source_version FROM kit_documents")
+        assert [(r["kind"], r["source"]) for r in imported] == [("pos.catalogue", "hq")]
+        assert ctx.db.scalar("SELECT COUNT(*) FROM pos_products") > 5  # pos's own importer built its table
+        # "Sync now" from the dashboard or another process: answered with the request's id.
+        append_events(ctx.db, ctx.ledger, 7, start=100)
+        ctx.bus.publish("fieldkit/test1/sync/cmd/now", {"id": "req-42"}, qos=1)
+        reply = wait_for(lambda: [p for p in recorder.on("fieldkit/test1/sync/event/now") if p.get("id") == "req-42"],
+                         timeout=15, what="answer to sync/cmd/now")[0]
+        assert reply["ok"] is True and reply["state"]["backlog"] == 0
+        assert len(recorder.on(event_topic)) == 2  # nothing downloaded twice
+    finally:
+        ctx.stopping.set()
+        worker.join(timeout=10)
+    assert not worker.is_alive()
