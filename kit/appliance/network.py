@@ -166,6 +166,8 @@ def configure_uplink(nm: Nmcli, ssid: str, password: str) -> None:
 
 
 def hotspot_up(nm: Nmcli, interface: str = "wlan0") -> None:
+    # Raspberry Pi OS keeps the radio soft-blocked until a Wi-Fi country is set; ask for it on.
+    nm.run("radio", "wifi", "on")
     nm.run("--wait", "60", "connection", "up", HOTSPOT, "ifname", interface)
 
 

@@ -60,7 +60,7 @@ def setup_info(config: Config, ssid: str, password: str) -> SetupInfo:
 def slip_payload(info: SetupInfo, request_id: str | None = None) -> dict:
     """The ``pos/cmd/print`` payload (kit/topics.py): lines of text, a QR code, a cut."""
     lines: list[dict] = [
-        {"text": "FIELD KIT SETUP", "align": "center", "bold": True, "size": 2},
+        {"text": "FIELD KIT SETUP", "align": "center", "bold": True, "size": "double"},
         {"text": f"Kit {info.kit_id} - site {info.site}", "align": "center"},
     ]
     if info.event:
@@ -79,7 +79,7 @@ def slip_payload(info: SetupInfo, request_id: str | None = None) -> dict:
     if info.lead_pin:
         lines += [
             {"text": "3. Sign in as lead with PIN:", "bold": True},
-            {"text": info.lead_pin, "align": "center", "bold": True, "size": 2},
+            {"text": info.lead_pin, "align": "center", "bold": True, "size": "double"},
             {"text": "Set your own lead PIN, then this slip stops showing it."},
         ]
     else:
@@ -144,15 +144,29 @@ def wait_for_pos(bus, kit_id: str, timeout: float) -> bool:
     return seen.wait(timeout)
 
 
-def publish_slip(bus, kit_id: str, payload: dict, pos_timeout: float = 120.0) -> bool:
-    """Queue the slip with the POS service (QoS 1); True when the pos service was up to hear it."""
-    pos_up = wait_for_pos(bus, kit_id, pos_timeout)
-    if not pos_up:
+def publish_slip(bus, kit_id: str, payload: dict, pos_timeout: float = 120.0, answer_timeout: float = 15.0) -> str:
+    """Queue the slip with the POS service (QoS 1). Returns its answer: "queued", "rejected: <why>",
+    or "no answer" when the POS service did not confirm (it may not be running)."""
+    answers: dict[str, dict] = {}
+    answered = threading.Event()
+
+    def on_answer(_topic: str, message: dict) -> None:
+        if message.get("id") == payload["id"]:
+            answers["answer"] = message
+            answered.set()
+
+    bus.subscribe(topics.event(kit_id, "pos", "print"), on_answer, qos=1)
+    if not wait_for_pos(bus, kit_id, pos_timeout):
         log.warning("event=pos_not_up seconds=%.0f action=publishing_anyway", pos_timeout)
     info = bus.client.publish(topics.cmd(kit_id, *topics.POS_PRINT), json.dumps(payload), qos=1)
     try:
         info.wait_for_publish(timeout=10)  # the broker has it before this process exits
     except (RuntimeError, ValueError) as e:
         log.warning("event=slip_publish_unconfirmed error=%s", e)
-    log.info("event=setup_slip_sent id=%s pos_up=%s", payload["id"], pos_up)
-    return pos_up
+    if not answered.wait(answer_timeout):
+        log.warning("event=setup_slip_unanswered id=%s", payload["id"])
+        return "no answer"
+    answer = answers["answer"]
+    status = str(answer.get("status"))
+    log.info("event=setup_slip_sent id=%s status=%s", payload["id"], status)
+    return f"rejected: {answer.get('error')}" if status == "rejected" else status
