@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drivers.qr import Detection, QrDecoder
+from drivers.qr import Detection, QrDecoder, to_grey
 from drivers.scanner import ScanSource
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,10 @@ class CameraMissing(Exception):
 
 
 class FrameSource:
-    """Where frames come from. ``read`` returns a grey or BGR frame, or raises OSError when the camera went away."""
+    """Where frames come from. ``read`` returns a grey or colour frame (channels in ``order``), or raises
+    OSError when the camera went away."""
+
+    order = "bgr"
 
     def open(self) -> None:
         raise NotImplementedError
@@ -43,7 +46,12 @@ class FrameSource:
 
 
 class PicameraFrames(FrameSource):
-    """The Pi camera through libcamera's Picamera2 (Debian's python3-picamera2)."""
+    """The Pi camera through libcamera's Picamera2 (Debian's python3-picamera2).
+
+    Picamera2's "BGR888" is named after libcamera's DRM fourcc: the numpy array is [R, G, B] per pixel.
+    """
+
+    order = "rgb"
 
     def __init__(self, size: tuple[int, int] = (640, 480)):
         self.size = size
@@ -174,7 +182,7 @@ class CameraScanSource(ScanSource):
                     raise
                 self._wait(0.05)
                 continue
-            found = self.decoder.decode(frame)
+            found = self.decoder.decode(frame, self.frames.order)
             with self._frame_lock:
                 self._latest = frame
                 if found:
@@ -200,16 +208,18 @@ class CameraScanSource(ScanSource):
             outlines = self._detections if time.monotonic() - self._detected_at < OUTLINE_SECONDS else []
         if frame is None:
             return None
-        return render_preview(frame, outlines, width, quality)
+        return render_preview(frame, outlines, width, quality, self.frames.order)
 
 
-def render_preview(frame: np.ndarray, outlines: list[Detection], width: int = PREVIEW_WIDTH, quality: int = 70) -> bytes:
+def render_preview(frame: np.ndarray, outlines: list[Detection], width: int = PREVIEW_WIDTH, quality: int = 70,
+                   order: str = "bgr") -> bytes:
     from PIL import Image, ImageDraw
 
-    if frame.ndim == 3:
-        image = Image.fromarray(np.ascontiguousarray(frame[:, :, 2::-1]), "RGB")  # BGR -> RGB
+    if frame.ndim == 3 and frame.shape[2] >= 3:
+        rgb = frame[:, :, :3] if order == "rgb" else frame[:, :, 2::-1]
+        image = Image.fromarray(np.ascontiguousarray(rgb).astype(np.uint8, copy=False))
     else:
-        image = Image.fromarray(frame, "L").convert("RGB")
+        image = Image.fromarray(to_grey(frame)).convert("RGB")
     scale = width / image.width
     image = image.resize((width, max(1, round(image.height * scale))), Image.BILINEAR)
     draw = ImageDraw.Draw(image)

@@ -205,7 +205,11 @@ class HidScanSource(ScanSource):
             now = time.monotonic()
             codes = []
             if ready:
-                for ev in device.read():
+                try:
+                    events = list(device.read())
+                except BlockingIOError:  # woken without events: not a disconnect
+                    events = []
+                for ev in events:
                     codes += self.decoder.feed(ev.type, ev.code, ev.value, now)
             codes += self.decoder.poll(now)
             for code in codes:

@@ -38,7 +38,7 @@ def test_dark_frame_needs_the_contrast_stretch(decoder):
     rng = np.random.default_rng(3)
     dark = distort(render_code_frame(TICKET, module_px=4.0), rng, gain=0.06, noise=1.5, blur_sigma=1.0)
     assert int(dark.max()) - int(dark.min()) < 60
-    no_rescue = QrDecoder(low_contrast_span=0, second_attempt=False)
+    no_rescue = QrDecoder(second_attempt=False)
     assert no_rescue.decode(dark) == []  # plain zxing-cpp gives up on this frame
     assert [d.text for d in decoder.decode(dark)] == [TICKET]
 
@@ -74,5 +74,6 @@ def test_only_qr_codes_are_read(decoder):
 
 def test_stretch_maps_the_range_to_full_scale():
     grey = np.array([[10, 20, 30]], np.uint8)
-    assert stretch(grey, 10, 30).tolist() == [[0, 127, 255]]
-    assert stretch(grey, 30, 30) is grey
+    assert stretch(grey, 10, 30).tolist() == [[0, 120, 240]]  # gain 12: nearly full scale
+    assert stretch(np.array([[0, 5, 200]], np.uint8), 5, 100).tolist() == [[0, 0, 190]]  # clipped, no overflow
+    assert stretch(grey, 30, 30) is grey and stretch(grey, 0, 200) is grey  # gain 1 would change nothing

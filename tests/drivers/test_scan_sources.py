@@ -76,6 +76,18 @@ def test_camera_preview_is_a_small_jpeg_with_the_code_outlined(sim_sources):
     assert sources["serial-scanner"].preview_jpeg() is None
 
 
+@pytest.mark.parametrize("order", ["bgr", "rgb"])
+def test_colour_previews_keep_their_colours(order):
+    from drivers.camera import render_preview
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, :320, 2 if order == "bgr" else 0] = 255  # left half red, in the camera's channel order
+    preview = np.asarray(Image.open(io.BytesIO(render_preview(frame, [], order=order))).convert("RGB")).astype(int)
+    left, right = preview[120, 60], preview[120, 260]
+    assert left[0] > 200 and left[1] < 60 and left[2] < 60
+    assert right.max() < 60
+
+
 def test_unplugged_camera_reports_and_comes_back(sim_sources):
     sources, codes = sim_sources
     camera = sources["camera"]
