@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Blueprint, jsonify, render_template
 
 from kit import topics
+from kit.config import ConfigError, load_config
 from kit.web.auth import require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
@@ -17,7 +18,11 @@ def _state() -> dict:
     from sync.agent import SyncAgent
 
     ctx = kit()
-    state = SyncAgent(ctx.config, ctx.db).state()
+    try:  # `fieldkit sync join` may have run since the web server started: read the settings afresh
+        config = load_config()
+    except ConfigError:
+        config = ctx.config
+    state = SyncAgent(config, ctx.db).state()
     live = ctx.bus.hub.latest().get("sync/state") or {}
     # The service knows what only it can know (online, syncing, progress); the database knows the rest.
     for key in ("online", "syncing", "progress"):
