@@ -29,6 +29,10 @@ class CameraMissing(Exception):
     """The camera cannot be opened; the message says what a lead can do."""
 
 
+class CameraLibraryMissing(CameraMissing):
+    """The library for this kind of camera is not installed."""
+
+
 class FrameSource:
     """Where frames come from. ``read`` returns a grey or colour frame (channels in ``order``), or raises
     OSError when the camera went away."""
@@ -61,7 +65,7 @@ class PicameraFrames(FrameSource):
         try:
             from picamera2 import Picamera2
         except ImportError as e:
-            raise CameraMissing(f"The Pi camera needs python3-picamera2 ({e}) — sudo apt install python3-picamera2") from None
+            raise CameraLibraryMissing(f"The Pi camera needs python3-picamera2 ({e}) — sudo apt install python3-picamera2") from None
         try:
             if not Picamera2.global_camera_info():
                 raise CameraMissing("Pi camera not found — check the ribbon cable")
@@ -104,7 +108,7 @@ class UsbCameraFrames(FrameSource):
         try:
             import cv2
         except ImportError as e:
-            raise CameraMissing(f"USB webcams need OpenCV ({e}) — sudo apt install python3-opencv") from None
+            raise CameraLibraryMissing(f"USB webcams need OpenCV ({e}) — sudo apt install python3-opencv") from None
         if isinstance(self.device, str) and not Path(self.device).exists():
             raise CameraMissing(f"Camera not found at {self.device} — check the USB cable")
         cap = cv2.VideoCapture(self.device, cv2.CAP_V4L2)
@@ -129,6 +133,44 @@ class UsbCameraFrames(FrameSource):
         cap, self._cap = self._cap, None
         if cap is not None:
             cap.release()
+
+
+class FirstCameraFound(FrameSource):
+    """``auto``: the first camera that opens (the Pi camera, then a USB webcam), asked again at each reopen."""
+
+    def __init__(self, candidates: list[FrameSource]):
+        self.candidates = candidates
+        self.current: FrameSource | None = None
+
+    @property
+    def order(self) -> str:  # type: ignore[override]
+        return self.current.order if self.current else "bgr"
+
+    def open(self) -> None:
+        devices, libraries = [], []
+        for candidate in self.candidates:
+            try:
+                candidate.open()
+            except CameraLibraryMissing as e:
+                libraries.append(str(e))
+                continue
+            except CameraMissing as e:
+                devices.append(str(e))
+                continue
+            self.current = candidate
+            return
+        problems = devices or libraries  # a kit without picamera2 need not hear about it when it has a webcam
+        raise CameraMissing(problems[0] if len(problems) == 1 else "No camera found: " + "; ".join(problems))
+
+    def read(self) -> np.ndarray:
+        if self.current is None:
+            raise OSError("camera not open")
+        return self.current.read()
+
+    def close(self) -> None:
+        current, self.current = self.current, None
+        if current is not None:
+            current.close()
 
 
 class CameraScanSource(ScanSource):

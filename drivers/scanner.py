@@ -130,19 +130,10 @@ def _repeat_window(config) -> float:
     return float(config["checkin.scan.repeat_window_s"])
 
 
-def camera_backend_name(config) -> str:
-    name = config.backend("checkin.camera.backend")
-    if name == "auto":
-        from kit.doctor import python_module_check
-
-        name = "picamera" if python_module_check("", "picamera2", "", "").level == "OK" else "usb"
-    return name
-
-
 def open_camera_source(config) -> ScanSource | None:
     from drivers import camera
 
-    name = camera_backend_name(config)
+    name = config.backend("checkin.camera.backend")
     if name == "none":
         return None
     window = _repeat_window(config)
@@ -152,13 +143,12 @@ def open_camera_source(config) -> ScanSource | None:
         from drivers.camera_sim import SimulatedCamera
 
         return SimulatedCamera(repeat_window_s=window, size=size)
-    if name == "picamera":
-        frames = camera.PicameraFrames(size)
-    elif name == "usb":
-        frames = camera.UsbCameraFrames(config["checkin.camera.device"], size)
-    else:
+    usb = camera.UsbCameraFrames(config["checkin.camera.device"], size)
+    frames = {"picamera": lambda: camera.PicameraFrames(size), "usb": lambda: usb,
+              "auto": lambda: camera.FirstCameraFound([camera.PicameraFrames(size), usb])}
+    if name not in frames:
         raise DeviceUnavailable(f"checkin.camera.backend: unknown backend {name!r}")
-    return camera.CameraScanSource("camera", frames, repeat_window_s=window, max_fps=fps)
+    return camera.CameraScanSource("camera", frames[name](), repeat_window_s=window, max_fps=fps)
 
 
 def open_serial_source(config) -> ScanSource | None:
@@ -205,37 +195,50 @@ def open_scan_sources(config) -> list[ScanSource]:
     return sources
 
 
+def _camera_checks(config, name: str) -> tuple[list, bool]:
+    """(checks, usable) for the configured camera."""
+    from kit.doctor import python_module_check, warn
+
+    picam = python_module_check("Pi camera library", "picamera2", "the Pi camera",
+                                "sudo apt install python3-picamera2 (venv made with --system-site-packages)")
+    webcam = python_module_check("webcam library", "cv2", "the USB webcam",
+                                 "sudo apt install python3-opencv (or pip install opencv-python-headless)")
+    device = str(config["checkin.camera.device"])
+    webcam_present = device.isdigit() or Path(device).exists()
+    absent = warn("camera", f"Camera not found at {device}",
+                  "plug the webcam in, or set checkin.camera.backend = \"none\" if this door has none")
+    if name == "picamera":
+        return [picam], picam.level == "OK"
+    if name == "usb":
+        ok_lib = webcam.level == "OK"
+        return [webcam] + ([] if webcam_present or not ok_lib else [absent]), ok_lib and webcam_present
+    # auto: either camera will do; say what is missing only when neither can work
+    if picam.level == "OK" or (webcam.level == "OK" and webcam_present):
+        return [], True
+    if webcam.level == "OK":
+        return [absent], False
+    return [warn("camera library", "neither picamera2 nor OpenCV is installed: no camera can be used",
+                 f"{picam.fix}; or for a USB webcam {webcam.fix}")], False
+
+
 def doctor_checks(config) -> list:
     """Missing camera/keyboard libraries (WARN with the fix) and configured devices that are absent."""
     from kit.doctor import fail, ok, python_module_check, warn
 
-    checks = [python_module_check("QR decoder", "zxingcpp", "camera scanning", "pip install zxing-cpp")]
-    if checks[0].level != "OK":
-        checks[0] = fail(checks[0].name, checks[0].message, checks[0].fix)
-    usable = 0
-    configured = 0
-    cam = camera_backend_name(config)
-    if cam == "sim" or config.backend("checkin.serial_scanner.backend") == "sim":
-        usable += 1
-    if cam == "picamera":
-        configured += 1
-        lib = python_module_check("Pi camera library", "picamera2", "the Pi camera",
-                                  "sudo apt install python3-picamera2 (venv made with --system-site-packages)")
-        checks.append(lib)
-        usable += lib.level == "OK"
-    elif cam == "usb":
-        configured += 1
-        lib = python_module_check("webcam library", "cv2", "the USB webcam",
-                                  "sudo apt install python3-opencv (or pip install opencv-python-headless)")
-        checks.append(lib)
-        device = str(config["checkin.camera.device"])
-        if lib.level == "OK" and not device.isdigit() and not Path(device).exists():
-            checks.append(warn("camera", f"Camera not found at {device}", "plug the webcam in, or set "
-                               "checkin.camera.backend = \"none\" if this door has none"))
-        else:
-            usable += lib.level == "OK"
+    decoder = python_module_check("QR decoder", "zxingcpp", "camera scanning", "pip install zxing-cpp")
+    checks = [decoder if decoder.level == "OK" else fail(decoder.name, decoder.message, decoder.fix)]
+    configured = usable = 0
+    cam = config.backend("checkin.camera.backend")
+    if cam == "sim":
+        configured, usable = configured + 1, usable + 1
+    elif cam != "none":
+        found, cam_usable = _camera_checks(config, cam)
+        checks += found
+        configured, usable = configured + 1, usable + cam_usable
     serial = config.backend("checkin.serial_scanner.backend")
-    if serial in ("auto", "serial"):
+    if serial == "sim":
+        configured, usable = configured + 1, usable + 1
+    elif serial != "none":
         configured += 1
         port = config["checkin.serial_scanner.port"]
         if Path(port).exists():
@@ -246,7 +249,9 @@ def doctor_checks(config) -> list:
                                "plug it in, set checkin.serial_scanner.port (ls /dev/serial/by-id/), or set "
                                "checkin.serial_scanner.backend = \"none\""))
     hid = config.backend("checkin.hid_scanner.backend")
-    if hid in ("auto", "evdev"):
+    if hid == "sim":
+        configured, usable = configured + 1, usable + 1
+    elif hid != "none":
         configured += 1
         lib = python_module_check("keyboard scanner library", "evdev", "the keyboard-mode scanner",
                                   "sudo apt install python3-evdev (venv made with --system-site-packages)")
@@ -258,6 +263,9 @@ def doctor_checks(config) -> list:
         else:
             usable += lib.level == "OK"
     if configured and not usable:
-        checks.append(fail("scan sources", "no camera or scanner is usable: tickets can only be admitted by name",
+        checks.append(fail("scan sources", "no camera or scanner is usable: tickets can only be found by name",
                            "plug in a scanner or camera (see the warnings above)"))
+    elif not configured:
+        checks.append(warn("scan sources", "every camera and scanner is switched off: tickets can only be "
+                           "found by name", "set checkin.camera.backend or checkin.serial_scanner.backend"))
     return checks

@@ -170,3 +170,21 @@ def test_line_assembler_limits_and_suffixes():
     assert lines.dropped == 1
     assert lines.feed(b"\r\n\r\n  \r") == []  # empty lines are not codes
     assert lines.feed(b"nosuffix") == [] and lines.flush() == ["nosuffix"]
+
+
+def test_a_stopped_scanner_can_be_started_again():
+    sim = SimulatedSerialScanner()
+    codes = Codes()
+    sim.start(codes)
+    wait_for(lambda: sim.status() == "ok", 5)
+    sim.show("FIRST")
+    wait_for(lambda: codes.payloads == ["FIRST"], 5)
+    sim.stop()
+    assert sim.status() == "not started"
+    sim.start(codes)
+    try:
+        wait_for(lambda: sim.status() == "ok", 5)
+        sim.show("SECOND")
+        wait_for(lambda: codes.payloads == ["FIRST", "SECOND"], 5)
+    finally:
+        sim.stop()

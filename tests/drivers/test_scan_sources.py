@@ -120,6 +120,34 @@ def test_settings_choose_sources(tmp_path):
             s.stop()
 
 
+def test_auto_camera_takes_whichever_camera_is_there(tmp_path):
+    import importlib.util
+
+    device = tmp_path / "video3"
+    config = make_config(tmp_path, False, checkin__camera__backend="auto", checkin__camera__device=str(device),
+                         checkin__serial_scanner__backend="none")
+    [camera] = open_scan_sources(config)
+    camera.start(lambda *_: None)
+    try:
+        wait_for(lambda: camera.status() != "not started", 5)
+        expected = f"Camera not found at {device} — check the USB cable"
+        if importlib.util.find_spec("picamera2") is None:  # this machine: no Pi camera library, no webcam
+            assert camera.status() == expected
+        else:
+            assert expected in camera.status()
+    finally:
+        camera.stop()
+    checks = {c.name: c for c in doctor_checks(config)}
+    assert checks["camera"].level == "WARN" and checks["scan sources"].level == "FAIL"
+
+
+def test_doctor_is_quiet_when_simulating_and_warns_when_everything_is_off(tmp_path):
+    checks = doctor_checks(make_config(tmp_path, True))
+    assert [c.level for c in checks] == ["OK"]
+    off = make_config(tmp_path, False, checkin__camera__backend="none", checkin__serial_scanner__backend="none")
+    assert [(c.name, c.level) for c in doctor_checks(off)] == [("QR decoder", "OK"), ("scan sources", "WARN")]
+
+
 def test_doctor_warns_about_absent_devices_and_missing_libraries(tmp_path):
     port = tmp_path / "ttyACM7"
     config = make_config(tmp_path, False, checkin__camera__backend="none", checkin__serial_scanner__port=str(port),
