@@ -122,8 +122,11 @@ class KeyDecoder:
         return [text] if text and not dropped else []
 
 
-def text_to_key_events(text: str, layout: str = "us", enter: bool = True) -> list[tuple[int, int, int]]:
-    """The (type, code, value) events a scanner in ``layout`` sends to type ``text`` (and Enter)."""
+def text_to_key_events(text: str, layout: str = "us", enter: bool = True,
+                       skip_untypeable: bool = False) -> list[tuple[int, int, int]]:
+    """The (type, code, value) events a scanner in ``layout`` sends to type ``text`` (and Enter).
+    A character the layout has no key for raises ValueError, or is left out with ``skip_untypeable``
+    (as a real scanner in keyboard mode would drop it)."""
     keys, altgr_keys = LAYOUTS[layout]
     plain = {ch: code for code, (ch, _) in sorted(keys.items(), reverse=True)}
     shifted = {s: code for code, (p, s) in sorted(keys.items(), reverse=True) if s != p}
@@ -140,7 +143,7 @@ def text_to_key_events(text: str, layout: str = "us", enter: bool = True) -> lis
             code = altgr[ch]
             events += [(EV_KEY, KEY_RIGHTALT, KEY_DOWN), (EV_KEY, code, KEY_DOWN), (EV_KEY, code, KEY_UP),
                        (EV_KEY, KEY_RIGHTALT, KEY_UP)]
-        else:
+        elif not skip_untypeable:
             raise ValueError(f"{ch!r} cannot be typed on the {layout} layout")
     if enter:
         events += [(EV_KEY, KEY_ENTER, KEY_DOWN), (EV_KEY, KEY_ENTER, KEY_UP)]
@@ -239,7 +242,8 @@ class SimulatedHidScanner(ScanSource):
         self._typed: queue.Queue[list[tuple[int, int, int]]] = queue.Queue()
 
     def show(self, payload: str) -> None:
-        self._typed.put(text_to_key_events(payload, self.layout, enter=self.enter))
+        """Type ``payload``; characters the layout cannot type are left out, as on a real scanner."""
+        self._typed.put(text_to_key_events(payload, self.layout, enter=self.enter, skip_untypeable=True))
 
     def _run(self) -> None:
         self._set_status("ok")

@@ -11,6 +11,7 @@ import errno
 import logging
 import os
 import re
+import select
 import time
 import tty
 
@@ -18,7 +19,7 @@ from drivers.scanner import ScanSource
 
 log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 RETRY_S = (0.2, 0.5, 1.0, 2.0)  # back-off while the scanner is unplugged
 
 
@@ -162,22 +163,30 @@ class SimulatedSerialScanner(SerialScanSource):
     def __init__(self, name: str = "serial-scanner", repeat_window_s: float = 2.0, max_line: int = 4096,
                  suffix: bytes = b"\r\n"):
         self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # no echo, no line editing before the reader takes over
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)  # write_bytes waits with select, never forever  # no echo, no line editing before the reader takes over
         super().__init__(name, os.ttyname(self._slave), repeat_window_s=repeat_window_s, max_line=max_line)
         self.suffix = suffix
 
-    def show(self, payload: str) -> None:
+    def show(self, payload: str) -> bool:
         """The scanner reads a code: the text goes out as UTF-8 plus the suffix."""
-        self.write_bytes(payload.encode("utf-8") + self.suffix)
+        return self.write_bytes(payload.encode("utf-8", errors="replace") + self.suffix)
 
-    def write_bytes(self, data: bytes) -> None:
-        """Raw bytes from the 'scanner' (junk, partial lines) for demos of bad input."""
+    def write_bytes(self, data: bytes, timeout: float = 2.0) -> bool:
+        """Raw bytes from the 'scanner' (junk, partial lines) for demos of bad input. False (and a log
+        line) when nobody reads the scanner, instead of blocking the caller."""
         if not (self._thread and self._thread.is_alive()):
-            raise RuntimeError("start the simulated scanner before showing it a code")
+            log.warning("event=sim_scanner_not_started source=%s bytes=%d", self.name, len(data))
+            return False
         view = memoryview(data)
+        deadline = time.monotonic() + timeout
         while view:
-            written = os.write(self._master, view[:4096])
-            view = view[written:]
+            _, writable, _ = select.select([], [self._master], [], max(0.0, deadline - time.monotonic()))
+            if not writable:
+                log.warning("event=sim_scanner_write_timeout source=%s unsent=%d", self.name, len(view))
+                return False
+            view = view[os.write(self._master, view[:4096]):]
+        return True
 
     def __del__(self) -> None:
         for fd in (getattr(self, "_master", None), getattr(self, "_slave", None)):

@@ -13,10 +13,10 @@ from kit.testing import wait_for
 @pytest.fixture
 def feedback(tmp_path):
     config = load_config({"FIELDKIT_HOME": str(tmp_path), "FIELDKIT_KIT_SIMULATE": "1"}).with_values(
-        checkin__feedback__green_pin="GPIO5", checkin__feedback__red_pin="GPIO6", checkin__feedback__buzzer_pin="GPIO13")
+        checkin__feedback__green_pin="GPIO19", checkin__feedback__red_pin="GPIO20", checkin__feedback__buzzer_pin="GPIO21")
     fb = open_door_feedback(config)
     factory = mock_pin_factory()
-    pins = {name: factory.pin(n) for name, n in (("green", 5), ("red", 6), ("buzzer", 13))}
+    pins = {name: factory.pin(n) for name, n in (("green", 19), ("red", 20), ("buzzer", 21))}
     for pin in pins.values():
         pin.clear_states()
     yield fb, pins

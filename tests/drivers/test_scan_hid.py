@@ -105,3 +105,16 @@ def test_real_keyboard_scanner_says_what_is_missing():
             assert source.status() == f"Scanner not found at {path} — check cable"
     finally:
         source.stop()
+
+
+def test_characters_a_layout_cannot_type_are_dropped_by_the_simulated_scanner():
+    with pytest.raises(ValueError, match="cannot be typed"):
+        text_to_key_events("€uro", "us")
+    sim = SimulatedHidScanner(layout="us")
+    got = []
+    sim.start(lambda payload, source: got.append(payload))
+    try:
+        sim.show("€uro\x00ticket")
+        wait_for(lambda: got == ["uroticket"], 5, what="typed code")
+    finally:
+        sim.stop()

@@ -7,6 +7,8 @@ import threading
 import tty
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from drivers.scanner_serial import LineAssembler, SerialScanSource, SimulatedSerialScanner
 from kit.testing import wait_for
@@ -188,3 +190,21 @@ def test_a_stopped_scanner_can_be_started_again():
         wait_for(lambda: codes.payloads == ["FIRST", "SECOND"], 5)
     finally:
         sim.stop()
+
+
+def test_showing_a_code_to_a_scanner_nobody_reads_does_not_block():
+    sim = SimulatedSerialScanner()
+    assert sim.show("NOBODY-LISTENS") is False
+
+
+@given(chunks=st.lists(st.binary(max_size=300), max_size=20), max_line=st.integers(1, 64))
+def test_any_bytes_in_any_chunks_give_clean_bounded_lines(chunks, max_line):
+    lines = LineAssembler(max_line)
+    out = [line for chunk in chunks for line in lines.feed(chunk)] + lines.flush()
+    for line in out:
+        assert line and line == line.strip()
+        assert len(line.encode("utf-8", errors="surrogatepass")) <= 3 * max_line  # U+FFFD is 3 bytes
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in line)
+    whole = b"".join(chunks)
+    if all(len(part) <= max_line for part in whole.replace(b"\r", b"\n").split(b"\n")):
+        assert not lines.dropped
