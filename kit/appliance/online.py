@@ -26,23 +26,40 @@ def appliance_state_topic(kit_id: str) -> str:
     return topics.state(kit_id, "appliance")
 
 
-def sync_runner(bus, kit_id: str) -> Callable[[float], bool]:
-    """A ``run_sync(timeout)`` that asks the sync agent to sync now and waits for its answer."""
+class SyncRequest:
+    """A ``run_sync(timeout)`` that asks the sync agent to sync now and waits for its answer.
 
-    def run(timeout: float) -> bool:
+    True when the agent answered that the sync went through; ``last_reply`` keeps its answer (with
+    the agent's ``error`` when it could not reach HQ).
+    """
+
+    def __init__(self, bus, kit_id: str):
+        self.bus, self.kit_id = bus, kit_id
+        self.last_reply: dict | None = None
+
+    def __call__(self, timeout: float) -> bool:
         request_id = uuid.uuid4().hex
         done = threading.Event()
+        self.last_reply = None
 
         def on_reply(_topic: str, payload: dict) -> None:
             if payload.get("id") == request_id and not payload.get("in_progress"):
+                self.last_reply = payload
                 done.set()
 
-        bus.subscribe(f"{topics.ROOT}/{kit_id}/sync/event/#", on_reply, qos=1)
-        bus.publish(topics.cmd(kit_id, *topics.SYNC_NOW), {"id": request_id, "source": "appliance.online"}, qos=1)
+        self.bus.subscribe(f"{topics.ROOT}/{self.kit_id}/sync/event/#", on_reply, qos=1)
+        self.bus.publish(topics.cmd(self.kit_id, *topics.SYNC_NOW), {"id": request_id, "source": "appliance.online"},
+                         qos=1)
         log.info("event=sync_requested id=%s timeout=%.0f", request_id, timeout)
-        return done.wait(timeout)
+        if not done.wait(timeout):
+            return False
+        return self.last_reply.get("ok", True) is not False
 
-    return run
+    def failure(self) -> str:
+        """Why the last sync did not go through, in the agent's words."""
+        if self.last_reply is None:
+            return "the sync agent did not answer in time; it carries on the next time the kit is online"
+        return str(self.last_reply.get("error") or "the sync agent reported a failure")
 
 
 class OnlineSwitch:
@@ -53,7 +70,7 @@ class OnlineSwitch:
         self.config = config
         self.bus = bus
         self.nm = nm or Nmcli()
-        self.run_sync = run_sync or sync_runner(bus, config.kit_id)
+        self.run_sync = run_sync or SyncRequest(bus, config.kit_id)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.state: dict = {"state": "idle", "detail": "", "at": time.time()}
@@ -86,7 +103,11 @@ class OnlineSwitch:
             self.report("error", str(e))
             return None
         self.last_result = result
-        outcome = "sync finished" if result.synced else "the sync did not finish in time; it continues next time"
+        if result.synced:
+            outcome = "sync finished"
+        else:
+            why = self.run_sync.failure() if hasattr(self.run_sync, "failure") else "no answer in time"
+            outcome = f"the sync did not go through: {why}"
         self.report("done", f"{outcome} (via {result.via})")
         return result
 

@@ -44,7 +44,7 @@ class SyncAgentStandin:
 
         def answer():
             self.release.wait(10)
-            self.bus.publish("fieldkit/test1/sync/event/done", {"id": msg["id"], "uploaded": 3}, qos=1)
+            self.bus.publish("fieldkit/test1/sync/event/done", {"id": msg["id"], "ok": True, "uploaded": 3}, qos=1)
 
         threading.Thread(target=answer, daemon=True).start()
 
