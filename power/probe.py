@@ -40,8 +40,8 @@ def _finish(report: ProbeReport, parser: VEDirectParser, records: list[dict[str,
 def probe_bytes(data: bytes, source: str = "bytes") -> ProbeReport:
     parser, merger = VEDirectParser(), BlockMerger()
     records = [r for b in parser.feed(data) for r in merger.add(b)]
-    # a capture ends mid-cycle: what is pending is still worth showing
-    records += merger.flush()
+    if not records:  # a capture shorter than one cycle: its first part is still worth showing
+        records += merger.flush()
     return _finish(ProbeReport(source), parser, records)
 
 
@@ -66,7 +66,8 @@ def probe(path: str, seconds: float = 5.0) -> ProbeReport:
             if got is None and not reader.connected and reader.last_error:
                 raise ProbeError(f"{path}: {reader.last_error}")
             records.extend(got or [])
-        records.extend(reader.merger.flush())
+        if not records:
+            records.extend(reader.merger.flush())
     finally:
         reader.close()
     report = _finish(ProbeReport(path), reader.parser, records)

@@ -35,6 +35,7 @@ class PowerService:
         self._shutdown_retry_at: float | None = None
         self.snapshot: dict = {}
         self._started = time.monotonic()
+        self.shutdown_problem = ""
 
     # -- bus ------------------------------------------------------------------------------------
     def attach(self) -> None:
@@ -110,6 +111,8 @@ class PowerService:
         problems = self.sources.problems()
         if self.sources.kind == "none":
             problems = []
+        if self.shutdown_problem:
+            problems.append(self.shutdown_problem)
         elif not self.snapshot["available"] and time.monotonic() - self._started > self.ctx.config["power.stale_seconds"]:
             problems.append(f"no battery reading for over {self.ctx.config['power.stale_seconds']:g} s"
                             " — check the VE.Direct cable or the power source setting")
@@ -130,6 +133,8 @@ class PowerService:
             self.ctx.ledger.append(conn, "power.low", {**payload, "previous": t.previous})
         if t.level == CRITICAL:
             self.shut_down(payload)
+        elif t.level == "ok":
+            self.shutdown_problem = ""
 
     def shut_down(self, payload: dict) -> None:
         command = self.ctx.config["power.shutdown_command"]
@@ -151,7 +156,9 @@ class PowerService:
             log.error("event=shutdown_failed command=%r detail=%s", command, detail)
             with self.ctx.db.transaction() as conn:
                 self.ctx.ledger.append(conn, "power.shutdown_failed", {"command": command, "detail": detail})
-            self.ctx.health("degraded", reason=f"the shutdown command failed: {detail.strip() or 'no detail'}")
+            self.shutdown_problem = (f"the battery is critical but the shutdown command failed "
+                                     f"({detail.strip() or 'no detail'}); retrying in a minute")
+            self._health()
             self._shutdown_retry_at = time.monotonic() + 60
 
 

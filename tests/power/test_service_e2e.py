@@ -32,7 +32,7 @@ def test_service_process_publishes_discovery_state_and_shuts_down_on_a_flat_batt
     proc = subprocess.Popen([sys.executable, "-m", "kit", "run", "power"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        configs = lambda: {t: p for t, p in rec.messages if t.startswith("homeassistant/sensor/")}  # noqa: E731
+        configs = lambda: {t: p for t, p in rec.messages if t.startswith(f"homeassistant/sensor/fieldkit_{KIT}_")}  # noqa: E731
         wait_for(lambda: len(configs()) == SENSOR_COUNT, 20, what="discovery configs")
         soc = configs()[f"homeassistant/sensor/fieldkit_{KIT}_battery_soc/config"]
         assert soc["unit_of_measurement"] == "%" and soc["device_class"] == "battery"
@@ -50,10 +50,10 @@ def test_service_process_publishes_discovery_state_and_shuts_down_on_a_flat_batt
         assert state["solar"]["charge_state"] in ("bulk", "float", "off")
 
         # Home Assistant restarts: it says "online" (not JSON) and the configs come again.
-        before = len([t for t, _ in rec.messages if t.endswith("battery_soc/config")])
+        before = len([t for t, _ in rec.messages if t.endswith(f"{KIT}_battery_soc/config")])
         listener = _raw_client(env)
         listener.publish("homeassistant/status", b"online").wait_for_publish(5)
-        wait_for(lambda: len([t for t, _ in rec.messages if t.endswith("battery_soc/config")]) > before, 10,
+        wait_for(lambda: len([t for t, _ in rec.messages if t.endswith(f"{KIT}_battery_soc/config")]) > before, 10,
                  what="configs republished after homeassistant/status online")
 
         # A lead rehearses a dying battery: SOC falls under the warning, then the voltage under the floor.
@@ -110,3 +110,14 @@ def test_a_silent_source_is_published_as_unavailable_never_as_live(power_service
     sources.sim.plug("monitor")
     wait_for(lambda: any(p["battery"]["available"] for _, p in rec.messages[n:]), 10, what="live again")
     wait_for(lambda: ctx.health_state == "ok", 5, what="health ok again")
+
+
+def test_a_failing_shutdown_command_is_recorded_and_shown(power_service, db):
+    service, ctx = power_service.service, power_service.ctx
+    wait_for(lambda: service.snapshot.get("available"), 10, what="a live state")
+    ctx.config = ctx.config.with_values(power__shutdown_command="false")
+    service.shut_down({"level": "critical", "soc_percent": 3.0, "voltage": 11.3})
+    types = [r["type"] for r in db.query("SELECT type FROM events WHERE type LIKE 'power.%' ORDER BY seq")]
+    assert types == ["power.shutdown", "power.shutdown_failed"]
+    wait_for(lambda: ctx.health_state == "degraded", 5, what="health degraded")
+    assert "shutdown command failed" in ctx.health_detail["reason"]
