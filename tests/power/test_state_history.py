@@ -90,3 +90,41 @@ def test_demo_history_fills_a_week_with_days_and_nights(config, db):
     assert all(0 <= s["soc"] <= 100 for s in week["samples"])
     day = query(db, since=now - 3600, now=now)
     assert day["resolution"] == "fine" and len(day["samples"]) >= 300
+
+
+def test_an_ina219_source_feeds_the_state_with_voltage_current_and_rough_soc(config):
+    import queue
+    import threading
+
+    from power.sources import INA219Source
+
+    out: queue.Queue = queue.Queue()
+    source = INA219Source(config.with_values(power__ina219_address="0x42"), out, interval=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
+    thread.start()
+    kind, fields, at, port = out.get(timeout=5)
+    stop.set()
+    thread.join(2)
+    state = PowerState()
+    state.update(kind, fields, at, port)
+    snap = state.snapshot(now=at)
+    assert kind == "monitor" and port == "i2c-1@0x42" and source.problem() == ""
+    assert snap["battery"]["voltage"] == 7.6 and snap["battery"]["current"] == -0.4
+    assert snap["battery"]["soc"] == 66.7 and snap["estimate"]["hours_left"] is not None
+
+
+def test_an_ina219_on_a_missing_bus_is_a_problem_the_service_reports(config):
+    import queue
+    import threading
+
+    from kit.testing import wait_for
+    from power.sources import INA219Source
+
+    source = INA219Source(config.with_values(kit__simulate=False, power__i2c_bus=97), queue.Queue(), interval=0.05)
+    stop = threading.Event()
+    threading.Thread(target=source.run, args=(stop,), daemon=True).start()
+    try:
+        wait_for(lambda: "/dev/i2c-97" in source.problem(), 5, what="the missing bus to be reported")
+    finally:
+        stop.set()
