@@ -113,12 +113,12 @@ def open_devices(config) -> tuple[list, object, list[str]]:
 def run(ctx: ServiceContext) -> None:
     sources, feedback, problems = open_devices(ctx.config)
     door = Door(ctx, sources, feedback)
-    ctx.door = door  # type: ignore[attr-defined]  # tests and the bench reach the running door through ctx
     ctx.bus.subscribe(topics.cmd(door.rules.kit, "checkin", SIMULATE), door.on_simulate)
     if door.link:
         door.link.start()
     for source in sources:
         source.start(door.on_code)
+    ctx.door = door  # type: ignore[attr-defined]  # tests and the bench reach the running door through ctx
     catchup_every = float(ctx.config["checkin.catchup_seconds"])
     last_catchup = last_preview = 0.0
     last_health: tuple[str, str] | None = None

@@ -84,6 +84,8 @@ class RunningService:
         self.thread.start()
         wait_for(lambda: hasattr(self.ctx, "door"), 10, what="checkin service start")
         self.door = self.ctx.door
+        # A serial port flushes its input when opened: wait until the scanners are reading.
+        wait_for(lambda: all(s.status() == "ok" for s in self.door.sources), 10, what="scan sources ready")
 
     def stop(self) -> None:
         self.ctx.stopping.set()
