@@ -6,6 +6,7 @@
 - Takes print documents from other features on ``fieldkit/<kit>/pos/cmd/print`` (kit/topics.py) and
   answers on ``pos/event/print`` with the request's id: queued, printed or rejected.
 - Takes ``pos/cmd/reprint`` {"id", "receipt"}.
+- Imports catalogues and pickup lists the sync agent announces on ``sync/event/document``.
 - Publishes every ``pos.sale`` / ``pos.refund`` in the ledger on ``pos/event/sale``, whoever made it
   (the web process or ``fieldkit pos sell``).
 """
@@ -69,6 +70,25 @@ class PosService:
             return
         self._answer({"id": rid, "status": "queued", "job": job})
         self.next_attempt = 0.0
+
+    def on_document(self, _topic: str, msg: dict) -> None:
+        """A catalogue or pickup list the sync agent downloaded from HQ: import it through our importer."""
+        from pathlib import Path
+
+        from kit.documents import DocumentError, import_document
+
+        kind = msg.get("kind")
+        if kind not in ("pos.catalogue", "pos.pickups"):
+            return
+        path = Path(str(msg.get("path") or ""))
+        try:
+            data = path.read_bytes()
+            _, report = import_document(self.ctx.config, self.ctx.db, kind, data, path.name, source="hq",
+                                        source_version=str(msg.get("source_version") or msg.get("version") or ""))
+        except (OSError, DocumentError) as e:
+            log.warning("event=document_refused kind=%s path=%s reason=%r", kind, path, str(e))
+            return
+        log.info("event=document_applied kind=%s %s", kind, report.summary().replace(", ", " "))
 
     def _answer(self, payload: dict) -> None:
         self.ctx.bus.publish(topics.event(self.kit, "pos", "print"), payload, qos=1)
@@ -167,6 +187,7 @@ def run(ctx: ServiceContext) -> None:
         ctx.health("degraded", reason=str(e))
     ctx.bus.subscribe(topics.cmd(service.kit, *topics.POS_PRINT), service.on_print, qos=1)
     ctx.bus.subscribe(topics.cmd(service.kit, "pos", "reprint"), service.on_reprint, qos=1)
+    ctx.bus.subscribe(topics.event(service.kit, *topics.SYNC_DOCUMENT), service.on_document, qos=1)
     ctx.health("ok")
     log.info("event=pos_service_started backend=%s profile=%s", ctx.config.backend("pos.printer.backend"), service.profile)
     while ctx.sleep(0.2):

@@ -69,9 +69,22 @@ def test_other_features_print_over_the_bus_and_bad_jobs_are_rejected(service, li
     sheet = {"id": "rehearsal-1", "source": "checkin", "lines": [
         {"text": "REHEARSAL TICKETS", "align": "center", "bold": True, "size": "double"},
         {"qr": "TEST-TICKET-VALID"}, {"text": "valid"}, {"cut": True}]}
+
+
+    def answered(rid: str) -> bool:
+        # A sender repeats its command until it hears back (the service may still be subscribing);
+        # a repeated id prints once.
+        for _ in range(20):
+            ctx.bus.publish(topics.cmd(kit, *topics.POS_PRINT), sheet if rid == sheet["id"] else
+                            {"id": rid, "lines": [{"text": 3}]}, qos=1)
+            try:
+                return rec.wait(lambda msgs: any(p.get("id") == rid for _, p in msgs), timeout=0.5)
+            except TimeoutError:
+                continue
+        return False
+
+    assert answered("rehearsal-1") and answered("bad-1")
     ctx.bus.publish(topics.cmd(kit, *topics.POS_PRINT), sheet, qos=1)
-    ctx.bus.publish(topics.cmd(kit, *topics.POS_PRINT), sheet, qos=1)  # a repeated command prints once
-    ctx.bus.publish(topics.cmd(kit, *topics.POS_PRINT), {"id": "bad-1", "lines": [{"text": 3}]}, qos=1)
     rec.wait(lambda msgs: any(p.get("id") == "rehearsal-1" and p.get("status") == "printed" for _, p in msgs),
              what="printed answer")
     rec.wait(lambda msgs: any(p.get("id") == "bad-1" and p.get("status") == "rejected" for _, p in msgs),
@@ -97,3 +110,37 @@ def test_reprint_prints_a_marked_copy(service, pos_kit, listen):
     copy = _printed_lines(sim.outputs()[1])
     assert copy[0] == "*** COPY ***" and f"Receipt {s['receipt']}" in copy
     assert kit
+
+
+def test_a_catalogue_from_hq_is_imported_by_the_service(service, pos_kit, tmp_path):
+    ctx, sim, thread = service
+    thread.start()
+    path = tmp_path / "hq-catalogue.csv"
+    path.write_text("sku,name,price\nCAP,Cap,15.00\n")
+
+    def imported() -> bool:
+        return pos_kit.db.scalar("SELECT price_cents FROM pos_products WHERE sku='CAP'") == 1500
+
+    for _ in range(20):  # announced again until it lands, as the service may still be subscribing
+        ctx.bus.publish(topics.event(ctx.config.kit_id, *topics.SYNC_DOCUMENT),
+                        {"kind": "pos.catalogue", "path": str(path), "version": 3, "source_version": "hq-7"}, qos=1)
+        try:
+            wait_for(imported, 0.5)
+            break
+        except TimeoutError:
+            continue
+    assert imported()
+    row = pos_kit.db.query_one("SELECT source, source_version FROM kit_documents WHERE kind='pos.catalogue' ORDER BY version DESC")
+    assert (row["source"], row["source_version"]) == ("hq", "hq-7")
+
+
+def test_doctor_warns_with_a_fix_when_the_usb_printer_is_missing(config):
+    from pos.doctor import check_printer
+
+    checks = {c.name: c for c in check_printer(config.with_values(kit__simulate=False, pos__printer__backend="usb"))}
+    assert checks["printer profile"].level == "OK"
+    assert checks["printer"].level == "WARN"
+    assert "USB" in checks["printer"].message or "pyusb" in checks["printer"].message
+    assert "plug in" in checks["printer"].fix or "check" in checks["printer"].fix
+    sim = {c.name: c for c in check_printer(config)}
+    assert sim["printer"].level == "OK" and "Simulated" in sim["printer"].message
