@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 PREVIEW_WIDTH = 320
 OUTLINE_SECONDS = 1.0  # how long the last detection stays outlined in the preview
 MAX_READ_FAILURES = 10
+STALE_SECONDS = 2.0  # an older frame is not shown as the live preview
 
 
 class CameraMissing(Exception):
@@ -187,6 +188,7 @@ class CameraScanSource(ScanSource):
         self._latest: np.ndarray | None = None
         self._detections: list[Detection] = []
         self._detected_at = 0.0
+        self._latest_at = 0.0
         self._frame_lock = threading.Lock()
         self.frames_decoded = 0
 
@@ -224,9 +226,13 @@ class CameraScanSource(ScanSource):
                     raise
                 self._wait(0.05)
                 continue
-            found = self.decoder.decode(frame, self.frames.order)
+            try:
+                found = self.decoder.decode(frame, self.frames.order)
+            except Exception as e:  # one odd frame must not end the door camera
+                log.warning("event=camera_frame_undecodable source=%s error=%r", self.name, e)
+                found = []
             with self._frame_lock:
-                self._latest = frame
+                self._latest, self._latest_at = frame, time.monotonic()
                 if found:
                     self._detections, self._detected_at = found, time.monotonic()
             self.frames_decoded += 1
@@ -244,9 +250,10 @@ class CameraScanSource(ScanSource):
             return self._latest
 
     def preview_jpeg(self, width: int = PREVIEW_WIDTH, quality: int = 70) -> bytes | None:
-        """The latest frame, ``width`` pixels wide, as JPEG; a code read in the last second is outlined in green."""
+        """The latest frame, ``width`` pixels wide, as JPEG, with a code read in the last second outlined
+        in green; None when the camera has sent nothing for STALE_SECONDS (unplugged: show no picture)."""
         with self._frame_lock:
-            frame = self._latest
+            frame = self._latest if time.monotonic() - self._latest_at < STALE_SECONDS else None
             outlines = self._detections if time.monotonic() - self._detected_at < OUTLINE_SECONDS else []
         if frame is None:
             return None

@@ -94,6 +94,7 @@ def test_unplugged_camera_reports_and_comes_back(sim_sources):
     wait_for(lambda: camera.status() == "ok", 5)
     camera.sim.plugged_in = False
     wait_for(lambda: "Camera" in camera.status() and "cable" in camera.status(), 5, what="camera missing")
+    wait_for(lambda: camera.preview_jpeg() is None, 5, what="no stale picture in the preview")
     camera.sim.plugged_in = True
     wait_for(lambda: camera.status() == "ok", 10, what="camera back")
     camera.show("AFTER-REPLUG")
