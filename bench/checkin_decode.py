@@ -154,7 +154,14 @@ def run(per_kind: int = PER_KIND, rounds: int = 3) -> dict:
         "hit rate above plain zxing": mine["hit rate %"] > base["hit rate %"],
         "no misreads, no codes in empty frames": mine["misreads"] == 0 and mine["false codes"] == 0,
     }
+    headline = {
+        "decode median ms": round(mine["median ms"], 3),
+        "vs zxing-cpp": f"{ratios['pipeline / zxing median']:.2f}x",
+        "read %": round(mine["hit rate %"], 1),
+        "zxing-cpp read %": round(base["hit rate %"], 1),
+    }
     return {
+        "headline": headline,
         "frames": {"with code": len(with_code), "without code": len(empty), "kinds": len(KINDS),
                    "seed": SEED, "rounds": rounds, "generate s": generated},
         "decoders": summary, "by kind": list(by_kind.values()), "ratios": ratios, "targets": targets,
