@@ -185,3 +185,19 @@ def test_control_characters_never_reach_the_printer():
                 {"lines": [{"nothing": 1}]}, [1], {"lines": [{"text": "x"}] * 601}):
         with pytest.raises(PrintDocumentError):
             validate_document(bad)
+
+
+def test_python_escpos_leaves_stdout_logging_and_temp_dirs_alone(tmp_path):
+    """Importing and rendering must not print to stdout (a CLI's output) nor configure the root logger."""
+    import subprocess
+    import sys
+
+    code = ("import logging\n"
+            "from drivers.printer import render\n"
+            "render([{'text': 'x'}, {'qr': 'abc'}, {'cut': True}], 'NT-5890K')\n"
+            "render([{'text': 'x'}, {'qr': 'abc'}], 'TM-T20II')\n"
+            "print('handlers', len(logging.getLogger().handlers))\n")
+    env = {**os.environ, "ESCPOS_CAPABILITIES_PICKLE_DIR": str(tmp_path / "escpos-cache")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert out.stdout == "handlers 0\n"
+    assert list((tmp_path / "escpos-cache").glob("*.capabilities.pickle"))  # the fixed cache dir, made if missing
