@@ -6,7 +6,7 @@ import importlib.util
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.scanner_hid import EV_KEY, KeyDecoder, SimulatedHidScanner, text_to_key_events
@@ -70,6 +70,7 @@ def test_unknown_keys_and_overlong_codes_are_dropped():
 
 
 @pytest.mark.parametrize("layout", ["us", "de"])
+@settings(deadline=None, max_examples=60)  # no deadline: a loaded CI machine is not a failure
 @given(text=st.text(alphabet=string.ascii_letters + string.digits + "+/=-_.:", min_size=1, max_size=120))
 def test_every_ticket_character_round_trips(layout, text):
     out, _ = feed_all(KeyDecoder(layout), text_to_key_events(text, layout))
@@ -118,3 +119,23 @@ def test_characters_a_layout_cannot_type_are_dropped_by_the_simulated_scanner():
         wait_for(lambda: got == ["uroticket"], 5, what="typed code")
     finally:
         sim.stop()
+
+
+def test_key_codes_match_the_kernel_names():
+    """Our tables use raw Linux key codes (so they work without evdev); check them against evdev's names
+    where evdev is installed, and against a few values from linux/input-event-codes.h everywhere."""
+    from drivers.scanner_hid import LAYOUTS
+
+    kernel = {"KEY_1": 2, "KEY_0": 11, "KEY_Q": 16, "KEY_ENTER": 28, "KEY_A": 30, "KEY_LEFTSHIFT": 42,
+              "KEY_BACKSLASH": 43, "KEY_Z": 44, "KEY_SLASH": 53, "KEY_RIGHTSHIFT": 54, "KEY_SPACE": 57,
+              "KEY_KP7": 71, "KEY_KPDOT": 83, "KEY_102ND": 86, "KEY_KPENTER": 96, "KEY_KPSLASH": 98,
+              "KEY_RIGHTALT": 100, "KEY_TAB": 15}
+    if importlib.util.find_spec("evdev") is not None:
+        from evdev import ecodes
+
+        assert {name: getattr(ecodes, name) for name in kernel} == kernel
+        assert ecodes.EV_KEY == EV_KEY
+    us, _ = LAYOUTS["us"]
+    named = {"KEY_1": "1", "KEY_0": "0", "KEY_Q": "q", "KEY_A": "a", "KEY_BACKSLASH": "\\", "KEY_Z": "z",
+             "KEY_SLASH": "/", "KEY_SPACE": " ", "KEY_KP7": "7", "KEY_KPDOT": ".", "KEY_KPSLASH": "/"}
+    assert {name: us[kernel[name]][0] for name in named} == named

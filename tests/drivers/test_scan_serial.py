@@ -7,7 +7,7 @@ import threading
 import tty
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.scanner_serial import LineAssembler, SerialScanSource, SimulatedSerialScanner
@@ -197,6 +197,7 @@ def test_showing_a_code_to_a_scanner_nobody_reads_does_not_block():
     assert sim.show("NOBODY-LISTENS") is False
 
 
+@settings(deadline=None)
 @given(chunks=st.lists(st.binary(max_size=300), max_size=20), max_line=st.integers(1, 64))
 def test_any_bytes_in_any_chunks_give_clean_bounded_lines(chunks, max_line):
     lines = LineAssembler(max_line)
