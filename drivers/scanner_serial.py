@@ -83,6 +83,8 @@ class LineAssembler:
 
 def open_problem(port: str, error: Exception) -> str:
     """What a lead should do about a port that cannot be opened."""
+    if not port:
+        return "No serial scanner port set — set checkin.serial_scanner.port (ls /dev/serial/by-id/)"
     code = getattr(error, "errno", None)
     if code in (errno.ENOENT, errno.ENODEV, errno.ENXIO) or "No such file" in str(error):
         return f"Scanner not found on {port} — check cable"

@@ -209,3 +209,16 @@ def test_any_bytes_in_any_chunks_give_clean_bounded_lines(chunks, max_line):
     whole = b"".join(chunks)
     if all(len(part) <= max_line for part in whole.replace(b"\r", b"\n").split(b"\n")):
         assert not lines.dropped
+
+
+def test_a_port_that_is_not_a_scanner_gets_a_clear_status(tmp_path):
+    not_a_tty = tmp_path / "notes.txt"
+    not_a_tty.write_text("hello")
+    for port, expected in (("", "No serial scanner port set"), (str(not_a_tty), f"Scanner on {not_a_tty} cannot be opened")):
+        source = SerialScanSource("odd", port)
+        source.start(lambda *_: None)
+        try:
+            wait_for(lambda s=source: s.status() != "not started", 5)
+            assert source.status().startswith(expected), source.status()
+        finally:
+            source.stop()
