@@ -127,7 +127,8 @@ def import_attendees(
     report = ImportReport()
     text = decode_text(data, report)
     first_line = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text), delimiter=sniff_delimiter(first_line))
+    # NUL bytes make the csv module give up; a list exported from a spreadsheet never needs them.
+    reader = csv.reader(io.StringIO(text.replace("\x00", "")), delimiter=sniff_delimiter(first_line))
     try:
         headers = next(reader)
     except StopIteration:
@@ -144,7 +145,10 @@ def import_attendees(
         report.notes.append("no name column: search by name will not find these tickets")
     report.notes.append(f"format {fmt}; columns used: " + ", ".join(f"{f}={headers[i].strip()!r}" for f, i in cols.items()))
     tz = config.tz if config is not None else ZoneInfo("UTC")
-    rows = list(reader)
+    try:
+        rows = list(reader)
+    except csv.Error as e:
+        raise DocumentError(f"{filename}: line {reader.line_num} cannot be read as CSV ({e})") from None
     total = len(rows)
     existing = dict(conn.execute("SELECT ticket_key, row_hash FROM checkin_tickets"))
     seen: dict[str, int] = {}
