@@ -213,6 +213,8 @@ class SimulatedDmxWidget:
         self._lock = threading.Lock()
         self._master = -1
         self._slave = -1
+        self._reading = False
+        self._reader: threading.Thread | None = None
         self.plug()
 
     @property
@@ -233,6 +235,23 @@ class SimulatedDmxWidget:
             if fd >= 0:
                 os.close(fd)
         self._master = self._slave = -1
+
+    def start_reader(self) -> None:
+        """Consume frames on a thread, as a real widget does, so ``levels`` is always the newest frame."""
+        self._reading = True
+
+        def loop() -> None:
+            while self._reading:
+                if self._master < 0:
+                    time.sleep(0.05)
+                    continue
+                try:
+                    self.read(0.2)
+                except (OSError, ValueError):  # unplugged under our feet
+                    time.sleep(0.05)
+
+        self._reader = threading.Thread(target=loop, name="dmx-widget-sim", daemon=True)
+        self._reader.start()
 
     def read(self, timeout: float = 0.0) -> list[bytes]:
         """Frames that arrived since the last read (waits up to ``timeout`` for the first byte)."""
@@ -258,6 +277,9 @@ class SimulatedDmxWidget:
             return self.frames[-1] if self.frames else b""
 
     def close(self) -> None:
+        self._reading = False
+        if self._reader is not None:  # let it leave select() before its descriptor can be reused
+            self._reader.join(timeout=2)
         self.unplug()
         self.link.unlink(missing_ok=True)
 
@@ -269,11 +291,8 @@ class SimulatedDmx(EnttecDmxPro):
 
     def __init__(self, link: Path | str):
         self.widget = SimulatedDmxWidget(link)
+        self.widget.start_reader()
         super().__init__(self.widget.path)
-
-    def send(self, levels: bytes) -> None:
-        super().send(levels)
-        self.widget.read()  # keep the pty drained so a long show never blocks on a full buffer
 
     def close(self) -> None:
         super().close()

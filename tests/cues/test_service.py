@@ -83,7 +83,8 @@ def test_a_broken_sheet_is_refused_while_the_old_one_keeps_running(ctx, service)
         import_document(ctx.config, ctx.db, "cues.sheet", broken.encode(), "broken.toml")
     service.maintain()
     assert service.sheet_version == 1
-    wait_for(lambda: level(service, "house") == 160, 10, what="the old sheet's GO to run on and auto-follow")
+    wait_for(lambda: (level(service, "house"), level(service, "stage_red")) == (160, 255), 10,
+             what="the old sheet's GO to run on and auto-follow into the walk-in scene")
     better = DEMO_SHEET.read_text().replace('name = "Micro-stage demo"', 'name = "Second night"')
     import_document(ctx.config, ctx.db, "cues.sheet", better.encode(), "second.toml")
     service.maintain()
