@@ -161,6 +161,15 @@ class HQServer:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        """Close every socket from inside waitress's own loop, so the loop ends by itself at once."""
         self._stopping = True
-        self.server.close()
-        self.thread.join(timeout=5)
+
+        def close_all() -> None:
+            for channel in list(self.server._map.values()):
+                channel.close()
+
+        try:
+            self.server.trigger.pull_trigger(close_all)
+            self.thread.join(timeout=5)
+        finally:
+            self.server.task_dispatcher.shutdown(timeout=5)

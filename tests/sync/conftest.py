@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from sync.hq import store
+from sync.hq import schema, store
 from sync.hq.testing import HQServer, TestPostgres
 
 
@@ -21,16 +21,22 @@ def postgres():
     pg.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_hq_url(postgres):
+    """One PostgreSQL database for the session's HQ tests (creating one per test costs a second)."""
+    return postgres.create_database(f"fk_hq_{secrets.token_hex(4)}")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def hq_url_db(request, tmp_path):
     """An empty HQ database URL, once per backend."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hq.db'}"
-        return
-    pg = request.getfixturevalue("postgres")
-    name = f"fk_hq_{secrets.token_hex(4)}"
-    yield pg.create_database(name)
-    pg.drop_database(name)
+        return f"sqlite:///{tmp_path / 'hq.db'}"
+    url = request.getfixturevalue("postgres_hq_url")
+    engine = store.make_engine(url)
+    schema.metadata.drop_all(engine)  # empty, as a fresh database would be
+    engine.dispose()
+    return url
 
 
 @pytest.fixture

@@ -78,6 +78,7 @@ def test_hq_unreachable_is_an_error_that_loses_nothing(ctx, config):
     assert "unreachable" in state["last_error"]
 
 
+@pytest.mark.parametrize("hq_url_db", ["sqlite"], indirect=True)
 def test_wrong_token_says_so(ctx, config, hq):
     store.add_kit(hq.engine, "test1", "testsite")
     agent = SyncAgent(join(config, hq.url, "fk_test1_wrong"), ctx.db)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from kit.testing import wait_for
+from sync.agent import SyncAgent
 from sync.hq import documents
 from sync.service import run
 from tests.sync.conftest import append_events
@@ -13,6 +16,7 @@ from tests.sync.conftest import append_events
 CATALOGUE = Path(__file__).resolve().parents[2] / "pos" / "demo" / "catalogue.csv"
 
 
+@pytest.mark.parametrize("hq_url_db", ["sqlite"], indirect=True)
 def test_service_uploads_pulls_documents_and_answers_sync_now(ctx, joined, hq, listen):
     append_events(ctx.db, ctx.ledger, 50)
     documents.put_document(hq.engine, "pos.catalogue", CATALOGUE.read_bytes(), "catalogue.csv", site="testsite")
@@ -25,8 +29,11 @@ def test_service_uploads_pulls_documents_and_answers_sync_now(ctx, joined, hq, l
     worker.start()
     try:
         state_topic, event_topic = "fieldkit/test1/sync/state", "fieldkit/test1/sync/event/document"
-        recorder.wait(lambda msgs: any(t == state_topic and p.get("backlog") == 0 and p["last_success"] for t, p in msgs),
-                      timeout=15, what="retained sync state with an empty backlog")
+        recorder.wait(lambda msgs: len([t for t, _ in msgs if t == event_topic]) >= 2, timeout=15,
+                      what="two documents announced")
+        assert SyncAgent(joined, ctx.db).state()["backlog"] == 0  # documents come after the upload
+        recorder.wait(lambda msgs: any(t == state_topic and p.get("backlog") == 0 and p.get("documents")
+                                       for t, p in msgs), timeout=10, what="retained sync state")
         announced = {p["kind"]: p for p in recorder.on(event_topic)}
         assert announced["pos.catalogue"]["applied"] is True
         assert "imported" in announced["pos.catalogue"]["result"]
