@@ -115,3 +115,17 @@ def test_state_is_published_for_the_cue_screen(ctx, service, listen):
     assert msg["outputs"]["dmx"]["available"] is True
     assert {c["name"] for c in msg["cues"]} >= {"preshow", "welcome", "panic"}
     assert msg["dmx"][0] == {"channel": 1, "name": "house", "value": 0}
+
+
+def test_an_unplugged_widget_degrades_health_and_is_reopened(ctx, service):
+    dmx = service.outputs.dmx
+    dmx.reopen_every = 0.05
+    service.command("fire", {"cue": "welcome"})
+    dmx.widget.unplug()
+    service.command("fire", {"cue": "stage-motion"})  # the stage rises while the cable is out
+    wait_for(lambda: service.health()[0] == "degraded", 5, what="degraded health")
+    assert "unplugged" in service.health()[1]
+    dmx.widget.plug()
+    wait_for(lambda: (service.maintain(), dmx.available)[1], 5, 0.1, what="the widget to be reopened")
+    assert service.health() == ("ok", "")
+    wait_for(lambda: level(service, "stage_dim") == 255, 5, what="the current levels on the replugged widget")
