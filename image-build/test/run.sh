@@ -47,6 +47,15 @@ mkdir -p "$WORK/src/image-build" && cp -r "$REPO/image-build/files" "$REPO/image
 
 # --- root file system: Debian + the shared installer ----------------------------------------------
 ROOTFS=$WORK/rootfs
+if [ "${FIELDKIT_IMAGE_TEST_REUSE:-0}" = 1 ] && [ -x "$ROOTFS/opt/fieldkit/bin/fieldkit" ]; then
+  log "reusing the root file system in $ROOTFS (FIELDKIT_IMAGE_TEST_REUSE=1): installing the new wheel only"
+  mkdir -p "$ROOTFS/tmp/fk" && cp -r "$WORK/src"/* "$WORK/wheelhouse" "$WHEEL" "$ROOTFS/tmp/fk/"
+  mount --bind /dev "$ROOTFS/dev" && mount -t proc proc "$ROOTFS/proc"
+  chroot "$ROOTFS" env FIELDKIT_PIP_ARGS='--no-index --find-links /tmp/fk/wheelhouse' \
+    bash /tmp/fk/image-build/provision.sh --source /tmp/fk --no-apt --wheel "/tmp/fk/$(basename "$WHEEL")" \
+    >"$WORK/provision-again.log" 2>&1 || { umount "$ROOTFS/proc" "$ROOTFS/dev"; fail "provision.sh failed"; }
+  umount "$ROOTFS/proc" "$ROOTFS/dev"
+else
 rm -rf "$ROOTFS"
 log "building a $SUITE root file system (mmdebstrap) and running provision.sh in it"
 mmdebstrap --variant=apt --architectures=amd64 \
@@ -68,6 +77,7 @@ chroot "$ROOTFS" env FIELDKIT_PIP_ARGS='--no-index --find-links /tmp/fk/wheelhou
 umount "$ROOTFS/proc" "$ROOTFS/dev"
 $second_ok || { cat "$WORK/provision-again.log"; fail "the second provision.sh run failed"; }
 [ "$(grep -c '^fieldkit:' "$ROOTFS/etc/passwd")" = 1 ] || fail "the second run duplicated the fieldkit user"
+fi
 
 # What only this test image needs: no hardware here, a root shell on the serial console for
 # debugging, a reporter that prints the units' states to the serial port for the host to read.
@@ -89,6 +99,9 @@ while true; do
            fieldkit-cues fieldkit-sync fieldkit-slip fieldkit-hotspot; do
     echo "FKTEST unit=$u active=$(systemctl is-active $u.service) condition=$(systemctl show -p ConditionResult --value $u.service)"
   done
+  for u in $(systemctl list-units --no-legend --plain --state=failed,activating 'fieldkit-*' | awk '{print $1}'); do
+    journalctl -b -u "$u" -n 8 --no-pager -o cat | sed "s/^/FKLOG $u: /"
+  done
   echo "FKTEST issue=$(grep -c 'fieldkit-vmkit' /etc/issue.d/fieldkit.issue 2>/dev/null)"
   echo "FKTEST user=$(id -nG fieldkit | tr ' ' ,)"
   echo "FKTEST end"
@@ -99,7 +112,8 @@ chmod +x "$ROOTFS/usr/local/bin/fieldkit-imagetest-report"
 cat >"$ROOTFS/etc/systemd/system/fieldkit-imagetest-report.service" <<'EOF'
 [Unit]
 Description=Field Kit image test: report unit states on the serial console
-After=fieldkit.target
+# Not after fieldkit.target: report while the kit is still starting, so a stuck unit shows up.
+After=basic.target
 [Service]
 ExecStart=/usr/local/bin/fieldkit-imagetest-report
 StandardOutput=tty
@@ -110,6 +124,8 @@ EOF
 ln -sf /etc/systemd/system/fieldkit-imagetest-report.service \
   "$ROOTFS/etc/systemd/system/multi-user.target.wants/fieldkit-imagetest-report.service"
 rm -rf "$ROOTFS/tmp/fk"
+# Every run boots a kit fresh from the factory: first boot included.
+find "$ROOTFS/var/lib/fieldkit" -mindepth 1 -delete
 
 # --- disk image: FAT boot partition + ext4 root, like a Raspberry Pi OS card ----------------------
 KERNEL=$(ls "$ROOTFS"/boot/vmlinuz-* | head -1)
