@@ -27,6 +27,8 @@ MAX_LABEL = 16
 MAX_VALUE = 48
 MAX_FIELDS = 40
 MAX_HEX = 128
+MAX_TAIL = 2048  # a block cut between two reads is held back whole, up to this size
+_INCOMPLETE = -2
 # Labels are letters, digits and '#' ('SER#'); values printable ASCII. Anything else is noise.
 _LABEL_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789#_")
 _VALUE_BYTES = frozenset(range(0x20, 0x7F))
@@ -90,9 +92,11 @@ class ParserStats:
 class VEDirectParser:
     """Feed it bytes in any chunks; it returns the blocks whose checksum passed."""
 
-    def __init__(self) -> None:
+    def __init__(self, fast: bool = True) -> None:
+        self.fast = fast
         self.stats = ParserStats()
         self.hex_messages: list[HexMessage] = []  # the most recent few, for `power probe`
+        self._tail = b""
         self._reset_block()
         self._state = _IDLE
 
@@ -108,17 +112,62 @@ class VEDirectParser:
 
     def reset(self) -> None:
         """Forget a half-received block (after a reconnect)."""
+        self._tail = b""
         self._reset_block()
         self._state = _IDLE
 
     def feed(self, data: bytes) -> list[Block]:
         blocks: list[Block] = []
         self.stats.bytes += len(data)
-        for byte in data:
-            block = self._byte(byte)
+        if self._tail:
+            data, self._tail = self._tail + data, b""
+        i, n = 0, len(data)
+        while i < n:
+            if self.fast and self._state == _IDLE and not self._raw:
+                j = self._whole_block(data, i, blocks)
+                if j >= 0:
+                    i = j
+                    continue
+                if j == _INCOMPLETE:
+                    self._tail = data[i:]  # the rest of this block comes with the next read
+                    break
+            block = self._byte(data[i])
+            i += 1
             if block is not None:
                 blocks.append(block)
         return blocks
+
+    def _whole_block(self, data: bytes, i: int, blocks: list[Block]) -> int:
+        """Take one complete, plain block at once with bytes methods (the common case, ~10x faster).
+
+        Only a block the byte-by-byte machine would read the same way qualifies: no ':' anywhere
+        before its checksum byte, no stray CR or LF, labels and values within bounds. Anything else
+        returns -1 and goes byte by byte. tests/drivers prove both paths give the same results.
+        """
+        start = data.find(b"\r\n", i)
+        if start < 0 or (start > i and b":" in data[i:start]):
+            return -1
+        end = data.find(b"\r\nChecksum\t", start)
+        if end < 0 or end + 11 >= len(data):
+            # A block cut by the read: keep it for the next one, unless HEX or junk makes that unsafe.
+            if len(data) - i <= MAX_TAIL and b":" not in data[i:] and _plain_so_far(data[start + 2:]):
+                return _INCOMPLETE
+            return -1
+        block = data[start:end + 12]
+        if b":" in block[:-1]:
+            return -1
+        lines = data[start + 2:end].split(b"\r\n")
+        if not lines[0] or len(lines) > MAX_FIELDS:
+            return -1
+        fields = [_plain_field(line) for line in lines]
+        if None in fields:
+            return -1
+        if sum(block) & 0xFF:
+            self.stats.reject("checksum")
+        else:
+            self.stats.accepted += 1
+            blocks.append(Block({k.decode("ascii"): v.decode("ascii") for k, v in fields}, block))
+        return end + 12
 
     def _byte(self, b: int) -> Block | None:
         state = self._state
@@ -203,6 +252,26 @@ class VEDirectParser:
             return None
         self.stats.accepted += 1
         return Block({k.decode("ascii"): v.decode("ascii") for k, v in fields}, raw)
+
+
+def _plain_field(line: bytes) -> tuple[bytes, bytes] | None:
+    label, tab, value = line.partition(b"\t")
+    if (not tab or not label or len(label) > MAX_LABEL or len(value) > MAX_VALUE
+            or not _LABEL_BYTES.issuperset(label) or not _VALUE_BYTES.issuperset(value)):
+        return None
+    return label, value
+
+
+def _plain_so_far(rest: bytes) -> bool:
+    """True when the start of a block is plain fields so far, so holding it back cannot change a
+    result: the byte-by-byte machine could not end (or count) anything inside it either."""
+    lines = rest.split(b"\r\n")
+    if len(lines) > MAX_FIELDS + 1 or any(_plain_field(line) is None for line in lines[:-1]):
+        return False
+    last = lines[-1].removesuffix(b"\r")
+    label, tab, value = last.partition(b"\t")
+    return (len(label) <= MAX_LABEL and _LABEL_BYTES.issuperset(label)
+            and len(value) <= MAX_VALUE and _VALUE_BYTES.issuperset(value) and (label or not tab))
 
 
 class BlockMerger:

@@ -137,3 +137,25 @@ def test_fuzz_noise_before_a_good_block_does_not_stop_the_good_ones_after_it(noi
     # noise may swallow at most the first block (it may still be inside a pretend HEX line or block)
     assert len(blocks) >= repeats + 1
     assert all(b.fields == dict(MPPT) for b in blocks)
+
+
+PIECES = [block(*MPPT), block(("V", "12000"), ("SOC", "---")), b":154\n", b":A0102000543\n", b"\r\n", b"\r", b"\n",
+          b"Checksum\t", b"\t", b":", b"\r\nV\t1", block(("L" * 17, "1")), block(("V", "x" * 49)), b"\r\r\n",
+          b"Checksum", b"\x00", b"\r\n\x00"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=30)), max_size=25),
+       st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=8))
+def test_fast_path_and_byte_by_byte_give_identical_results(pieces, chunk_sizes):
+    data = b"".join(pieces)
+    slow = VEDirectParser(fast=False)
+    expected = slow.feed(data)
+    fast = VEDirectParser()
+    got, i, k = [], 0, 0
+    while i < len(data):
+        size = chunk_sizes[k % len(chunk_sizes)] * 7
+        got += fast.feed(data[i:i + size])
+        i, k = i + size, k + 1
+    assert got == expected
+    assert fast.stats.as_dict() == slow.stats.as_dict()
