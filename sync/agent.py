@@ -227,6 +227,8 @@ class SyncAgent:
                 progress(done, total)
             self.publish_state(force=False)
         result.cursor = cursor
+        if stop and stop():
+            raise SyncError("stopped before the session ended; the next one carries on from the cursor")
         result.documents = self.pull_documents(client)
         log.info("event=sync_session_done uploaded=%d stored=%d duplicate=%d parked=%d cursor=%d documents=%d",
                  result.uploaded, result.stored, result.duplicate, result.parked, cursor, len(result.documents))

@@ -90,3 +90,41 @@ def test_bridge_config_is_lossy_and_only_power(kit_env, monkeypatch):
     assert "address mqtt.hq.example.org:8883" in text
     assert "topic fieldkit/test1/power/state out 0" in text and "LOSSY" in text
     assert "cleansession true" in text and "checkin" not in text and "pos" not in text
+
+
+def test_hq_serve_runs_as_a_real_process(kit_env, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from kit.testing import free_port, wait_for
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kit", "hq", "serve", "--db", f"sqlite:///{tmp_path / 'hq.db'}",
+                             "--port", str(port)], env=os.environ.copy(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        def health():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1) as r:
+                    return json.loads(r.read())
+            except OSError:
+                return None
+
+        assert wait_for(health, timeout=20, what="HQ health")["status"] == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_doctor_says_whether_the_kit_syncs(config):
+    from sync.doctor import checks
+
+    assert checks(config)[0].level == "WARN" and "fieldkit sync join" in checks(config)[0].fix
+    from sync.credentials import join
+
+    joined = join(config, "http://hq.example.org", "fk_test1_x")
+    assert "plain HTTP" in checks(joined)[0].message
+    assert checks(join(config, "https://hq.example.org", "fk_test1_x"))[0].level == "OK"
