@@ -133,7 +133,50 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
                    "X-Document-Sha256": meta["sha256"], "X-Document-Filename": meta["filename"]}
         return Response(content, mimetype="application/octet-stream", headers=headers)
 
+    @app.get("/api/v1/openapi.json")
+    def openapi():
+        return jsonify(openapi_document())
+
     from sync.hq.report_web import register_report_routes
 
     register_report_routes(app, engine, card_match_minutes, tz)
     return app
+
+
+def openapi_document() -> dict:
+    """HQ's API as OpenAPI 3, so it can be read, generated against and fuzzed."""
+    kit_param = {"name": "kit", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}}
+    bearer = [{"kitToken": []}]
+    errors = {"401": {"description": "unknown kit or wrong token"}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Field Kit HQ", "version": "1",
+                 "description": "Kits upload their ledger and fetch documents; organisers read the reconciliation."},
+        "components": {"securitySchemes": {"kitToken": {"type": "http", "scheme": "bearer"},
+                                           "adminToken": {"type": "http", "scheme": "basic"}}},
+        "paths": {
+            "/api/v1/health": {"get": {"summary": "HQ and its database answer", "responses": {
+                "200": {"description": "ok"}, "503": {"description": "database unreachable"}}}},
+            "/api/v1/kits/{kit}/hwm": {"get": {"summary": "The highest seq HQ holds from this kit", "parameters": [kit_param],
+                                               "security": bearer, "responses": {"200": {"description": "hwm"}, **errors}}},
+            "/api/v1/kits/{kit}/events": {"post": {
+                "summary": "Upload a batch of ledger events (JSON lines, Content-Encoding: gzip); answered record by record",
+                "parameters": [kit_param], "security": bearer,
+                "requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "every record stored or already there"},
+                              "422": {"description": "some records refused, the others stored"},
+                              "400": {"description": "not gzip, truncated or empty: nothing stored"},
+                              "413": {"description": "too large or too many records: nothing stored"}, **errors}}},
+            "/api/v1/kits/{kit}/documents": {"get": {"summary": "Per kind, the document this kit should have",
+                                                     "parameters": [kit_param], "security": bearer,
+                                                     "responses": {"200": {"description": "manifest"}, **errors}}},
+            "/api/v1/kits/{kit}/documents/{id}": {"get": {
+                "summary": "One document's bytes", "security": bearer,
+                "parameters": [kit_param, {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "the file"}, "404": {"description": "no such document for this kit"},
+                              **errors}}},
+            "/api/v1/report": {"get": {"summary": "The reconciliation report as JSON", "security": [{"adminToken": []}],
+                                       "parameters": [{"name": "site", "in": "query", "schema": {"type": "string"}}],
+                                       "responses": {"200": {"description": "report"}, "401": {"description": "admin token needed"}}}},
+        },
+    }

@@ -143,7 +143,8 @@ class HQServer:
         create_schema(engine)
         self.engine = engine
         self.port = port or free_port()
-        self.server = waitress.create_server(create_app(engine, **app_options), host="127.0.0.1", port=self.port,
+        self.app = create_app(engine, **app_options)
+        self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port,
                                              threads=threads, ident="fieldkit-hq-test")
         self._stopping = False
         self.thread = threading.Thread(target=self._run, name=f"hq-{self.port}", daemon=True)

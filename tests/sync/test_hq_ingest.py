@@ -155,3 +155,12 @@ def test_two_hq_processes_over_one_postgresql_do_not_double_count(postgres):
         for e in engines:
             e.dispose()
         postgres.drop_database("fk_hq_two_processes")
+
+
+def test_hq_serves_an_openapi_document_matching_its_routes(hq):
+    conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
+    conn.request("GET", "/api/v1/openapi.json")
+    spec = json.loads(conn.getresponse().read())
+    rules = {r.rule.replace("<kit>", "{kit}").replace("<int:doc_id>", "{id}")
+             for r in hq.app.url_map.iter_rules() if r.rule.startswith("/api/v1/")}
+    assert rules - {"/api/v1/openapi.json"} == set(spec["paths"])
