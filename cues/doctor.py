@@ -29,6 +29,6 @@ def checks(config) -> list[Check]:
         else:
             results.append(fail("mpv", "mpv is not installed: sound cues cannot play", "apt-get install mpv"))
     if config.backend("cues.gpio.backend") in ("gpio", "auto"):
-        results.append(python_module_check("GPIO (lgpio)", "lgpio", "GPIO lights and sensors",
+        results.append(python_module_check("GPIO (lgpio)", "lgpio", "GPIO for cue lights and sensors",
                                            "on the Pi: apt-get install python3-lgpio (venv with --system-site-packages)"))
     return results

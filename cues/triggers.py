@@ -6,6 +6,7 @@ Pure bookkeeping with no I/O: the engine asks and acts. Manual fires (GO, the cu
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from cues.sheet import Cue, Sheet, Trigger
 
+log = logging.getLogger("fieldkit.cues")
 BATTERY_LEVELS = {"ok": 0, "warning": 1, "critical": 2}
 
 
@@ -39,6 +41,9 @@ class TriggerState:
     admissions: int = 0
     sales: int = 0
     last_wall: float | None = None
+    # A longer gap between ticks is the wall clock being set (a Pi boots with a wrong clock),
+    # not time passing: firing every schedule "missed" since 1970 would be a surprise.
+    max_gap: float = 120.0
 
     # -- gates --------------------------------------------------------------------------------
     def debounced(self, cue: Cue, index: int, now: float) -> bool:
@@ -103,6 +108,9 @@ class TriggerState:
         """Time-of-day and every-N-minutes triggers whose moment fell in (last tick, now]."""
         last, self.last_wall = self.last_wall, wall
         if last is None or wall <= last:
+            return []
+        if wall - last > self.max_gap:
+            log.info("event=clock_jump seconds=%.0f schedules=skipped", wall - last)
             return []
         due = []
         for cue in sheet.cues:

@@ -174,3 +174,25 @@ def test_a_new_sheet_replaces_the_old_while_levels_hold(make_show, demo_sheet):
     show.run(3.0)
     assert show.engine.snapshot()["sheet"] == "Second show"
     assert show.levels("house", "stage_red") == (160, 255), "the running cue finished and auto-followed"
+
+
+def test_setting_the_clock_forward_does_not_fire_the_schedules_it_jumps_over(make_show, demo_sheet):
+    show = make_show(demo_sheet, wall=datetime(2026, 6, 20, 9, 0, tzinfo=BERLIN))
+    show.run(1.0)
+    show.clock.advance(14 * 3600)  # a lead sets the clock: it is really 23:00
+    show.run(1.0)
+    assert not [p for k, p in show.events if k == "fired"]
+    show.run(15 * 60, step=10.0)
+    assert [p["cue"] for k, p in show.events if k == "fired"] == ["heartbeat"]  # 23:15 passes normally
+
+
+def test_stop_all_scene_is_set_when_the_sheet_names_one(make_show, demo_sheet):
+    from cues.sheet import parse_sheet
+
+    text = demo_sheet.text.replace('name = "Micro-stage demo"', 'name = "Safe"\nstop_all_scene = "walkin"')
+    show = make_show(parse_sheet(text))
+    show.engine.fire("show")
+    show.run(1.0)
+    show.engine.stop_all()
+    show.run(0.1)
+    assert show.levels("house", "stage_dim", "stage_red") == (160, 140, 255)
