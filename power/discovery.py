@@ -62,9 +62,10 @@ def discovery_configs(kit_id: str, prefix: str = "homeassistant") -> dict[str, d
         config: dict = {
             "name": name,
             "unique_id": uid,
-            "object_id": uid,
+            "default_entity_id": f"sensor.{uid}",  # HA 2025.10+: replaces the removed object_id
             "state_topic": state_topic,
-            "value_template": f"{{{{ value_json.{section}.{key} }}}}",
+            "value_template": (f"{{{{ value_json.{section}.{key} or 'none' }}}}" if unit is None
+                               else f"{{{{ value_json.{section}.{key} }}}}"),
             "availability_mode": "all",
             "availability": [
                 {"topic": topics.health(kit_id, "power"),

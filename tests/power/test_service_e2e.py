@@ -37,7 +37,7 @@ def test_service_process_publishes_discovery_state_and_shuts_down_on_a_flat_batt
         soc = configs()[f"homeassistant/sensor/fieldkit_{KIT}_battery_soc/config"]
         assert soc["unit_of_measurement"] == "%" and soc["device_class"] == "battery"
         assert soc["state_class"] == "measurement" and soc["unique_id"] == f"fieldkit_{KIT}_battery_soc"
-        assert soc["device"]["identifiers"] == [f"fieldkit_{KIT}"]
+        assert soc["device"]["identifiers"] == [f"fieldkit_{KIT}"] and soc["default_entity_id"] == f"sensor.fieldkit_{KIT}_battery_soc"
         assert soc["availability"][0]["topic"] == f"fieldkit/{KIT}/power/health"
         assert soc["state_topic"] == f"fieldkit/{KIT}/power/state"
         energy = configs()[f"homeassistant/sensor/fieldkit_{KIT}_solar_yield_today/config"]
