@@ -120,7 +120,8 @@ def _discount_of(spec: dict | None):
 
 
 def _existing(conn, key: str, request_hash: str) -> SaleResult | None:
-    row = conn.execute("SELECT request_hash, document FROM pos_sales WHERE idempotency_key = ?", (key,)).fetchone()
+    row = conn.execute("SELECT s.request_hash, e.payload AS document FROM pos_sales s JOIN events e ON e.seq = s.seq"
+                       " WHERE s.idempotency_key = ?", (key,)).fetchone()
     if row is None:
         return None
     if row["request_hash"] != request_hash:
@@ -212,7 +213,7 @@ def sale_view(db: Database, config: Config, sale_id_or_receipt: str) -> dict | N
     if doc is None:
         return None
     refunds = [json.loads(r[0]) for r in conn.execute(
-        "SELECT document FROM pos_sales WHERE original_id = ? ORDER BY n", (doc["id"],))]
+        receipts.DOCUMENT_SQL + " WHERE s.original_id = ? ORDER BY s.n", (doc["id"],))]
     original = None
     if doc.get("original_id"):
         original = conn.execute("SELECT receipt FROM pos_sales WHERE id = ?", (doc["original_id"],)).fetchone()[0]

@@ -71,8 +71,7 @@ CREATE TABLE pos_sales (
     reason TEXT NOT NULL DEFAULT '',
     by_role TEXT NOT NULL DEFAULT '',
     oversold TEXT NOT NULL DEFAULT '',
-    seq INTEGER NOT NULL,
-    document TEXT NOT NULL
+    seq INTEGER NOT NULL UNIQUE  -- the ledger event holding the whole document (events.payload)
 );
 CREATE INDEX pos_sales_shift ON pos_sales(shift_id, kind);
 CREATE INDEX pos_sales_original ON pos_sales(original_id) WHERE original_id IS NOT NULL;

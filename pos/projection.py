@@ -28,12 +28,11 @@ def _sale(conn: sqlite3.Connection, p: dict, seq: int) -> None:
         " ON CONFLICT(prefix) DO UPDATE SET last_n = MAX(last_n, excluded.last_n)", (p["prefix"], p["n"]))
     conn.execute(
         "INSERT INTO pos_sales (id, receipt, n, kind, original_id, shift_id, at, idempotency_key, request_hash, currency,"
-        " subtotal_cents, discount_cents, tax_cents, total_cents, change_cents, reason, by_role, oversold, seq, document)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " subtotal_cents, discount_cents, tax_cents, total_cents, change_cents, reason, by_role, oversold, seq)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (p["id"], p["receipt"], p["n"], p["kind"], p.get("original_id"), p["shift_id"], p["at"], p.get("idempotency_key"),
          p.get("request_hash"), p["currency"], p["subtotal_cents"], p["discount_cents"], p["tax_cents"], p["total_cents"],
-         p.get("change_cents", 0), p.get("reason", ""), p.get("by", ""), ",".join(p.get("oversold", [])), seq,
-         json.dumps(p, separators=(",", ":"), sort_keys=True)))
+         p.get("change_cents", 0), p.get("reason", ""), p.get("by", ""), ",".join(p.get("oversold", [])), seq))
     sign = 1 if p["kind"] == "sale" else -1
     conn.executemany(
         "INSERT INTO pos_sale_lines (sale_id, line_no, original_line_no, sku, name, variant, qty, unit_cents, tax_bp,"

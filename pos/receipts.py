@@ -17,6 +17,7 @@ from pos import layout, printqueue
 from pos.money import format_cents, format_rate
 from pos.reports import columns
 
+DOCUMENT_SQL = "SELECT e.payload FROM pos_sales s JOIN events e ON e.seq = s.seq"
 KIND_TITLES = {"sale": "RECEIPT", "refund": "REFUND", "void": "VOID"}
 
 
@@ -88,7 +89,8 @@ def receipt_lines(doc: dict, config: Config, original_receipt: str | None = None
 
 
 def sale_document(conn: sqlite3.Connection, receipt_or_id: str) -> dict | None:
-    row = conn.execute("SELECT document FROM pos_sales WHERE receipt = ? OR id = ?", (receipt_or_id, receipt_or_id)).fetchone()
+    """A sale's or refund's whole document: its ledger event's payload (the ledger is the truth)."""
+    row = conn.execute(DOCUMENT_SQL + " WHERE s.receipt = ? OR s.id = ?", (receipt_or_id, receipt_or_id)).fetchone()
     return json.loads(row[0]) if row else None
 
 

@@ -56,7 +56,7 @@ def refund(db: Database, ledger: Ledger, config: Config, sale: str, *, reason: s
         raise RefundError("refund either items or an amount, not both")
     with db.transaction() as conn:
         if idempotency_key:
-            row = conn.execute("SELECT document FROM pos_sales WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+            row = conn.execute(receipts.DOCUMENT_SQL + " WHERE s.idempotency_key = ?", (idempotency_key,)).fetchone()
             if row:
                 return json.loads(row[0])
         orig = receipts.sale_document(conn, sale)
