@@ -156,6 +156,12 @@ class Engine:
             self._sent_frame = None
             log.info("event=sheet_loaded name=%r cues=%d", sheet.name, len(sheet.cues))
 
+    def resend_outputs(self) -> None:
+        """Write every level again on the next tick (new light devices, a replaced output)."""
+        with self.lock:
+            self._sent_frame = None
+            self._sent_lights = {}
+
     # -- triggers -------------------------------------------------------------------------------
     def sensor_event(self, sensor: str, active: bool) -> list[str]:
         """A GPIO sensor changed; returns the cues it fired."""

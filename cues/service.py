@@ -74,13 +74,17 @@ class CueService:
         return sheet or empty_sheet()
 
     def _open_gpio(self, sheet: Sheet) -> None:
-        """(Re)open the lights and sensors the sheet names; the engine drives lights through ``outputs``."""
-        for bank in (self.sensors, self.lights):
+        """(Re)open the lights and sensors the sheet names; the engine drives lights through ``outputs``.
+
+        Never called with the engine's lock held: closing a sensor joins gpiozero's thread, which may be
+        waiting for that lock to report an edge.
+        """
+        self.outputs.lights = None  # the engine stops writing to the old lights before they close
+        old, self.sensors, self.lights = (self.sensors, self.lights), None, None
+        for bank in old:
             if bank is not None:
                 bank.close()
-        self.sensors = self.lights = None
         if not sheet.lights and not sheet.sensors:
-            self.outputs.lights = None
             return
         self._pins = self._pins or gpio_factory(self.config)
         if self._pins is None:
@@ -88,6 +92,7 @@ class CueService:
             return
         self.lights = LightBank(sheet.lights, self._pins) if sheet.lights else None
         self.outputs.lights = self.lights
+        self.engine.resend_outputs()
         if sheet.sensors:
             self.sensors = SensorBank(sheet.sensors, self._pins, self.engine.sensor_event)
 
@@ -164,8 +169,7 @@ class CueService:
         self.engine.load(sheet)
         self.sheet_version = version
         self.problem = ""
-        with self.engine.lock:
-            self._open_gpio(sheet)
+        self._open_gpio(sheet)
         log.info("event=cue_sheet_loaded version=%s name=%r", version, sheet.name)
         self.publish_state(force=True)
         return f"loaded {sheet.name} (v{version})"
