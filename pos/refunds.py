@@ -54,6 +54,10 @@ def refund(db: Database, ledger: Ledger, config: Config, sale: str, *, reason: s
         raise RefundError("a refund or void needs a reason (e.g. wrong size, damaged)")
     if items is not None and amount_cents is not None:
         raise RefundError("refund either items or an amount, not both")
+    if items is not None and not isinstance(items, list):
+        raise RefundError("items must be a list like [{\"line\": 1, \"qty\": 1}]")
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not 8 <= len(idempotency_key) <= 100):
+        raise RefundError("idempotency_key must be text of 8 to 100 characters")
     with db.transaction() as conn:
         if idempotency_key:
             row = conn.execute(receipts.DOCUMENT_SQL + " WHERE s.idempotency_key = ?", (idempotency_key,)).fetchone()

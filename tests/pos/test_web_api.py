@@ -87,3 +87,40 @@ def test_lead_closes_the_shift_by_denomination(client, kit_env):
     assert client.get("/merch").status_code == 200 and client.get("/pos/lead").status_code == 200
     spec = client.get("/api/v1/openapi.json").json["paths"]
     assert "/api/v1/pos/sales" in spec and "/api/v1/pos/sales/{sale_id}/refund" in spec
+
+
+MALFORMED = [
+    ("/api/v1/pos/sales", {"items": [{"sku": "TS-L", "discount": {"amount_cents": True, "reason": "x"}}]}),
+    ("/api/v1/pos/sales", {"items": [{"sku": "TS-L", "discount": {"percent": [1], "reason": "x"}}]}),
+    ("/api/v1/pos/sales", {"items": [{"sku": ["TS-L"]}]}),
+    ("/api/v1/pos/sales", {"items": [{"sku": "TS-L"}], "payments": [{"method": "card", "amount": "25.00", "last4": "12x4"}]}),
+    ("/api/v1/pos/sales", {"items": [{"sku": "TS-L"}], "payments": "cash"}),
+    ("/api/v1/pos/sales", "not json at all"),
+    ("/api/v1/pos/sales/test1-1/refund", {"reason": "x", "items": 5}),
+    ("/api/v1/pos/sales/test1-1/refund", {"reason": "x", "items": [{"line": "1", "qty": 1}]}),
+    ("/api/v1/pos/sales/test1-1/refund", {"reason": "x", "amount": 5}),
+    ("/api/v1/pos/sales/test1-1/refund", {"reason": "x", "method": 7}),
+    ("/api/v1/pos/sales/test1-1/refund", {"reason": "x", "idempotency_key": 12345678}),
+    ("/api/v1/pos/shift/close", {"denominations": {"2000": 1.5}}),
+    ("/api/v1/pos/shift/close", {"denominations": {"abc": 1}}),
+    ("/api/v1/pos/shift/close", {"counted": "lots"}),
+    ("/api/v1/pos/shift/cash", {"amount": "1e9", "reason": "x"}),
+    ("/api/v1/pos/catalogue/TS-L", {"stock": {"a": 1}}),
+    ("/api/v1/pos/catalogue/TS-L", {"active": "perhaps"}),
+    ("/api/v1/pos/printer/sim", {"paper": "soggy"}),
+]
+
+
+def test_malformed_requests_get_a_clear_4xx_and_change_nothing(client, kit_env):
+    csrf = _sign_in(client, kit_env["pins"]["lead"])
+    _post(client, csrf, "/api/v1/pos/sales", SALE)
+    db = client.application.extensions["fieldkit"].db
+    events = db.scalar("SELECT COUNT(*) FROM events")
+    for url, body in MALFORMED:
+        if isinstance(body, str):
+            r = client.post(url, data=body, headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"})
+        else:
+            r = _post(client, csrf, url, body)
+        assert 400 <= r.status_code < 500, (url, body, r.get_data(as_text=True))
+        assert r.json["error"], (url, body)
+    assert db.scalar("SELECT COUNT(*) FROM events") == events
