@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import sqlite3
 import subprocess
 import time
 
@@ -97,7 +98,10 @@ class PowerService:
         if (readings or was_available != self.snapshot["available"]
                 or now - self._last_publish >= self.ctx.config["power.publish_seconds"]):
             self.publish_state()
-        self.history.add(self.snapshot, self.snapshot["time"])
+        try:
+            self.history.add(self.snapshot, self.snapshot["time"])
+        except sqlite3.Error as e:  # a busy or full disk loses a history row, never the service
+            log.warning("event=history_write_failed error=%s", e)
         battery = self.snapshot["battery"]
         if readings and battery["available"]:
             transition = self.low.observe(now, battery.get("soc"), battery.get("voltage"))
@@ -129,18 +133,27 @@ class PowerService:
         self.snapshot["low"] = t.level
         self.ctx.bus.publish(topics.event(self.ctx.config.kit_id, *topics.POWER_LOW), payload, qos=1)
         self.publish_state()
-        with self.ctx.db.transaction() as conn:
-            self.ctx.ledger.append(conn, "power.low", {**payload, "previous": t.previous})
+        self._record("power.low", {**payload, "previous": t.previous})
         if t.level == CRITICAL:
             self.shut_down(payload)
         elif t.level == "ok":
             self.shutdown_problem = ""
 
+    def _record(self, event_type: str, payload: dict) -> None:
+        """A ledger event; a database that cannot take it must not stop a shutdown."""
+        try:
+            with self.ctx.db.transaction() as conn:
+                self.ctx.ledger.append(conn, event_type, payload)
+        except sqlite3.Error as e:
+            log.error("event=ledger_write_failed type=%s error=%s", event_type, e)
+
     def shut_down(self, payload: dict) -> None:
         command = self.ctx.config["power.shutdown_command"]
-        with self.ctx.db.transaction() as conn:
-            self.ctx.ledger.append(conn, "power.shutdown", {**payload, "command": command})
-        self.history.flush()
+        self._record("power.shutdown", {**payload, "command": command})
+        try:
+            self.history.flush()
+        except sqlite3.Error as e:
+            log.warning("event=history_write_failed error=%s", e)
         # Everything written so far goes into the main database file before the power goes.
         try:
             self.ctx.db.checkpoint()
@@ -154,8 +167,7 @@ class PowerService:
             ok, detail = False, str(e)
         if not ok:
             log.error("event=shutdown_failed command=%r detail=%s", command, detail)
-            with self.ctx.db.transaction() as conn:
-                self.ctx.ledger.append(conn, "power.shutdown_failed", {"command": command, "detail": detail})
+            self._record("power.shutdown_failed", {"command": command, "detail": detail})
             self.shutdown_problem = (f"the battery is critical but the shutdown command failed "
                                      f"({detail.strip() or 'no detail'}); retrying in a minute")
             self._health()

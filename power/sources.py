@@ -108,8 +108,17 @@ class Sources:
         elif self.kind == "ina219":
             self.items = [INA219Source(self.config, self.queue)]
         for item in self.items:
-            threading.Thread(target=item.run, args=(self.stop_event,), name=f"power-{item.port}", daemon=True).start()
+            threading.Thread(target=self._keep_running, args=(item,), name=f"power-{item.port}", daemon=True).start()
         return self
+
+    def _keep_running(self, item) -> None:
+        # A bug met by one reading must not silence a source for the rest of the event.
+        while not self.stop_event.is_set():
+            try:
+                item.run(self.stop_event)
+            except Exception:
+                log.exception("event=source_crashed port=%s", item.port)
+                self.stop_event.wait(1.0)
 
     def drain(self) -> list[tuple[str, dict, float, str]]:
         out = []

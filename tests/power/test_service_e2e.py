@@ -121,3 +121,23 @@ def test_a_failing_shutdown_command_is_recorded_and_shown(power_service, db):
     assert types == ["power.shutdown", "power.shutdown_failed"]
     wait_for(lambda: ctx.health_state == "degraded", 5, what="health degraded")
     assert "shutdown command failed" in ctx.health_detail["reason"]
+
+
+def test_a_locked_database_does_not_stop_the_shutdown(power_service, tmp_path):
+    import sqlite3
+
+    from kit.db import Database
+
+    service, ctx = power_service.service, power_service.ctx
+    flag = tmp_path / "off"
+    ctx.config = ctx.config.with_values(power__shutdown_command=f"touch {flag}")
+    ctx.db = Database(ctx.db.path, busy_timeout_ms=100)
+    other = sqlite3.connect(ctx.db.path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock and does not let go
+    try:
+        service.shut_down({"level": "critical", "soc_percent": 2.0, "voltage": 11.1})
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        ctx.db.close()
+    assert flag.exists()
