@@ -82,8 +82,8 @@ def upload(config, db, hq_url_db: str, batch: int, limit: int | None = None) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batches", default="100,500,2000")
-    parser.add_argument("--single-slice", type=int, default=1000, help="events sent one per request")
+    parser.add_argument("--batches", default="100,1000")
+    parser.add_argument("--single-slice", type=int, default=500, help="events sent one per request")
     args = parser.parse_args()
     from sync.hq.testing import PostgresUnavailable, TestPostgres
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -66,6 +67,10 @@ class HQClient:
                 self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=context)
             else:
                 self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._conn.connect()
+            # http.client sends the headers and the body in two writes: without NODELAY, Nagle and the
+            # peer's delayed ACK can add 40 ms to every batch.
+            self._conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self._conn
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ import os
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from sync.hq import schema, store
@@ -157,6 +158,7 @@ def test_two_hq_processes_over_one_postgresql_do_not_double_count(postgres):
         postgres.drop_database("fk_hq_two_processes")
 
 
+@pytest.mark.parametrize("hq_url_db", ["sqlite"], indirect=True)
 def test_hq_serves_an_openapi_document_matching_its_routes(hq):
     conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
     conn.request("GET", "/api/v1/openapi.json")
