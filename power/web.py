@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -22,6 +23,23 @@ def current_state() -> dict:
     latest = ctx.bus.hub.latest()
     return live_view(latest.get("power/state"), latest.get("power/health"), ctx.clock.time(),
                      ctx.config["power.stale_seconds"], ctx.config["power.publish_seconds"])
+
+
+def recent_events(limit: int = 8) -> list[dict]:
+    """The last low-power warnings and shutdowns from the ledger, newest first, in the kit's time zone."""
+    ctx = kit()
+    rows = ctx.db.query("SELECT type, payload, wall_time FROM events WHERE type LIKE 'power.%' "
+                        "ORDER BY seq DESC LIMIT ?", (limit,))
+    out = []
+    for r in rows:
+        payload = json.loads(r["payload"])
+        when = datetime.fromisoformat(r["wall_time"]).astimezone(ctx.config.tz)
+        level = payload.get("level", "")
+        what = {"power.shutdown": "shut down", "power.shutdown_failed": "shutdown command failed"}.get(
+            r["type"], {"warning": "battery low", "critical": "battery critical", "ok": "battery recovered"}.get(level, level))
+        out.append({"when": when.strftime("%a %H:%M:%S"), "what": what, "soc": payload.get("soc_percent"),
+                    "voltage": payload.get("voltage")})
+    return out
 
 
 def parse_since(raw: str | None, now: float) -> float:
@@ -51,7 +69,7 @@ def blueprint() -> Blueprint:
     @bp.get("/power")
     @require_role("lead")
     def page():
-        return render_template("power/power.html", state=current_state())
+        return render_template("power/power.html", state=current_state(), events=recent_events())
 
     @bp.get("/api/v1/power/state")
     @require_role("lead")

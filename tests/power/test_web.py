@@ -64,5 +64,16 @@ def test_power_page_ships_its_own_chart_and_no_internet_assets(client, kit_env):
     assert "createElementNS" in js and "at this load" in js
     for text in (html, js):
         assert not re.search(r"(src|href)=[\"']https?://", text) and "cdn" not in text.lower()
+    assert "the battery has not been low" in html
     spec = client.get("/api/v1/openapi.json").json
     assert "/api/v1/power/state" in spec["paths"] and "/api/v1/power/history" in spec["paths"]
+
+
+def test_power_page_lists_low_power_events_from_the_ledger(client, kit_env, power_service):
+    from power.lowpower import Transition
+
+    power_service.service.on_transition(Transition("warning", "ok", 24.0, 12.81, "battery at 24%"))
+    sign_in(client, kit_env["pins"]["lead"])
+    html = client.get("/power").get_data(as_text=True)
+    row = re.search(r'<table id="power-events">.*?</table>', html, re.S).group(0)
+    assert "battery low" in row and "24 %" in row and "12.81 V" in row
