@@ -52,3 +52,17 @@ def test_merch_sells_two_items_with_cash_and_sees_change_and_receipt(kit_factory
     page.keyboard.type("PU-DEMO1")
     page.keyboard.press("Enter")
     page.locator("#pickup-note", has_text="Already collected").wait_for()
+
+    # the customer brings the sticker back: a lead approves with the lead PIN on the same screen
+    page.click("#pickup-cancel")
+    page.click("#refund-open")
+    page.fill("#refund-receipt", receipt)
+    page.press("#refund-receipt", "Enter")
+    page.locator("#refund-lines input[data-line='2']").fill("1")
+    page.fill("#refund-reason", "changed mind")
+    page.fill("#refund-pin", kit.pins["merch"])
+    page.click("#refund-go")
+    page.locator("#refund-msg", has_text="needs a lead").wait_for()
+    page.fill("#refund-pin", kit.pins["lead"])
+    page.click("#refund-go")
+    page.locator("#refund-msg", has_text="give back 2.00 by cash").wait_for()

@@ -311,7 +311,55 @@
     $("chart").innerHTML = svg + "</svg>";
   }
 
+  // --- refunds approved with a lead's PIN ------------------------------------------------------------
+  let refundSale = null;
+  async function findRefund() {
+    const code = $("refund-receipt").value.trim();
+    if (!code) return;
+    const r = await fk.get("/api/v1/pos/sales/" + encodeURIComponent(code));
+    const tb = document.querySelector("#refund-lines tbody");
+    tb.textContent = "";
+    if (!r.ok) { $("refund-msg").textContent = r.data.error; $("refund-msg").className = "msg error"; refundSale = null; return; }
+    refundSale = r.data.sale;
+    $("refund-msg").textContent = refundSale.receipt + " · " + money(refundSale.total_cents) + " " + refundSale.currency
+      + (r.data.refunds.length ? " · already refunded: " + r.data.refunds.map((x) => x.receipt).join(", ") : "");
+    $("refund-msg").className = "msg";
+    for (const ln of refundSale.lines) {
+      const tr = document.createElement("tr");
+      tr.innerHTML = "<td></td><td></td><td><input inputmode='numeric' placeholder='0' aria-label='quantity to refund'></td>";
+      tr.children[0].textContent = ln.qty + " × " + (ln.name + " " + ln.variant).trim();
+      tr.children[1].textContent = money(ln.total_cents);
+      tr.querySelector("input").dataset.line = ln.line_no;
+      tb.append(tr);
+    }
+  }
+  async function doRefund() {
+    if (!refundSale) return;
+    const items = [];
+    for (const i of document.querySelectorAll("#refund-lines input")) {
+      const q = parseInt(i.value, 10);
+      if (q > 0) items.push({ line: parseInt(i.dataset.line, 10), qty: q });
+    }
+    const body = { reason: $("refund-reason").value, lead_pin: $("refund-pin").value, items: items.length ? items : null };
+    const r = await fk.post("/api/v1/pos/sales/" + encodeURIComponent(refundSale.id) + "/refund", body);
+    $("refund-pin").value = "";
+    if (!r.ok) { $("refund-msg").textContent = r.data.error; $("refund-msg").className = "msg error"; return; }
+    $("refund-msg").textContent = "Refund " + r.data.refund.receipt + ": give back " + money(r.data.refund.total_cents)
+      + " by " + r.data.refund.payments[0].method + ".";
+    $("refund-msg").className = "msg green";
+    refundSale = null;
+    document.querySelector("#refund-lines tbody").textContent = "";
+    loadCatalogue();
+  }
+
   // --- wiring --------------------------------------------------------------------------------------
+  $("refund-open").addEventListener("click", () => {
+    $("refund-dialog").hidden = false; $("refund-msg").textContent = ""; $("refund-receipt").value = ""; $("refund-receipt").focus();
+  });
+  $("refund-close").addEventListener("click", () => { $("refund-dialog").hidden = true; focusScan(); });
+  $("refund-find").addEventListener("click", findRefund);
+  $("refund-receipt").addEventListener("keydown", (e) => { if (e.key === "Enter") findRefund(); });
+  $("refund-go").addEventListener("click", doRefund);
   $("pay").addEventListener("click", openPay);
   $("clear").addEventListener("click", () => { cart = []; renderCart(); focusScan(); });
   $("pay-cancel").addEventListener("click", () => { $("pay-dialog").hidden = true; focusScan(); });
