@@ -94,6 +94,23 @@ def kits_add(kit: str, site: str, replace: bool, db_url: str | None) -> None:
     click.echo(f"On the kit:  fieldkit sync join https://<this HQ> {token}")
 
 
+@kits_group.command("disable")
+@click.argument("kit")
+@click.option("--enable", is_flag=True, help="Let the kit report again.")
+@db_option
+def kits_disable(kit: str, enable: bool, db_url: str | None) -> None:
+    """Stop accepting KIT's token (a lost or stolen kit); what it uploaded before stays.
+
+    \b
+    Example:
+      fieldkit hq kits disable door3
+    """
+    from sync.hq.store import set_kit_disabled
+
+    set_kit_disabled(hq_engine(db_url), kit, disabled=not enable)
+    click.echo(f"Kit '{kit}' {'may report again' if enable else 'is disabled: HQ refuses its token'}.")
+
+
 @kits_group.command("list")
 @db_option
 def kits_list(db_url: str | None) -> None:
@@ -107,7 +124,7 @@ def kits_list(db_url: str | None) -> None:
 
     for k in list_kits(hq_engine(db_url)):
         click.echo(f"{k['kit']:<20} site {k['site']:<16} events {k['events'] or 0:>8}  hwm {k['hwm'] or 0:>8}"
-                   f"  last {k['last_received'] or 'never'}")
+                   f"  last {k['last_received'] or 'never'}{'  DISABLED' if k['disabled'] else ''}")
 
 
 @hq_group.group("documents")

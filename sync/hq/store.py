@@ -107,11 +107,21 @@ def add_kit(engine: Engine, kit: str, site: str, replace: bool = False) -> str:
     return token
 
 
+def set_kit_disabled(engine: Engine, kit: str, disabled: bool = True) -> None:
+    """A lost or stolen kit: its token stops working at once (what it uploaded before stays)."""
+    with engine.begin() as conn:
+        done = conn.execute(schema.kits.update().where(schema.kits.c.kit == kit).values(disabled=disabled)).rowcount
+    if not done:
+        raise HQError(f"no kit {kit!r} is registered", 404, "not_found")
+    log.info("event=kit_disabled kit=%s disabled=%s", kit, disabled)
+
+
 def list_kits(engine: Engine) -> list[dict]:
     hwm = (sa.select(schema.events.c.kit, sa.func.max(schema.events.c.seq).label("hwm"),
                      sa.func.count().label("events"), sa.func.max(schema.events.c.received_at).label("last_received"))
            .group_by(schema.events.c.kit).subquery())
-    query = (sa.select(schema.kits.c.kit, schema.kits.c.site, schema.kits.c.created_at, hwm.c.hwm, hwm.c.events,
+    query = (sa.select(schema.kits.c.kit, schema.kits.c.site, schema.kits.c.created_at, schema.kits.c.disabled,
+                       hwm.c.hwm, hwm.c.events,
                        hwm.c.last_received)
              .select_from(schema.kits.outerjoin(hwm, hwm.c.kit == schema.kits.c.kit)).order_by(schema.kits.c.kit))
     with engine.connect() as conn:

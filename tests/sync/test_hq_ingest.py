@@ -62,6 +62,11 @@ def test_wrong_token_unknown_kit_and_another_kits_token_are_refused(hq):
     status, answer = post(hq, "door2", body, token1)
     assert status == 401 and "wrong token" in answer["error"]
     assert store.count_events(hq.engine) == 0
+    store.set_kit_disabled(hq.engine, "door1")  # a stolen kit
+    status, answer = post(hq, "door1", body, token1)
+    assert (status, answer["code"]) == (403, "disabled")
+    store.set_kit_disabled(hq.engine, "door1", False)
+    assert post(hq, "door1", body, token1)[0] == 200
 
 
 def test_events_claiming_another_kit_are_refused_and_the_rest_stored(hq):
