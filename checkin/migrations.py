@@ -32,11 +32,12 @@ CREATE TABLE checkin_tickets (
     source TEXT NOT NULL DEFAULT '',
     row_hash TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX checkin_tickets_order ON checkin_tickets(order_code);
+CREATE INDEX checkin_tickets_order ON checkin_tickets(order_code COLLATE NOCASE);
+CREATE INDEX checkin_tickets_email ON checkin_tickets(email COLLATE NOCASE);
 CREATE INDEX checkin_tickets_last ON checkin_tickets(last_name, name);
 CREATE VIRTUAL TABLE checkin_tickets_fts USING fts5(
     name, email, order_code, content='checkin_tickets', content_rowid='id',
-    tokenize="unicode61 remove_diacritics 2", prefix='1 2 3'
+    tokenize="unicode61 remove_diacritics 2", prefix='2 3 4 5 6'
 );
 CREATE TABLE checkin_revocations (
     secret TEXT PRIMARY KEY,

@@ -51,16 +51,27 @@ def record_scan(
     direction: str | None = None,
 ) -> dict:
     """Validate a scanned code and record the verdict; returns the verdict as a dict (see topics.py)."""
-    text = clean_payload(payload)
     with db.transaction() as conn:
-        state = door_state(conn)
-        now = ledger.clock.time() if now is None else now
-        found = find_ticket(conn, text, keyring, state.rehearsal)
-        decision = decide(conn, rules, found, now=now, direction=direction or state.direction, rehearsal=state.rehearsal)
-        result = _append(conn, ledger, rules, decision, source=source, now=now, rehearsal=state.rehearsal)
-    log.info("event=scan verdict=%s door=%s source=%s rehearsal=%s seq=%s code=%r", result["verdict"], rules.door,
-             source, state.rehearsal, result["seq"], decision.code_excerpt or result["order_code"])
+        result = record_in(conn, ledger, rules, payload, keyring=keyring, source=source, now=now, direction=direction)
+    log_scan(rules, result)
     return result
+
+
+def record_in(conn, ledger: Ledger, rules: DoorRules, payload: str | bytes, *, keyring: KeyRing, source: str,
+              now: float | None = None, direction: str | None = None) -> dict:
+    """The scan inside the caller's write transaction (one scan, or one of a group commit)."""
+    text = clean_payload(payload)
+    state = door_state(conn)
+    now = ledger.clock.time() if now is None else now
+    found = find_ticket(conn, text, keyring, state.rehearsal)
+    decision = decide(conn, rules, found, now=now, direction=direction or state.direction, rehearsal=state.rehearsal)
+    result = _append(conn, ledger, rules, decision, source=source, now=now, rehearsal=state.rehearsal)
+    return result
+
+
+def log_scan(rules: DoorRules, result: dict) -> None:
+    log.info("event=scan verdict=%s door=%s source=%s rehearsal=%s seq=%s code=%r", result["verdict"], rules.door,
+             result["source"], result["rehearsal"], result["seq"], result["code_excerpt"] or result["order_code"])
 
 
 def manual_admit(db: Database, ledger: Ledger, rules: DoorRules, ticket_key: str, reason: str, *,

@@ -28,9 +28,12 @@ def search_tickets(conn: sqlite3.Connection, rules: DoorRules, text: str, limit:
         (text, text, limit)).fetchall()
     rows.extend(exact)
     if query:
-        rows.extend(conn.execute(
+        # No ORDER BY in SQL: sorting every match of a short prefix ("an") would touch thousands of rows;
+        # the index hands back the first few hundred and those are sorted here.
+        matches = conn.execute(
             "SELECT t.* FROM checkin_tickets_fts f JOIN checkin_tickets t ON t.id = f.rowid"
-            " WHERE checkin_tickets_fts MATCH ? ORDER BY t.last_name, t.name LIMIT ?", (query, limit)).fetchall())
+            " WHERE checkin_tickets_fts MATCH ? LIMIT ?", (query, limit * 10)).fetchall()
+        rows.extend(sorted(matches, key=lambda r: (r["last_name"].lower(), r["name"].lower())))
     seen: set[str] = set()
     results = []
     for r in rows:

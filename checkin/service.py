@@ -15,7 +15,7 @@ import time
 
 from checkin.events import DOUBLE, PREVIEW, SIMULATE, publish_scanned
 from checkin.peers import SiteLink
-from checkin.scans import record_scan
+from checkin.recorder import ScanRecorder
 from checkin.validate import DoorRules, KeyRing
 from kit import topics
 from kit.service import ServiceContext
@@ -31,6 +31,7 @@ class Door:
         self.ctx = ctx
         self.rules = DoorRules.from_config(ctx.config)
         self.keyring = KeyRing()
+        self.recorder = ScanRecorder(ctx.db, ctx.ledger, self.rules, self.keyring)
         self.sources = sources
         self.feedback = feedback
         self.link = SiteLink(ctx.db, ctx.ledger, self.rules, ctx.bus, ctx.config.site, on_double=self.on_double,
@@ -40,7 +41,7 @@ class Door:
 
     def on_code(self, payload: str, source: str) -> dict | None:
         try:
-            result = record_scan(self.ctx.db, self.ctx.ledger, self.rules, payload, keyring=self.keyring, source=source)
+            result = self.recorder.record(payload, source=source)
         except Exception:
             # A database problem must not kill the source thread; the person is told to scan again.
             log.exception("event=scan_failed source=%s", source)
@@ -149,4 +150,5 @@ def run(ctx: ServiceContext) -> None:
     finally:
         for source in sources:
             source.stop()
+        door.recorder.close()
         feedback.close()

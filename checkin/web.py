@@ -14,8 +14,9 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from checkin.demo import SAMPLES, load_samples, pick_sample
 from checkin.events import SIMULATE, publish_scanned
 from checkin.guestlist import guestlist_html
+from checkin.recorder import ScanRecorder
 from checkin.rehearsal import practice_tickets, sheet_html, sheet_print_job
-from checkin.scans import CheckinError, door_state, manual_admit, record_scan, set_mode, undo_scan
+from checkin.scans import CheckinError, door_state, manual_admit, set_mode, undo_scan
 from checkin.search import search_tickets
 from checkin.stats import last_scans, stats
 from checkin.validate import MAX_PAYLOAD, DoorRules, KeyRing
@@ -25,7 +26,7 @@ from kit.web.context import kit
 from kit.web.openapi import api_doc
 
 log = logging.getLogger("fieldkit.checkin.web")
-_keyrings: dict[int, KeyRing] = {}
+_recorders: dict[int, ScanRecorder] = {}
 
 VERDICT_SCHEMA = "verdict, colour (green|red|amber), attention, reason, name, ticket_type, door, seq, rehearsal"
 
@@ -34,8 +35,12 @@ def _rules() -> DoorRules:
     return DoorRules.from_config(kit().config)
 
 
-def _keyring() -> KeyRing:
-    return _keyrings.setdefault(id(kit()), KeyRing())
+def _recorder() -> ScanRecorder:
+    """One group-committing recorder per web process: browsers scanning at once share commits."""
+    ctx = kit()
+    if id(ctx) not in _recorders:
+        _recorders[id(ctx)] = ScanRecorder(ctx.db, ctx.ledger, _rules(), KeyRing())
+    return _recorders[id(ctx)]
 
 
 def _error(message: str, code: str = "bad_request", status: int = 400):
@@ -93,8 +98,7 @@ def blueprint() -> Blueprint:
             return _error("direction must be entry or exit")
         ctx = kit()
         rules = _rules()
-        result = record_scan(ctx.db, ctx.ledger, rules, payload[:MAX_PAYLOAD + 1], keyring=_keyring(), source="api",
-                             direction=direction)
+        result = _recorder().record(payload[:MAX_PAYLOAD + 1], source="api", direction=direction)
         return jsonify(publish_scanned(ctx.bus, ctx.db, rules, result))
 
     @bp.route("/api/v1/checkin/stats")
