@@ -103,7 +103,7 @@ class TestPostgres:
             self._run_as = ["runuser", "-u", PG_USER, "--"]
         self.port = free_port()
         data = self.cluster_dir / "data"
-        subprocess.run(self._cmd(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"),
+        subprocess.run(self._cmd(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"),
                        check=True, capture_output=True, cwd=self.cluster_dir)
         opts = f"-p {self.port} -h 127.0.0.1 -k {self.cluster_dir} -F -c max_connections=200"
         subprocess.run(self._cmd(pg_ctl, "-D", str(data), "-o", opts, "-l", str(self.cluster_dir / "pg.log"), "-w",
