@@ -20,11 +20,14 @@ log = logging.getLogger("fieldkit.power.sources")
 
 
 class VEDirectSource:
-    def __init__(self, port: str, out: queue.Queue, timeout: float = 1.0):
+    def __init__(self, port: str, out: queue.Queue, timeout: float = 1.0, stale_seconds: float = 10.0):
         self.port = port
         self.reader = VEDirectReader(port, timeout=timeout)
         self.out = out
         self.records = 0
+        self.stale_seconds = stale_seconds
+        self.last_record_at = time.monotonic()  # counts from the start: a grace period before complaining
+        self.rejected_at_last_record = 0
 
     def run(self, stop: threading.Event) -> None:
         for item in self.reader.records(stop):
@@ -36,13 +39,21 @@ class VEDirectSource:
                 log.info("event=vedirect_unknown_device port=%s labels=%s", self.port, ",".join(sorted(fields))[:80])
                 continue
             self.records += 1
+            self.last_record_at, self.rejected_at_last_record = at, self.reader.parser.stats.rejected
             self.out.put((kind, decode(fields), at, self.port))
         self.reader.close()
 
     def problem(self) -> str:
         if not self.reader.connected:
             return f"VE.Direct port {self.port} cannot be opened ({self.reader.last_error or 'not there'}) — check the cable"
-        return ""
+        quiet = time.monotonic() - self.last_record_at
+        if quiet <= self.stale_seconds:
+            return ""
+        rejected = self.reader.parser.stats.rejected - self.rejected_at_last_record
+        if rejected:
+            return (f"data arrives on {self.port} but no valid block ({rejected} rejected: bad checksum or not text) — "
+                    "a loose cable, noise, or not a VE.Direct device (`fieldkit power probe` shows more)")
+        return f"no VE.Direct data on {self.port} for {quiet:.0f} s — is the device switched on?"
 
     def stats(self) -> dict:
         return {"port": self.port, "connected": self.reader.connected, "reconnects": self.reader.reconnects,
@@ -93,6 +104,7 @@ class Sources:
         self._sim_dir = sim_dir or (config.data_dir / "power-sim")
 
     def start(self) -> Sources:
+        stale = self.config["power.stale_seconds"]
         if self.kind == "sim":
             from drivers.vedirect_sim import SimulatedPowerKit, World
 
@@ -102,9 +114,9 @@ class Sources:
             self.sim = SimulatedPowerKit(self._sim_dir, world, interval=c["power.sim_interval"],
                                          speed=c["power.sim_speed"]).start()
             timeout = min(1.0, max(0.1, c["power.sim_interval"]))
-            self.items = [VEDirectSource(p, self.queue, timeout) for p in self.sim.ports]
+            self.items = [VEDirectSource(p, self.queue, timeout, stale) for p in self.sim.ports]
         elif self.kind == "vedirect":
-            self.items = [VEDirectSource(p, self.queue) for p in self.config["power.serial_ports"]]
+            self.items = [VEDirectSource(p, self.queue, 1.0, stale) for p in self.config["power.serial_ports"]]
         elif self.kind == "ina219":
             self.items = [INA219Source(self.config, self.queue)]
         for item in self.items:

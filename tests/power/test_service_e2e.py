@@ -141,3 +141,15 @@ def test_a_locked_database_does_not_stop_the_shutdown(power_service, tmp_path):
         other.close()
         ctx.db.close()
     assert flag.exists()
+
+
+def test_noise_on_a_connected_port_is_explained_in_the_health_reason(power_service):
+    ctx, sim = power_service.ctx, power_service.sources.sim
+    wait_for(lambda: power_service.service.snapshot.get("available"), 10, what="a live state")
+    # from now on the charger's blocks carry control bytes: checksums still add up, but it is not text
+    world_fields = sim.world.charger_fields
+    sim.world.charger_fields = lambda: [(k, v.replace("0", "0\x07")) for k, v in world_fields()]
+    reason = wait_for(lambda: "no valid block" in ctx.health_detail.get("reason", "")
+                      and ctx.health_detail["reason"], 10, what="the reason to name the noisy port")
+    assert "ttyVE-mppt" in reason and ctx.health_state == "degraded"
+    assert power_service.service.snapshot["battery"]["available"]  # the BMV still gives the battery
