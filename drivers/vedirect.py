@@ -339,7 +339,9 @@ class VEDirectReader:
         import serial  # pyserial: a dependency, imported late to keep `fieldkit --help` light
 
         try:
-            self._serial = serial.Serial(self.port, BAUD, bytesize=8, parity="N", stopbits=1, timeout=self.timeout)
+            # exclusive: two readers of one port would each get half the bytes and reject every block
+            self._serial = serial.Serial(self.port, BAUD, bytesize=8, parity="N", stopbits=1, timeout=self.timeout,
+                                         exclusive=True)
         except (serial.SerialException, OSError, ValueError) as e:
             self._serial = None
             if self.last_error != str(e):

@@ -64,6 +64,9 @@ def probe(path: str, seconds: float = 5.0) -> ProbeReport:
         while time.monotonic() - started < seconds:
             got = reader.read_once()
             if got is None and not reader.connected and reader.last_error:
+                if "exclusively lock" in reader.last_error:
+                    raise ProbeError(f"{path} is in use by another program, probably the power service: "
+                                     "stop it first (systemctl stop fieldkit-power)")
                 raise ProbeError(f"{path}: {reader.last_error}")
             records.extend(got or [])
         if not records:

@@ -64,3 +64,17 @@ def test_status_shows_live_values_then_says_when_the_service_stopped(power_servi
     ctx.bus.stop()  # a clean stop says offline on the health topic
     text = runner.invoke(cli, ["power", "status"]).output
     assert "not live" in text and "not running" in text and "Battery" not in text
+
+
+def test_probe_refuses_a_port_another_reader_holds(tmp_path):
+    from drivers.vedirect import VEDirectReader
+
+    sim = SimulatedPowerKit(tmp_path, World(seed=2), interval=0.05, monitor=False).start()
+    holder = VEDirectReader(sim.ports[0], timeout=0.2)
+    try:
+        wait_for(lambda: holder.read_once() is not None and holder.connected, 5, what="the holder to open the port")
+        result = CliRunner().invoke(cli, ["power", "probe", sim.ports[0], "--seconds", "1"])
+    finally:
+        holder.close()
+        sim.stop()
+    assert result.exit_code == 1 and "in use by another program" in result.output
