@@ -87,7 +87,7 @@ fi
 # shellcheck disable=SC2086
 "$PREFIX/bin/pip" install -q --disable-pip-version-check --no-cache-dir --no-deps --force-reinstall ${FIELDKIT_PIP_ARGS-} "$WHEEL"
 "$PREFIX/bin/fieldkit" --version >/dev/null || die "$PREFIX/bin/fieldkit does not run"
-ln -sf "$PREFIX/bin/fieldkit" /usr/local/bin/fieldkit
+rm -f /usr/local/bin/fieldkit && install -m 0755 "$FILES/fieldkit-wrapper" /usr/local/bin/fieldkit
 install -d -m 0755 "$PREFIX/share/doc"
 for doc in appliance.md flash-and-boot.md; do
   [ ! -f "$SOURCE/docs/$doc" ] || install -m 0644 "$SOURCE/docs/$doc" "$PREFIX/share/doc/$doc"

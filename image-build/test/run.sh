@@ -15,7 +15,12 @@ MIRROR=${FIELDKIT_MIRROR:-http://deb.debian.org/debian}
 BOOT_TIMEOUT=${FIELDKIT_IMAGE_TEST_TIMEOUT:-1200}
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 log() { echo "image-test: $*"; }
-fail() { echo "image-test: FAIL: $*" >&2; echo "image-test: work dir kept: $WORK (serial log: $WORK/serial.log)" >&2; exit 1; }
+fail() {
+  echo "image-test: FAIL: $*" >&2
+  [ ! -s "$WORK/report.log" ] || { echo "image-test: last unit report:" >&2; tail -40 "$WORK/report.log" >&2; }
+  echo "image-test: work dir kept: $WORK (console: $WORK/serial.log, unit reports: $WORK/report.log)" >&2
+  exit 1
+}
 
 # --- tools ------------------------------------------------------------------------------------------
 need=""
@@ -93,7 +98,7 @@ EOF
 echo fieldkit-test >"$ROOTFS/etc/hostname"
 cat >"$ROOTFS/usr/local/bin/fieldkit-imagetest-report" <<'EOF'
 #!/bin/sh
-# Prints every Field Kit unit's state to the serial console, again and again, for the host to read.
+# Prints every Field Kit unit's state to the second serial port (the first one's getty would hang us up).
 while true; do
   for u in mosquitto fieldkit-boot fieldkit-web fieldkit-status fieldkit-checkin fieldkit-pos fieldkit-power \
            fieldkit-cues fieldkit-sync fieldkit-slip fieldkit-hotspot; do
@@ -111,13 +116,13 @@ EOF
 chmod +x "$ROOTFS/usr/local/bin/fieldkit-imagetest-report"
 cat >"$ROOTFS/etc/systemd/system/fieldkit-imagetest-report.service" <<'EOF'
 [Unit]
-Description=Field Kit image test: report unit states on the serial console
+Description=Field Kit image test: report unit states on the second serial port
 # Not after fieldkit.target: report while the kit is still starting, so a stuck unit shows up.
 After=basic.target
 [Service]
 ExecStart=/usr/local/bin/fieldkit-imagetest-report
 StandardOutput=tty
-TTYPath=/dev/ttyS0
+TTYPath=/dev/ttyS1
 [Install]
 WantedBy=multi-user.target
 EOF
@@ -154,13 +159,13 @@ PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); prin
 ACCEL=tcg
 if [ "${FIELDKIT_IMAGE_TEST_KVM:-0}" = 1 ] && [ -w /dev/kvm ]; then ACCEL=kvm; fi
 log "booting under qemu-system-x86_64 (accel=$ACCEL), web on 127.0.0.1:$PORT"
-: >"$WORK/serial.log"
+: >"$WORK/serial.log"; : >"$WORK/report.log"
 qemu-system-x86_64 -machine q35,accel=$ACCEL -m 2048 -smp 2 -display none -no-reboot \
   -kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img" \
   -append "root=/dev/vda2 rw console=ttyS0 systemd.show_status=1 net.ifnames=0" \
   -drive "file=$DISK,format=raw,if=virtio" \
   -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$PORT-:8080" -device virtio-net-pci,netdev=n0 \
-  -serial "file:$WORK/serial.log" -monitor none &
+  -serial "file:$WORK/serial.log" -serial "file:$WORK/report.log" -monitor none &
 QEMU=$!
 cleanup() { kill "$QEMU" 2>/dev/null || true; wait "$QEMU" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -174,9 +179,9 @@ while :; do
   if [ -z "$health" ] && health=$(curl -fsS --max-time 5 "http://127.0.0.1:$PORT/api/v1/health" 2>/dev/null); then
     log "GET /api/v1/health answered after $((now - started))s: $health"
   fi
-  if [ -n "$health" ] && grep -q '^FKTEST end' "$WORK/serial.log"; then
+  if [ -n "$health" ] && grep -q '^FKTEST end' "$WORK/report.log"; then
     # The newest complete report.
-    report=$(tac "$WORK/serial.log" | tr -d '\r' | sed -n '/^FKTEST end/,/^FKTEST unit=mosquitto /p' | tac)
+    report=$(tac "$WORK/report.log" | tr -d '\r' | sed -n '/^FKTEST end/,/^FKTEST unit=mosquitto /p' | tac)
     if ! grep 'FKTEST unit=' <<<"$report" | grep -v 'unit=fieldkit-hotspot' | grep -qv 'active=active '; then
       break
     fi
