@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from kit.doctor import Check, fail, ok, python_module_check, warn
+from kit.doctor import Check, ok, python_module_check, warn
 
 
 def checks(config) -> list[Check]:
@@ -27,7 +27,8 @@ def checks(config) -> list[Check]:
         if shutil.which("mpv"):
             results.append(ok("mpv", f"mpv at {shutil.which('mpv')}"))
         else:
-            results.append(fail("mpv", "mpv is not installed: sound cues cannot play", "apt-get install mpv"))
+            results.append(warn("mpv", "mpv is not installed: sound cues stay silent (lights still run)",
+                                "apt-get install mpv"))
     if config.backend("cues.gpio.backend") in ("gpio", "auto"):
         results.append(python_module_check("GPIO (lgpio)", "lgpio", "GPIO for cue lights and sensors",
                                            "on the Pi: apt-get install python3-lgpio (venv with --system-site-packages)"))
