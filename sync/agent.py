@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,7 +181,10 @@ class SyncAgent:
         client = None
         try:
             client = self.client()
-            result = self._session(client, progress, stop)
+            try:
+                result = self._session(client, progress, stop)
+            except sqlite3.OperationalError as e:  # a long write elsewhere held the kit's database
+                raise SyncError(f"the kit's database was busy ({e}); trying again later") from None
         except (SyncError, NotJoined) as e:
             self.online = False if not isinstance(e, NotJoined) else None
             self._status(last_error=str(e), last_error_at=utc_now())

@@ -122,7 +122,10 @@ class HQClient:
         return answer
 
     def hwm(self) -> int:
-        return int(self._json("GET", self.kit_path("hwm"))["hwm"])
+        answer = self._json("GET", self.kit_path("hwm"))
+        if not isinstance(answer.get("hwm"), int) or isinstance(answer["hwm"], bool):
+            raise HQUnreachable(f"HQ answered an unexpected high-water mark: {str(answer)[:200]}")
+        return answer["hwm"]
 
     def upload(self, events: list[Event]) -> UploadAnswer:
         body = encode_batch(events)
@@ -135,11 +138,19 @@ class HQClient:
         if status in (200, 422) and isinstance(answer, dict) and isinstance(answer.get("results"), list):
             if len(answer["results"]) != len(events):
                 raise HQUnreachable(f"HQ answered {len(answer['results'])} results for {len(events)} records")
-            return UploadAnswer(answer["results"], int(answer.get("hwm") or 0))
+            if not all(isinstance(r, dict) for r in answer["results"]):
+                raise HQUnreachable("HQ answered results this kit cannot read")
+            hwm = answer.get("hwm")
+            return UploadAnswer(answer["results"], hwm if isinstance(hwm, int) and not isinstance(hwm, bool) else 0)
         raise BatchRejected(_error_text(data), status)
 
     def manifest(self) -> list[dict]:
-        return list(self._json("GET", self.kit_path("documents"))["documents"])
+        docs = self._json("GET", self.kit_path("documents")).get("documents")
+        needed = {"id": int, "kind": str, "version": int, "filename": str, "sha256": str}
+        if not isinstance(docs, list) or not all(
+                isinstance(d, dict) and all(isinstance(d.get(k), t) for k, t in needed.items()) for d in docs):
+            raise HQUnreachable("HQ answered a document manifest this kit cannot read")
+        return docs
 
     def download(self, doc_id: int) -> bytes:
         status, _, data = self.request("GET", self.kit_path(f"documents/{int(doc_id)}"))

@@ -157,3 +157,35 @@ def test_retry_delay_backs_off_with_jitter_and_is_capped():
     assert all(150.0 <= d <= 300.0 for d in delays[9:])
     assert delays[4] > delays[1]
     assert len({round(retry_delay(5, 2.0, 300.0, rng), 3) for _ in range(20)}) > 10  # kits do not retry in step
+
+
+def test_a_captive_portal_is_not_mistaken_for_hq(ctx, config):
+    import http.server
+    import threading
+
+    class Portal(http.server.BaseHTTPRequestHandler):
+        def _page(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html>Please accept the terms of the venue Wi-Fi</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _page
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Portal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        agent = SyncAgent(join(config, f"http://127.0.0.1:{server.server_port}", "fk_test1_x"), ctx.db)
+        append_events(ctx.db, ctx.ledger, 3)
+        with pytest.raises(HQUnreachable, match="captive portal"):
+            agent.run_session()
+        assert agent.state()["cursor"] == 0 and agent.state()["backlog"] == 3
+    finally:
+        server.shutdown()
+        server.server_close()
