@@ -190,7 +190,8 @@ class CueService:
         self.engine.battery_event(str(payload.get("level", "")), soc if isinstance(soc, int | float) else None)
 
     def _on_power_state(self, _topic: str, payload: dict) -> None:
-        soc = payload.get("soc_percent")
+        battery = payload.get("battery")
+        soc = battery.get("soc") if isinstance(battery, dict) else payload.get("soc_percent")
         if isinstance(soc, int | float) and not isinstance(soc, bool):
             with self.engine.lock:
                 self.engine.battery.soc_percent = float(soc)

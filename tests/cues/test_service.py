@@ -129,3 +129,18 @@ def test_an_unplugged_widget_degrades_health_and_is_reopened(ctx, service):
     wait_for(lambda: (service.maintain(), dmx.available)[1], 5, 0.1, what="the widget to be reopened")
     assert service.health() == ("ok", "")
     wait_for(lambda: level(service, "stage_dim") == 255, 5, what="the current levels on the replugged widget")
+
+
+def test_battery_condition_follows_the_power_state(ctx, service):
+    ctx.bus.publish(topics.state(ctx.config.kit_id, "power"), {"battery": {"soc": 12.5, "available": True}})
+    wait_for(lambda: service.engine.battery.soc_percent == 12.5, 5, what="the state of charge")
+    engine = service.engine
+    motion = engine.sheet.cue("stage-motion")
+
+    def refusal():
+        return engine.triggers.refusal(motion, engine.clock.monotonic(), engine.clock.wall(), engine.battery, "dim")
+
+    assert refusal() == "battery 12 % is not above 20 %"
+    ctx.bus.publish(topics.state(ctx.config.kit_id, "power"), {"battery": {"soc": 64.0, "available": True}})
+    wait_for(lambda: engine.battery.soc_percent == 64.0, 5, what="the state of charge")
+    assert refusal() is None
