@@ -127,6 +127,14 @@ class KeyRing:
                 self._keys, self._stamp = keymod.load_keys(conn, include_rehearsal=True), stamp
             return [(fp, k) for fp, k, kind in self._keys if rehearsal or kind != "rehearsal"]
 
+    def used(self, fingerprint: str) -> None:
+        """Try the key that verified last first next time: most tickets of a night share one key."""
+        with self._lock:
+            for i, entry in enumerate(self._keys):
+                if entry[0] == fingerprint and i:
+                    self._keys.insert(0, self._keys.pop(i))
+                    break
+
     def kind(self, fingerprint: str) -> str:
         return next((kind for fp, _k, kind in self._keys if fp == fingerprint), "")
 
@@ -171,6 +179,7 @@ def find_ticket(conn: sqlite3.Connection, text: str, keyring: KeyRing, rehearsal
                             code_excerpt=excerpt(text))
         return Decision("invalid_signature", "Signature does not match this event's keys — forged or another event",
                         code_excerpt=excerpt(text))
+    keyring.used(verified.key_fingerprint)
     t = verified.ticket
     row = conn.execute("SELECT * FROM checkin_tickets WHERE ticket_key = ?", (text,)).fetchone()
     ticket = _row_ticket(row) if row else Ticket(text)
