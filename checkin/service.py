@@ -63,6 +63,24 @@ class Door:
                              {"origin_kit": msg.get("origin_kit"), "type": msg.get("type"), "verdict": p.get("verdict"),
                               "door": p.get("door"), "name": p.get("name")})
 
+    def on_document(self, _topic: str, msg: dict) -> None:
+        """An attendee list, key set or revocation list the sync agent downloaded but did not apply."""
+        from pathlib import Path
+
+        from kit.documents import DocumentError, import_document
+
+        kind = msg.get("kind")
+        if not isinstance(kind, str) or not kind.startswith("checkin.") or msg.get("applied"):
+            return
+        path = Path(str(msg.get("path") or ""))
+        try:
+            _, report = import_document(self.ctx.config, self.ctx.db, kind, path.read_bytes(), path.name, source="hq",
+                                        source_version=str(msg.get("source_version") or ""))
+        except (OSError, DocumentError) as e:
+            log.warning("event=document_refused kind=%s path=%s reason=%r", kind, path, str(e))
+            return
+        log.info("event=document_applied kind=%s %s", kind, report.summary().replace(", ", " "))
+
     def on_simulate(self, _topic: str, msg: dict) -> None:
         payload, wanted = msg.get("payload"), msg.get("source")
         simulated = [s for s in self.sources if hasattr(s, "show")]
@@ -115,6 +133,7 @@ def run(ctx: ServiceContext) -> None:
     sources, feedback, problems = open_devices(ctx.config)
     door = Door(ctx, sources, feedback)
     ctx.bus.subscribe(topics.cmd(door.rules.kit, "checkin", SIMULATE), door.on_simulate)
+    ctx.bus.subscribe(topics.event(door.rules.kit, *topics.SYNC_DOCUMENT), door.on_document, qos=1)
     if door.link:
         door.link.start()
     for source in sources:
