@@ -133,3 +133,22 @@ def test_settle_refuses_bad_tenders():
         settle(2500, [])
     with pytest.raises(CheckoutError, match="more than the"):
         price_cart([CartItem("A", "A", "", 1, 100, 0, Discount("amount", 101, "r"))], None, True)
+
+
+@given(st.integers(0, 10**7), st.integers(1, 50), st.data())
+def test_refunding_units_in_any_steps_gives_back_exactly_the_line(total, qty, data):
+    from pos.refunds import _cumulative
+
+    steps, left = [], qty
+    while left:
+        k = data.draw(st.integers(1, left))
+        steps.append(k)
+        left -= k
+    done, back = 0, []
+    for k in steps:
+        back.append(_cumulative(total, qty, done + k) - _cumulative(total, qty, done))
+        done += k
+    assert sum(back) == total
+    assert all(b >= 0 for b in back)
+    # no unit comes back with more than one cent more than its fair share
+    assert all(b * qty <= total * k + qty for b, k in zip(back, steps, strict=True))
