@@ -112,14 +112,14 @@ class PowerService:
             self.low.rearm()
 
     def _health(self) -> None:
-        problems = self.sources.problems()
-        if self.sources.kind == "none":
-            problems = []
+        # Reasons stay the same while the problem does: health is retained and must not churn.
+        problems = [] if self.sources.kind == "none" else self.sources.problems()
+        stale = self.ctx.config["power.stale_seconds"]
+        if (self.sources.kind != "none" and not problems and not self.snapshot["available"]
+                and time.monotonic() - self._started > stale):
+            problems.append(f"no battery reading for over {stale:g} s — check the VE.Direct cable or the power source setting")
         if self.shutdown_problem:
             problems.append(self.shutdown_problem)
-        elif not self.snapshot["available"] and time.monotonic() - self._started > self.ctx.config["power.stale_seconds"]:
-            problems.append(f"no battery reading for over {self.ctx.config['power.stale_seconds']:g} s"
-                            " — check the VE.Direct cable or the power source setting")
         state = "degraded" if problems else "ok"
         reason = "; ".join(problems)
         if (state, reason) != (self.ctx.health_state, self.ctx.health_detail.get("reason", "")):

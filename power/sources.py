@@ -49,11 +49,10 @@ class VEDirectSource:
         quiet = time.monotonic() - self.last_record_at
         if quiet <= self.stale_seconds:
             return ""
-        rejected = self.reader.parser.stats.rejected - self.rejected_at_last_record
-        if rejected:
-            return (f"data arrives on {self.port} but no valid block ({rejected} rejected: bad checksum or not text) — "
+        if self.reader.parser.stats.rejected > self.rejected_at_last_record:
+            return (f"data arrives on {self.port} but no valid block (bad checksum or not text) — "
                     "a loose cable, noise, or not a VE.Direct device (`fieldkit power probe` shows more)")
-        return f"no VE.Direct data on {self.port} for {quiet:.0f} s — is the device switched on?"
+        return f"no VE.Direct data on {self.port} for over {self.stale_seconds:g} s — is the device switched on?"
 
     def stats(self) -> dict:
         return {"port": self.port, "connected": self.reader.connected, "reconnects": self.reader.reconnects,

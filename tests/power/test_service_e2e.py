@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -94,21 +95,27 @@ def _raw_client(env):
 def test_a_silent_source_is_published_as_unavailable_never_as_live(power_service, listen):
     ctx, sources = power_service.ctx, power_service.sources
     rec = listen(f"fieldkit/{power_service.kit_id}/power/state")
-    live = lambda: [p for _, p in rec.messages if p["battery"]["available"]]  # noqa: E731
+    listen(f"fieldkit/{power_service.kit_id}/power/health")
+    states = lambda: [p for t, p in rec.messages if t.endswith("/power/state")]  # noqa: E731
+    live = lambda: [p for p in states() if p["battery"]["available"]]  # noqa: E731
     wait_for(lambda: live(), 10, what="live state")
-    n = len(rec.messages)
+    n = len(states())
     sources.sim.unplug("monitor")
     sources.sim.unplug("charger")
-    stale = wait_for(lambda: next((p for _, p in rec.messages[n:] if not p["available"]), None), 10,
+    stale = wait_for(lambda: next((p for p in states()[n:] if not p["available"]), None), 10,
                      what="state marked unavailable")
     assert stale["battery"]["voltage"] is None and stale["battery"]["soc"] is None
     assert stale["solar"]["power"] is None and stale["estimate"]["hours_left"] is None
     wait_for(lambda: ctx.health_state == "degraded", 5, what="health degraded")
     assert "cannot be opened" in ctx.health_detail["reason"]
-    n = len(rec.messages)
+    # a lasting problem is said once, not republished on every turn of the loop
+    health = [p for t, p in rec.messages if t.endswith("/power/health")]
+    time.sleep(1.5)
+    assert len([p for t, p in rec.messages if t.endswith("/power/health")]) - len(health) <= 1
+    n = len(states())
     sources.sim.plug("charger")
     sources.sim.plug("monitor")
-    wait_for(lambda: any(p["battery"]["available"] for _, p in rec.messages[n:]), 10, what="live again")
+    wait_for(lambda: any(p["battery"]["available"] for p in states()[n:]), 10, what="live again")
     wait_for(lambda: ctx.health_state == "ok", 5, what="health ok again")
 
 
@@ -153,3 +160,16 @@ def test_noise_on_a_connected_port_is_explained_in_the_health_reason(power_servi
                       and ctx.health_detail["reason"], 10, what="the reason to name the noisy port")
     assert "ttyVE-mppt" in reason and ctx.health_state == "degraded"
     assert power_service.service.snapshot["battery"]["available"]  # the BMV still gives the battery
+
+
+def test_no_power_source_configured_is_healthy_and_publishes_unavailable(ctx):
+    from power.service import PowerService
+    from power.sources import Sources
+
+    ctx.config = ctx.config.with_values(power__source="none")
+    sources = Sources(ctx.config).start()
+    service = PowerService(ctx, sources)
+    service._started -= 3600  # long past the start-up grace
+    service.step()
+    assert ctx.health_state == "ok" and service.snapshot["available"] is False
+    sources.stop()
