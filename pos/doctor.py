@@ -29,6 +29,9 @@ def check_printer(config: Config) -> list[Check]:
     if st.ready:
         paper = "" if st.paper in ("ok", "unknown") else f" (paper {st.paper})"
         checks.append(ok("printer", f"{printer.description} ready{paper}"))
+    elif printer.name == "usb" and "pyusb" in (st.reason or ""):
+        checks.append(warn("printer", st.reason, "apt-get install python3-usb (the kit's venv sees system packages), "
+                                                 "or set pos.printer.backend = \"file\" for /dev/usb/lp0; receipts queue meanwhile"))
     elif printer.name == "usb":
         checks.append(warn("printer", st.reason or "Printer not found on USB",
                            "plug in the printer and switch it on; check the udev rule for its USB id "
