@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from kit.doctor import Check, ok, warn
+from kit.config import ConfigError
+from kit.doctor import Check, fail, ok, warn
 
 
 def check_door(config) -> list[Check]:
@@ -22,6 +23,12 @@ def check_door(config) -> list[Check]:
     finally:
         db.close()
     checks = []
+    try:
+        from checkin.validate import DoorRules
+
+        DoorRules.from_config(config)
+    except ConfigError as e:
+        checks.append(fail("door rules", str(e), "fix checkin.entry_windows in fieldkit.toml"))
     if not keys and not tickets:
         checks.append(warn("tickets", "no ticket keys and no attendee list: every ticket will be refused",
                            "fieldkit tickets import attendees.csv, or fieldkit tickets keys add --pretix event.json"))

@@ -7,6 +7,7 @@ Nothing here writes; ``checkin.scans`` records the verdict in the ledger.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ VERDICTS = ("admit", "admit_reentry", "exit", "already_in", "unknown", "invalid_
             "not_yet_valid", "expired", "not_valid_at_this_door")
 MAX_PAYLOAD = 4096
 PRESENCE_VERDICTS = ("admit", "admit_reentry", "exit")
+WINDOW_RE = re.compile(r"^\s*([01]?\d|2[0-3]):[0-5]\d\s*-\s*([01]?\d|2[0-3]):[0-5]\d\s*$")
 
 
 def colour(verdict: str, attention: bool) -> str:
@@ -41,6 +43,11 @@ class DoorRules:
 
     @classmethod
     def from_config(cls, config) -> DoorRules:
+        for window in config["checkin.entry_windows"]:
+            if not WINDOW_RE.match(str(window)):
+                from kit.config import ConfigError
+
+                raise ConfigError(f"checkin.entry_windows: {window!r} is not a time window like '18:00-23:30'")
         return cls(
             kit=config.kit_id,
             door=config["checkin.door_name"] or config.kit_id,
@@ -234,6 +241,8 @@ def decide(conn: sqlite3.Connection, rules: DoorRules, found: Ticket | Decision,
     if status == "blocked":
         return Decision("blocked", "Ticket blocked — call a lead", t, attention=True, attention_reason="blocked ticket")
     state = presence(conn, rules, t.key, rehearsal)
+    if direction == "exit" and not rules.exits:
+        return Decision("not_valid_at_this_door", f"{rules.door} does not record exits", t)
     if direction == "exit":
         reason = "Exit recorded" if state.inside else "Exit recorded (was not checked in)"
         return Decision("exit", reason, t)

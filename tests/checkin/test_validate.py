@@ -148,3 +148,15 @@ def test_every_scan_is_in_the_ledger_and_rebuild_is_identical(guests):
     rebuild(guests.db, load_features())
     assert [tuple(r) for r in guests.db.query(dump)] == before
     assert tuple(guests.db.query_one("SELECT * FROM checkin_door_state")) == state_before
+
+
+def test_exit_scans_refused_where_the_door_takes_none_and_bad_windows_are_a_clear_error(door):
+    from kit.config import ConfigError
+
+    no_exits = door.with_rules(exits=False)
+    code = door.ticket(seed="NOEXIT001")
+    no_exits.scan(code)
+    refused = no_exits.scan(code, direction="exit")
+    assert refused["verdict"] == "not_valid_at_this_door" and "does not record exits" in refused["reason"]
+    with pytest.raises(ConfigError, match="not a time window"):
+        type(door.rules).from_config(door.config.with_values(checkin__entry_windows=["8pm till late"]))
