@@ -28,7 +28,7 @@ from kit import topics
 
 log = logging.getLogger("fieldkit.cues")
 LEDGER_EVENTS = {"fired": "cues.fired", "stopped": "cues.stopped", "stop_all": "cues.stop_all"}
-COMMANDS = ("fire", "go", "stop", "stop_all", "next", "back", "reload")
+COMMANDS = ("fire", "go", "stop", "stop_all", "next", "back", "reload", "simulate")
 
 
 class CueService:
@@ -240,9 +240,34 @@ class CueService:
             return f"standing by: {cue.title if cue else 'end of the list'}"
         if name == "reload":
             return self.reload()
+        if name == "simulate":
+            return self.simulate(str(payload.get("sensor", "")), bool(payload.get("active", True)))
         raise ValueError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
 
     # -- state -----------------------------------------------------------------------------------
+    @property
+    def simulated_gpio(self) -> bool:
+        from gpiozero.pins.mock import MockFactory
+
+        return isinstance(self._pins, MockFactory)
+
+    def simulate(self, sensor: str, active: bool) -> str:
+        """Demo and rehearsal: act out a sensor on gpiozero's mock pins (the real trigger path follows)."""
+        if not self.simulated_gpio or self.sensors is None:
+            raise ValueError("sensors can only be acted out when GPIO is simulated")
+        spec = self.engine.sheet.sensors.get(sensor)
+        if spec is None or sensor not in self.sensors.devices:
+            raise KeyError(f"no sensor called {sensor!r}")
+        if spec.kind == "light":
+            dark = 0.1 if spec.active_when == "below" else 0.9
+            self.sensors.simulated_adc.set_level(spec.channel, dark if active else 1.0 - dark)
+            self.sensors.poll_once()
+        else:
+            pin = self._pins.pin(spec.pin)
+            high = active if spec.kind != "button" else not active  # a button pulls its pin low
+            pin.drive_high() if high else pin.drive_low()
+        return f"{sensor} {'active' if active else 'inactive'}"
+
     def status(self) -> dict:
         outputs = {}
         for name, out in (("dmx", self.outputs.dmx), ("audio", self.outputs.audio), ("lights", self.lights),
@@ -261,6 +286,10 @@ class CueService:
         state["outputs"] = self.status()
         state["sheet_version"] = self.sheet_version
         state["problem"] = self.problem
+        state["simulated_sensors"] = self.simulated_gpio
+        state["sensors"] = [{"name": n, "kind": spec.kind, "active": active}
+                            for n, spec in self.engine.sheet.sensors.items()
+                            for active in [bool(self.sensors and self.sensors.is_active(n))]]
         text = json.dumps(state, sort_keys=True, default=str)
         with self._state_lock:
             if text == self._last_state and not force:

@@ -67,6 +67,21 @@ def blueprint() -> Blueprint:
             return jsonify(error="send {\"cue\": \"<name>\"}", code="bad_body"), 400
         return ask_service("fire", {"cue": cue})
 
+    @bp.post("/api/v1/cues/simulate")
+    @require_role("lead")
+    @api_doc("Act out a sensor (demo, rehearsal): only while the kit's GPIO is simulated",
+             request={"type": "object", "properties": {"sensor": {"type": "string", "maxLength": 40},
+                                                        "active": {"type": "boolean"}}, "required": ["sensor"]},
+             responses={200: "done", 400: "no such sensor, or GPIO is not simulated",
+                        503: "the cues service does not answer"})
+    def simulate():
+        body = request.get_json(silent=True)
+        sensor = body.get("sensor") if isinstance(body, dict) else None
+        active = body.get("active", True) if isinstance(body, dict) else None
+        if not isinstance(sensor, str) or not 0 < len(sensor) <= 40 or not isinstance(active, bool):
+            return jsonify(error="send {\"sensor\": \"<name>\", \"active\": true|false}", code="bad_body"), 400
+        return ask_service("simulate", {"sensor": sensor, "active": active})
+
     def simple_route(route: str, command: str, summary: str) -> None:
         def view():
             return ask_service(command, {})

@@ -146,9 +146,15 @@ class SensorBank:
         while not self._stop.wait(self._poll_seconds):
             self.poll_once()
 
+    def is_active(self, name: str) -> bool:
+        if name in self._analog:
+            return bool(self._analog[name][2])
+        device = self.devices.get(name)
+        return bool(device is not None and device.is_active)
+
     def status(self) -> dict:
         return {"available": not self.problems, "detail": "; ".join(self.problems.values()),
-                "sensors": {n: bool(getattr(d, "is_active", False)) for n, d in self.devices.items()}}
+                "sensors": {n: self.is_active(n) for n in self.devices}}
 
     def close(self) -> None:
         self._stop.set()

@@ -144,3 +144,14 @@ def test_battery_condition_follows_the_power_state(ctx, service):
     ctx.bus.publish(topics.state(ctx.config.kit_id, "power"), {"battery": {"soc": 64.0, "available": True}})
     wait_for(lambda: engine.battery.soc_percent == 64.0, 5, what="the state of charge")
     assert refusal() is None
+
+
+def test_acting_out_sensors_in_simulation_runs_the_real_trigger_path(ctx, service, gpio_pins):
+    assert service.command("simulate", {"sensor": "panic", "active": True}) == "panic active"
+    assert gpio_pins.pin("GPIO22").state == 0  # pressed: pulled low, as the real button does
+    wait_for(lambda: ("cues.stop_all", {"reason": "cue:panic"}) in ledger(ctx), 5, what="STOP ALL from the button")
+    service.command("simulate", {"sensor": "daylight", "active": True})
+    assert service.sensors.is_active("daylight")
+    with pytest.raises(KeyError):
+        service.command("simulate", {"sensor": "nope"})
+    assert service.status()["sensors"]["sensors"]["daylight"] is True
