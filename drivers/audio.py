@@ -164,7 +164,10 @@ class AudioBank:
     """The sound channels a cue sheet names, each its own mpv, started on first use."""
 
     def __init__(self, socket_dir: Path | str | None = None, audio_output: str = "auto", binary: str | None = None):
-        self.socket_dir = Path(socket_dir or tempfile.mkdtemp(prefix="fk-mpv-"))
+        # A unix socket path must fit in 108 bytes; a deep data dir falls back to a private temp dir.
+        if socket_dir is None or len(str(Path(socket_dir) / "mpv-channelname.sock")) > 100:
+            socket_dir = tempfile.mkdtemp(prefix="fk-mpv-")
+        self.socket_dir = Path(socket_dir)
         self.audio_output, self.binary = audio_output, binary
         self.players: dict[str, MpvPlayer] = {}
         self.detail = ""
