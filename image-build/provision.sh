@@ -121,6 +121,15 @@ if systemctl list-unit-files NetworkManager.service >/dev/null 2>&1; then
 fi
 if $booted; then udevadm control --reload || true; fi
 
+# --- the boot partition: fieldkit.toml holds Wi-Fi and HQ secrets. Root may write it, the services
+# (group fieldkit) read it, other users see nothing. FAT has no owners, so this is a mount option.
+fk_gid=$(getent group fieldkit | cut -d: -f3)
+if grep -Eq '^[^#[:space:]]+[[:space:]]+/boot/firmware[[:space:]]+vfat[[:space:]]' /etc/fstab \
+   && ! grep -Eq '^[^#[:space:]]+[[:space:]]+/boot/firmware[[:space:]]+vfat[[:space:]]+[^[:space:]]*gid=' /etc/fstab; then
+  sed -i -E "s#^([^#[:space:]]+[[:space:]]+/boot/firmware[[:space:]]+vfat[[:space:]]+)([^[:space:]]+)#\\1\\2,uid=0,gid=$fk_gid,fmask=0137,dmask=0027#" /etc/fstab
+  log "boot partition readable by group fieldkit only"
+fi
+
 # --- the saved clock (fake-hwclock) lives with the state, so a read-only root keeps it ---------------
 if [ -f /etc/default/fake-hwclock ]; then
   sed -i '/^FILE=/d' /etc/default/fake-hwclock

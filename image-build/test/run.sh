@@ -52,8 +52,12 @@ mkdir -p "$WORK/src/image-build" && cp -r "$REPO/image-build/files" "$REPO/image
 
 # --- root file system: Debian + the shared installer ----------------------------------------------
 ROOTFS=$WORK/rootfs
+write_fstab() {  # as Raspberry Pi OS has it; provision.sh narrows the boot partition's permissions
+  printf '/dev/vda2 / ext4 defaults,noatime 0 1\n/dev/vda1 /boot/firmware vfat defaults 0 2\n' >"$ROOTFS/etc/fstab"
+}
 if [ "${FIELDKIT_IMAGE_TEST_REUSE:-0}" = 1 ] && [ -x "$ROOTFS/opt/fieldkit/bin/fieldkit" ]; then
   log "reusing the root file system in $ROOTFS (FIELDKIT_IMAGE_TEST_REUSE=1): installing the new wheel only"
+  write_fstab
   mkdir -p "$ROOTFS/tmp/fk" && cp -r "$WORK/src"/* "$WORK/wheelhouse" "$WHEEL" "$ROOTFS/tmp/fk/"
   mount --bind /dev "$ROOTFS/dev" && mount -t proc proc "$ROOTFS/proc"
   chroot "$ROOTFS" env FIELDKIT_PIP_ARGS='--no-index --find-links /tmp/fk/wheelhouse' \
@@ -73,6 +77,7 @@ grep -E '^provision:' "$WORK/mmdebstrap.log" || true
 
 # Run the installer a second time: it must be idempotent.
 log "running provision.sh again (idempotent)"
+write_fstab
 mount --bind /dev "$ROOTFS/dev" && mount -t proc proc "$ROOTFS/proc"
 mkdir -p "$ROOTFS/tmp/fk" && cp -r "$WORK/src"/* "$WORK/wheelhouse" "$WHEEL" "$ROOTFS/tmp/fk/"
 second_ok=true
@@ -90,10 +95,6 @@ cat >"$ROOTFS/etc/fieldkit/kit.toml" <<'EOF'
 # Emulated test image: no hardware, so every device uses its simulated backend.
 [kit]
 simulate = true
-EOF
-cat >"$ROOTFS/etc/fstab" <<'EOF'
-/dev/vda2 / ext4 defaults,noatime 0 1
-/dev/vda1 /boot/firmware vfat defaults,fmask=0077,dmask=0077 0 2
 EOF
 echo fieldkit-test >"$ROOTFS/etc/hostname"
 cat >"$ROOTFS/usr/local/bin/fieldkit-imagetest-report" <<'EOF'
@@ -129,6 +130,7 @@ EOF
 ln -sf /etc/systemd/system/fieldkit-imagetest-report.service \
   "$ROOTFS/etc/systemd/system/multi-user.target.wants/fieldkit-imagetest-report.service"
 rm -rf "$ROOTFS/tmp/fk"
+[ "$(grep -c 'gid=' "$ROOTFS/etc/fstab")" = 1 ] || fail "the boot partition's mount options are missing or doubled"
 # Every run boots a kit fresh from the factory: first boot included.
 find "$ROOTFS/var/lib/fieldkit" -mindepth 1 -delete
 
