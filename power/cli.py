@@ -104,8 +104,8 @@ def describe(view: dict) -> list[str]:
                      f"  today {_fmt(s.get('yield_today_kwh'), 'kWh', 2)}" + (f"  ERROR: {s['error']}" if s.get("error") else ""))
     else:
         lines.append("Solar    unavailable")
-    if view.get("low") and view["low"] != "ok":
-        lines.append(f"LOW BATTERY: {view['low']}")
+    if view.get("health"):
+        lines.append(f"Attention: {view['health']}")
     return lines
 
 

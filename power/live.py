@@ -21,7 +21,7 @@ def live_view(state: dict | None, health: dict | None, now: float, stale_seconds
     elif age > stale_seconds + 2 * publish_seconds:
         reason = f"the last reading is {age:.0f} s old"
     if not reason:
-        return {**state, "live": True, "age_s": round(age, 1)}
+        return {**state, "live": True, "age_s": round(age, 1), "health": (health or {}).get("reason", "")}
     # Keep the shape, drop every value: nothing old may pass for current.
     out: dict = {"available": False, "live": False, "reason": reason, "age_s": round(age, 1),
                  "time": state.get("time"), "low": state.get("low")}

@@ -13,7 +13,7 @@ from kit import topics
 from kit.service import ServiceContext
 from power.discovery import HA_STATUS, discovery_configs
 from power.history import HistoryRecorder
-from power.lowpower import CRITICAL, LowPowerMonitor, LowPowerSettings, Transition
+from power.lowpower import CRITICAL, WARNING, LowPowerMonitor, LowPowerSettings, Transition
 from power.sources import Sources
 from power.state import PowerState
 
@@ -120,6 +120,10 @@ class PowerService:
             problems.append(f"no battery reading for over {stale:g} s — check the VE.Direct cable or the power source setting")
         if self.shutdown_problem:
             problems.append(self.shutdown_problem)
+        elif self.low.level == CRITICAL:
+            problems.append("battery critical — the kit is shutting down cleanly")
+        elif self.low.level == WARNING:
+            problems.append(f"battery low (below {self.low.s.warning_soc:g} %) — charge or swap it soon")
         state = "degraded" if problems else "ok"
         reason = "; ".join(problems)
         if (state, reason) != (self.ctx.health_state, self.ctx.health_detail.get("reason", "")):

@@ -62,6 +62,9 @@ def test_service_process_publishes_discovery_state_and_shuts_down_on_a_flat_batt
         low = lambda: [p["level"] for t, p in rec.messages if t == f"fieldkit/{KIT}/power/event/low"]  # noqa: E731
         wait_for(lambda: "warning" in low(), 15, what="the battery-low warning")
         assert not flag.exists()
+        # the dashboard's power tile says so too
+        wait_for(lambda: any(t.endswith("/power/health") and "battery low" in p.get("reason", "")
+                             for t, p in rec.messages), 5, what="health to mention the low battery")
         listener.publish(f"fieldkit/{KIT}/power/cmd/sim", b'{"battery_volts": 11.2}').wait_for_publish(5)
         wait_for(flag.exists, 15, what="the shutdown command")
         assert low() == ["warning", "critical"]
