@@ -115,7 +115,11 @@ def sync_now(retry_parked: bool, wait: float) -> None:
             bar["bar"].update(done - bar["bar"].pos)
 
     try:
-        result = agent.run_session(progress=progress, lock_wait=wait)
+        try:
+            result = agent.run_session(progress=progress)
+        except SessionBusy:
+            click.echo("The sync service is in the middle of a session; waiting for it to finish…")
+            result = agent.run_session(progress=progress, lock_wait=wait)
     except SessionBusy:
         click.secho("error: the sync service kept the session for too long; try again", fg="red", err=True)
         sys.exit(1)

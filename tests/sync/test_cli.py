@@ -128,3 +128,18 @@ def test_doctor_says_whether_the_kit_syncs(config):
     joined = join(config, "http://hq.example.org", "fk_test1_x")
     assert "plain HTTP" in checks(joined)[0].message
     assert checks(join(config, "https://hq.example.org", "fk_test1_x"))[0].level == "OK"
+
+
+@sqlite_only
+def test_sync_now_waits_for_a_session_already_running(ctx, joined, hq):
+    import threading
+
+    from sync.agent import SessionLock
+
+    append_events(ctx.db, ctx.ledger, 20)
+    lock = SessionLock(joined.data_dir)
+    lock.acquire()  # the sync service is mid-session
+    threading.Timer(1.0, lock.release).start()
+    result = invoke("sync", "now")
+    assert result.exit_code == 0, result.output
+    assert "waiting for it to finish" in result.output and "Uploaded 20 events" in result.output
