@@ -171,3 +171,37 @@ def test_hq_serves_an_openapi_document_matching_its_routes(hq):
     rules = {r.rule.replace("<kit>", "{kit}").replace("<int:doc_id>", "{id}")
              for r in hq.app.url_map.iter_rules() if r.rule.startswith("/api/v1/")}
     assert rules - {"/api/v1/openapi.json"} == set(spec["paths"])
+
+
+def test_any_json_a_kit_might_send_is_stored_or_refused_never_a_crash(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'fuzz.db'}")
+    store.create_schema(engine)
+    scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=80) | st.floats(allow_nan=False)
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                                max_size=3), max_leaves=6)
+    fields = {"id": st.text(max_size=70) | values, "kit": st.sampled_from(["door1", "door2"]) | values,
+              "seq": st.integers(-3, 2**64) | values, "type": st.text(max_size=70) | values,
+              "payload": st.dictionaries(st.text(max_size=8), values, max_size=4) | values,
+              "hlc": st.integers(-1, 2**64) | values, "wall_time": st.sampled_from(["2026-11-20T10:00:00Z", "nonsense"]) | values,
+              "clock_synced": st.booleans() | values, "hash": st.text(max_size=70) | values}
+    record = st.fixed_dictionaries({}, optional=fields) | values
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(record, min_size=1, max_size=5))
+    def check(batch):
+        before = store.count_events(engine)
+        results = store.ingest(engine, "door1", batch)
+        assert len(results) == len(batch)
+        stored = [r for r in results if r.status == "stored"]
+        assert store.count_events(engine) == before + len(stored)
+        for r, rec in zip(results, batch, strict=True):
+            if r.status == "refused":
+                assert r.error
+            else:
+                assert rec["kit"] == "door1" and isinstance(rec["payload"], dict)
+
+    check()
+    engine.dispose()
