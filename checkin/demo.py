@@ -48,7 +48,7 @@ def demo_setup(config, db) -> None:
     special = {0: ("refunded", "", "", ""), 1: ("", "", "", tomorrow), 2: ("", "yes", "", ""), 3: ("", "", "yes", "")}
     samples: dict[str, object] = {"valid": []}
     for i in range(GUESTS):
-        first, last = FIRST[i % len(FIRST)], LAST[(i * 7) % len(LAST)]
+        first, last = FIRST[i % len(FIRST)], LAST[(i // len(FIRST)) % len(LAST)]
         ticket_type = TYPES[0] if i % 5 else TYPES[1 + (i // 5) % 2]
         seed, text = make_ticket(key, items[ticket_type])
         status, attention, blocked, day = special.get(i, ("", "", "", ""))
