@@ -237,22 +237,30 @@ def admins_add(name: str, db_url: str | None) -> None:
 
 @hq_group.command("report")
 @click.option("--site", help="Only this site's kits.")
+@click.option("--from", "since", help="Only events from this date or time (kit.timezone), e.g. 2026-11-21T16:00.")
+@click.option("--to", "until", help="Only events before this date or time, e.g. 2026-11-22.")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "html", "json"]), default="text", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of printing.")
 @db_option
-def hq_report(site: str | None, fmt: str, out: str | None, db_url: str | None) -> None:
+def hq_report(site: str | None, since: str | None, until: str | None, fmt: str, out: str | None,
+              db_url: str | None) -> None:
     """Reconcile sales, stock, cash, card settlements and admissions across kits.
 
     \b
     Example:
-      fieldkit hq report --site market --format csv --out market.csv
+      fieldkit hq report --site market --from 2026-11-21 --to 2026-11-22 --format csv --out market.csv
     """
-    from sync.hq.reconcile import build_report
+    from sync.hq.reconcile import build_report, parse_bound
     from sync.hq.render import render
 
     config = get_config()
-    report = build_report(hq_engine(db_url), site=site, card_match_minutes=config["hq.card_match_minutes"],
-                          tz=config["kit.timezone"])
+    tz = config["kit.timezone"]
+    try:
+        bounds = {"since": parse_bound(since, tz), "until": parse_bound(until, tz)}
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    report = build_report(hq_engine(db_url), site=site, card_match_minutes=config["hq.card_match_minutes"], tz=tz,
+                          **bounds)
     text = render(report, fmt)
     if out:
         Path(out).write_text(text)

@@ -11,7 +11,7 @@ import json
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -56,12 +56,13 @@ class Report:
     sections: list[Section]
     charts: dict[str, list[tuple[str, int]]]
     notes: list[str]
+    period: str = ""
 
     def section(self, key: str) -> Section:
         return next(s for s in self.sections if s.key == key)
 
     def as_dict(self) -> dict:
-        return {"site": self.site, "generated_at": self.generated_at, "currency": self.currency, "kits": self.kits,
+        return {"site": self.site, "period": self.period, "generated_at": self.generated_at, "currency": self.currency, "kits": self.kits,
                 "sections": [s.as_dict() for s in self.sections], "charts": self.charts, "notes": self.notes}
 
 
@@ -75,13 +76,18 @@ class Ev:
     trusted: bool
 
 
-def load_events(engine: Engine, site: str | None) -> tuple[list[Ev], list[str], Counter]:
+def load_events(engine: Engine, site: str | None, since: datetime | None = None,
+                until: datetime | None = None) -> tuple[list[Ev], list[str], Counter]:
     e, k = schema.events, schema.kits
     query = (sa.select(e.c.kit, e.c.id, e.c.type, e.c.payload, e.c.event_time, e.c.time_trusted)
              .select_from(e.join(k, k.c.kit == e.c.kit)).order_by(e.c.kit, e.c.seq))
     kit_query = sa.select(k.c.kit).order_by(k.c.kit)
     if site:
         query, kit_query = query.where(k.c.site == site), kit_query.where(k.c.site == site)
+    if since:
+        query = query.where(e.c.event_time >= since)
+    if until:
+        query = query.where(e.c.event_time < until)
     events, skipped = [], Counter()
     with engine.connect() as conn:
         kits = list(conn.execute(kit_query).scalars())
@@ -112,8 +118,9 @@ def _sales(events: list[Ev]) -> list[Ev]:
 
 
 def build_report(engine: Engine, site: str | None = None, card_match_minutes: int = 10, tz: str = "UTC",
-                 currency: str = "EUR") -> Report:
-    events, kits, skipped = load_events(engine, site)
+                 currency: str = "EUR", since: datetime | None = None, until: datetime | None = None) -> Report:
+    """The report for a site (None: every site) and, for one event at a site, a time range [since, until)."""
+    events, kits, skipped = load_events(engine, site, since, until)
     zone = ZoneInfo(tz)
     catalogues = {kit: _catalogue_for(engine, kit, site) for kit in kits}
     sales = _sales(events)
@@ -123,7 +130,7 @@ def build_report(engine: Engine, site: str | None = None, card_match_minutes: in
         _sales_by_payment(sales),
         _stock(sales, catalogues),
         _cash(events),
-        _cards(engine, sales, card_match_minutes),
+        _cards(engine, sales, card_match_minutes, since, until),
         _double_admissions(events, zone),
         _price_differences(sales, catalogues),
     ]
@@ -142,7 +149,20 @@ def build_report(engine: Engine, site: str | None = None, card_match_minutes: in
     for ev in sales:
         by_kit[ev.kit] += _sign(ev) * _int(ev.p.get("total_cents"))
     charts = {"sales_by_kit": sorted(by_kit.items()), "admissions_per_hour": per_hour}
-    return Report(site, datetime.now(UTC).isoformat(timespec="seconds"), currency, kits, sections, charts, notes)
+    period = " to ".join(b.astimezone(zone).isoformat(timespec="minutes") if b else "…" for b in (since, until)) \
+        if since or until else ""
+    return Report(site, datetime.now(UTC).isoformat(timespec="seconds"), currency, kits, sections, charts, notes, period)
+
+
+def parse_bound(text: str | None, tz: str) -> datetime | None:
+    """'2026-11-21' or '2026-11-21T18:00' in the given time zone (or with its own offset) → an aware time."""
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date like 2026-11-21 or a time like 2026-11-21T18:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
 
 
 def _catalogue_for(engine: Engine, kit: str, site: str | None) -> dict:
@@ -265,14 +285,18 @@ def _cash(events: list[Ev]) -> Section:
                    note="Expected = float + cash sales − cash refunds ± cash in/out, from the uploaded events.")
 
 
-def _cards(engine: Engine, sales: list[Ev], window_minutes: int) -> Section:
+def _cards(engine: Engine, sales: list[Ev], window_minutes: int, since: datetime | None,
+           until: datetime | None) -> Section:
     payments = []
     for ev in sales:
         for pay in ev.p.get("payments", []):
             if isinstance(pay, dict) and pay.get("method") == "card":
                 payments.append(CardPayment(ev.kit, str(ev.p.get("receipt", "")), _sign(ev) * _int(pay.get("amount_cents")),
                                             str(pay.get("reference", "") or ""), ev.at))
-    rows = match_card_payments(payments, load_settlements(engine), window_minutes)
+    margin = timedelta(minutes=window_minutes)
+    settled = [s for s in load_settlements(engine) if s["paid_at"] is None or (
+        (since is None or s["paid_at"] >= since - margin) and (until is None or s["paid_at"] < until + margin))]
+    rows = match_card_payments(payments, settled, window_minutes)
     columns = ["status", "kit", "receipt", "payment_cents", "payment_reference", "payment_time", "settlement_cents",
                "settlement_reference", "settlement_time", "settlement_file"]
     return Section("cards", "Card payments against the card terminal's settlement", columns,

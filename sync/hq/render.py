@@ -29,7 +29,8 @@ def render(report: Report, fmt: str, section: str | None = None) -> str:
 
 
 def render_text(report: Report) -> str:
-    out = [f"Reconciliation for {'site ' + report.site if report.site else 'every site'} — {report.generated_at}",
+    period = f", {report.period}" if report.period else ""
+    out = [f"Reconciliation for {'site ' + report.site if report.site else 'every site'}{period} — {report.generated_at}",
            f"Kits: {', '.join(report.kits) or 'none'}; amounts in {report.currency}", ""]
     for s in report.sections:
         flagged = f" — {s.flagged} problem(s)" if s.flagged else ""
@@ -96,7 +97,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums} tr.flag td{background
 
 def render_html(report: Report, query: str = "") -> str:
     e = html.escape
-    where = f"site {report.site}" if report.site else "every site"
+    where = (f"site {report.site}" if report.site else "every site") + (f", {report.period}" if report.period else "")
     out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width,"
            f"initial-scale=1'><title>Reconciliation — {e(where)}</title><style>{STYLE}</style></head><body>",
            f"<h1>Reconciliation — {e(where)}</h1>",

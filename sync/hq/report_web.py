@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.engine import Engine
 
 from sync.hq import store
-from sync.hq.reconcile import build_report
+from sync.hq.reconcile import build_report, parse_bound
 from sync.hq.render import render_csv, render_html
 
 
@@ -35,14 +35,18 @@ def register_report_routes(app: Flask, engine: Engine, card_match_minutes: int =
         site = request.args.get("site") or None
         if site is not None and not store.KIT_ID_RE.match(site):
             raise store.HQError("site may only use letters, digits, - and _")
-        return build_report(engine, site=site, card_match_minutes=card_match_minutes, tz=tz)
+        try:
+            since, until = parse_bound(request.args.get("from"), tz), parse_bound(request.args.get("to"), tz)
+        except ValueError as e:
+            raise store.HQError(str(e)) from None
+        return build_report(engine, site=site, card_match_minutes=card_match_minutes, tz=tz, since=since, until=until)
 
     @app.get("/report")
     def report_page():
         if not _admin(engine):
             return challenge()
-        site = request.args.get("site")
-        query = "?" + urlencode({"site": site}) if site else ""
+        args = {k: request.args[k] for k in ("site", "from", "to") if request.args.get(k)}
+        query = "?" + urlencode(args) if args else ""
         return Response(render_html(report(), query), mimetype="text/html")
 
     @app.get("/report.csv")

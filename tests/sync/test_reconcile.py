@@ -185,3 +185,19 @@ def test_report_pages_need_an_admin_token(market):
         assert get("/report.csv?section=nope", token)[0] == 404
     finally:
         server.stop()
+
+
+def test_one_event_at_a_site_is_a_time_range(market):
+    from sync.hq.reconcile import parse_bound
+
+    evening = build_report(market, site="market", since=parse_bound("2026-11-21T19:00", "UTC"),
+                           until=parse_bound("2026-11-21T20:00", "UTC"))
+    assert "2026-11-21T19:00+00:00 to 2026-11-21T20:00+00:00" in render(evening, "text")
+    receipts = {r["receipt"] for r in rows(evening, "cards") if r["receipt"]}
+    assert receipts == {"merch1-2", "merch1-3", "merch2-1"}
+    assert dict(evening.charts["admissions_per_hour"]) == {"2026-11-21 19:00": 2}
+    assert rows(evening, "double_admissions") == []  # the second admission of A came after 20:00
+    late = build_report(market, site="market", since=parse_bound("2026-11-22", "UTC"))
+    assert all(not s.rows for s in late.sections if s.key in ("sales_by_product", "cards", "double_admissions"))
+    with pytest.raises(ValueError, match="not a date"):
+        parse_bound("yesterday", "UTC")
