@@ -96,3 +96,18 @@ def test_a_broken_sheet_is_refused_by_the_importer_and_nothing_is_stored(config,
     with pytest.raises(DocumentError, match=r"broken.toml line 16: cue 'one' action 1: no scene called 'down'"):
         import_document(config, db, "cues.sheet", GOOD.replace('scene = "up"', 'scene = "down"').encode(), "broken.toml")
     assert [(d["kind"], d["version"]) for d in current_documents(db) if d["kind"] == "cues.sheet"] == [("cues.sheet", 1)]
+
+
+def test_cues_check_names_the_line_without_importing(tmp_path):
+    from click.testing import CliRunner
+
+    from kit.cli import cli
+
+    sheet = tmp_path / "show.toml"
+    sheet.write_text(GOOD)
+    result = CliRunner().invoke(cli, ["cues", "check", str(sheet)])
+    assert result.exit_code == 0 and result.output.strip() == "OK Tiny: 2 cues (2 in the GO list)"
+    sheet.write_text(GOOD.replace("fade = 2", "fade = -2"))
+    result = CliRunner().invoke(cli, ["cues", "check", str(sheet)])
+    assert result.exit_code == 1
+    assert "show.toml line 17: cue 'one' action 1: fade = -2 is outside 0..3600" in result.output
