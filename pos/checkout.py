@@ -142,16 +142,7 @@ def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest
             found = _existing(conn, request.idempotency_key, request_hash)
             if found:
                 return found
-        cart_items = []
-        for it in request.items:
-            try:
-                p = find_product(conn, it["sku"])
-            except CatalogueError as e:
-                raise CheckoutError(str(e)) from None
-            if not p.active:
-                raise CheckoutError(f"{p.label} ({p.sku}) is not on sale")
-            cart_items.append(CartItem(p.sku, p.name, p.variant, it["qty"], p.price_cents, p.tax_bp, _discount_of(it["discount"])))
-        priced = price_cart(cart_items, _discount_of(request.discount), config["pos.prices_include_tax"])
+        priced = _price(conn, request, config)
         settlement = settle(priced.total_cents, request.payments)
         oversold = _oversold(conn, priced)
         shift_id = ensure_open_shift(conn, ledger, by)
@@ -164,6 +155,29 @@ def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest
     log.info("event=sale receipt=%s total_cents=%d change_cents=%d lines=%d oversold=%s",
              doc["receipt"], doc["total_cents"], doc["change_cents"], len(doc["lines"]), ",".join(oversold) or "-")
     return SaleResult(doc)
+
+
+def _price(conn, request: SaleRequest, config: Config) -> PricedCart:
+    cart_items = []
+    for it in request.items:
+        try:
+            p = find_product(conn, it["sku"])
+        except CatalogueError as e:
+            raise CheckoutError(str(e)) from None
+        if not p.active:
+            raise CheckoutError(f"{p.label} ({p.sku}) is not on sale")
+        cart_items.append(CartItem(p.sku, p.name, p.variant, it["qty"], p.price_cents, p.tax_bp, _discount_of(it["discount"])))
+    return price_cart(cart_items, _discount_of(request.discount), config["pos.prices_include_tax"])
+
+
+def quote(db: Database, config: Config, body: object) -> dict:
+    """What a cart costs (discounts, tax, total) without selling it: the Pay dialog shows this total."""
+    if isinstance(body, dict):
+        body = {**body, "payments": []}
+    priced = _price(db.conn, parse_sale_request(body), config)
+    return {"subtotal_cents": priced.subtotal_cents, "discount_cents": priced.discount_cents,
+            "tax_cents": priced.tax_cents, "total_cents": priced.total_cents, "taxes": priced.taxes,
+            "prices_include_tax": priced.prices_include_tax}
 
 
 def _oversold(conn, priced: PricedCart) -> list[str]:

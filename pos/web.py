@@ -12,7 +12,7 @@ from kit.web.context import kit
 from kit.web.openapi import api_doc
 from pos import printqueue, stats
 from pos.catalogue import CatalogueError, catalogue_view, edit_product, products
-from pos.checkout import IdempotencyConflict, make_sale, parse_sale_request, sale_view
+from pos.checkout import IdempotencyConflict, make_sale, parse_sale_request, quote, sale_view
 from pos.money import MoneyError, parse_cents
 from pos.pickups import PickupError, collect, lookup
 from pos.pricing import CheckoutError
@@ -156,6 +156,17 @@ def blueprint() -> Blueprint:
         view = sale_view(ctx.db, ctx.config, result.sale["id"])
         return jsonify(replayed=result.replayed, receipt=result.receipt, change_cents=result.change_cents,
                        printer=_printer_state(), **view), 200 if result.replayed else 201
+
+    @bp.route("/api/v1/pos/quote", methods=["POST"])
+    @require_role("merch")
+    @api_doc("Price a cart (discounts, tax, total) without selling it", request=SALE_SCHEMA,
+             responses={200: "the totals", 400: "bad cart"})
+    def api_quote():
+        ctx = kit()
+        try:
+            return jsonify(quote(ctx.db, ctx.config, request.get_json(silent=True)))
+        except CheckoutError as e:
+            return _refuse(e)
 
     @bp.route("/api/v1/pos/sales")
     @require_role("merch")

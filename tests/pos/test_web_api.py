@@ -54,6 +54,9 @@ def test_merch_sells_and_sees_change_and_preview(client, kit_env):
     assert client.get("/api/v1/pos/sales/test1-1").status_code == 200
     assert client.get("/api/v1/pos/sales/nope").status_code == 404
     assert client.get("/api/v1/pos/shift").status_code == 403  # lead only
+    q = _post(client, csrf, "/api/v1/pos/quote", {"items": SALE["items"], "discount": {"percent": "10", "reason": "crew"}})
+    assert q.status_code == 200 and q.json["total_cents"] == 2610 and q.json["discount_cents"] == 290
+    assert _post(client, csrf, "/api/v1/pos/quote", {"items": SALE["items"], "discount": {"percent": "10"}}).status_code == 400
     stats = client.get("/api/v1/pos/stats").json["per_hour"]
     assert sum(b["count"] for b in stats) == 1
 

@@ -13,6 +13,8 @@
   let parts = [];              // split payments already added
   let lastSale = null;
   let paying = false;
+  let cartDiscount = null;     // {percent|amount, reason}: the server prices it (quote), the screen shows that
+  let quoted = null;           // the server's totals for the current cart
 
   function parseCents(text) {
     const m = /^\s*(\d{1,8})(?:[.,](\d{1,2}))?\s*$/.exec(text || "");
@@ -88,7 +90,36 @@
     renderCart();
     focusScan();
   }
-  function total() { return cart.reduce((s, l) => s + l.unit_cents * l.qty, 0); }
+  function subtotal() { return cart.reduce((s, l) => s + l.unit_cents * l.qty, 0); }
+  function total() { return quoted ? quoted.total_cents : subtotal(); }
+  function cartBody() {
+    return { items: cart.map((l) => ({ sku: l.sku, qty: l.qty })), discount: cartDiscount };
+  }
+  let quoteSeq = 0;
+  async function refreshQuote() {
+    const mine = ++quoteSeq;
+    quoted = null;
+    if (!cart.length) { showTotals(); return; }
+    const r = await fk.post("/api/v1/pos/quote", cartBody());
+    if (mine !== quoteSeq) return;  // the cart changed meanwhile
+    if (r.ok) quoted = r.data;
+    else { say(r.data.error, true); if (cartDiscount) { cartDiscount = null; return refreshQuote(); } }
+    showTotals();
+  }
+  function showTotals() {
+    $("cart-total").textContent = money(total());
+    $("discount-label").textContent = cartDiscount && quoted ? "−" + money(quoted.discount_cents) + " (" + cartDiscount.reason + ")" : "";
+  }
+  function applyDiscount() {
+    const v = $("discount-value").value.trim(), reason = $("discount-reason").value.trim();
+    if (!v) { cartDiscount = null; }
+    else if (!reason) { say("A discount needs a reason.", true); return; }
+    else cartDiscount = v.endsWith("%") ? { percent: v.slice(0, -1), reason: reason } : { amount: v, reason: reason };
+    $("discount-form").hidden = true;
+    say("");
+    refreshQuote();
+    focusScan();
+  }
   function renderCart() {
     const ul = $("cart");
     ul.textContent = "";
@@ -105,13 +136,16 @@
       li.append(minus, qty, plus, label, amount);
       ul.append(li);
     }
-    $("cart-total").textContent = money(total());
+    $("cart-total").textContent = money(subtotal());
     $("pay").disabled = cart.length === 0;
+    refreshQuote();
   }
 
   // --- pay dialog ------------------------------------------------------------------------------
-  function openPay() {
+  async function openPay() {
     if (!cart.length) return;
+    if (!quoted) await refreshQuote();
+    if (!quoted) return;
     payKey = newKey();
     parts = [];
     $("tendered").value = "";
@@ -194,7 +228,7 @@
     if (paying) return;  // the key also protects a double tap that gets through
     const entry = currentEntry();
     const payments = parts.concat(entry ? [entry] : []);
-    const body = { items: cart.map((l) => ({ sku: l.sku, qty: l.qty })), payments: payments, idempotency_key: payKey };
+    const body = Object.assign(cartBody(), { payments: payments, idempotency_key: payKey });
     paying = true;
     $("confirm-pay").disabled = true;
     try {
@@ -219,6 +253,8 @@
     showPrint(data.print, data.printer);
     $("done-dialog").hidden = false;
     cart = [];
+    cartDiscount = null;
+    $("discount-value").value = ""; $("discount-reason").value = "";
     renderCart();
     loadCatalogue();
     loadChart();
@@ -361,7 +397,10 @@
   $("refund-receipt").addEventListener("keydown", (e) => { if (e.key === "Enter") findRefund(); });
   $("refund-go").addEventListener("click", doRefund);
   $("pay").addEventListener("click", openPay);
-  $("clear").addEventListener("click", () => { cart = []; renderCart(); focusScan(); });
+  $("clear").addEventListener("click", () => { cart = []; cartDiscount = null; renderCart(); focusScan(); });
+  $("discount-toggle").addEventListener("click", () => { $("discount-form").hidden = !$("discount-form").hidden; $("discount-value").focus(); });
+  $("discount-apply").addEventListener("click", applyDiscount);
+  $("discount-remove").addEventListener("click", () => { $("discount-value").value = ""; applyDiscount(); });
   $("pay-cancel").addEventListener("click", () => { $("pay-dialog").hidden = true; focusScan(); });
   for (const b of document.querySelectorAll(".method")) b.addEventListener("click", () => setMethod(b.dataset.method));
   for (const id of ["tendered", "card-amount", "other-amount"]) $(id).addEventListener("input", updateChange);
