@@ -127,7 +127,15 @@ def test_doctor_says_whether_the_kit_syncs(config):
 
     joined = join(config, "http://hq.example.org", "fk_test1_x")
     assert "plain HTTP" in checks(joined)[0].message
-    assert checks(join(config, "https://hq.example.org", "fk_test1_x"))[0].level == "OK"
+    secure = join(config, "https://hq.example.org", "fk_test1_x")
+    assert [c.level for c in checks(secure)] == ["OK"]
+    from kit.service import open_database
+
+    db = open_database(secure)
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO sync_parked (seq, event_id, error, parked_at) VALUES (7, 'x', 'refused', 'now')")
+    db.close()
+    assert [c.level for c in checks(secure)] == ["OK", "WARN"] and "refused 1 record" in checks(secure)[1].message
 
 
 @sqlite_only
