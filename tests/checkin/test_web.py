@@ -92,3 +92,18 @@ def test_openapi_lists_the_checkin_routes(app):
     spec = app.test_client().get("/api/v1/openapi.json").json
     assert "post" in spec["paths"]["/api/v1/checkin/scan"]
     assert "get" in spec["paths"]["/api/v1/checkin/stats"]
+
+
+def test_lead_prints_the_practice_sheet_through_the_pos_print_queue(app, kit_env, config, listen):
+    jobs = listen(topics.cmd(config.kit_id, *topics.POS_PRINT))
+    staff = signed_in(app, kit_env["pins"]["door"])
+    assert post(staff, "/api/v1/checkin/rehearsal-sheet/print", {}).status_code == 403
+    lead = signed_in(app, kit_env["pins"]["lead"])
+    answer = post(lead, "/api/v1/checkin/rehearsal-sheet/print", {}).json
+    jobs.wait(lambda msgs: msgs, what="print job")
+    job = jobs.messages[0][1]
+    assert job["id"] == answer["id"] and job["source"] == "checkin.rehearsal"
+    assert job["lines"][0]["text"] == "REHEARSAL ONLY" and job["lines"][-1] == {"cut": True}
+    assert len([line for line in job["lines"] if "qr" in line]) == answer["tickets"] - 1  # the name drill has no code
+    sheet = lead.get("/door/rehearsal-sheet").get_data(as_text=True)
+    assert sheet.count("<img") == answer["tickets"] - 1
