@@ -52,6 +52,14 @@ def _clean_text(value: str) -> str:
     return "".join(c for c in value if unicodedata.category(c)[0] != "C")[:MAX_TEXT]
 
 
+def _size(value: object) -> object:
+    """Sizes as names, or as a magnification like ``2`` (what some senders write): 1 is normal, more is double."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8:
+        return "normal" if value == 1 else "double"
+    return {"large": "double", "big": "double", "2x": "double", "small": "normal"}.get(value, value) \
+        if isinstance(value, str) else value
+
+
 def validate_document(doc: object) -> list[dict]:
     """Check a print document from the bus; return its normalised lines or raise PrintDocumentError."""
     if not isinstance(doc, dict):
@@ -76,11 +84,11 @@ def validate_document(doc: object) -> list[dict]:
             if not isinstance(line["text"], str):
                 raise PrintDocumentError(f"line {i}: text must be a string")
             align = line.get("align", "left")
-            size = line.get("size", "normal")
+            size = _size(line.get("size", "normal"))
             if align not in ALIGNS:
                 raise PrintDocumentError(f"line {i}: align must be one of {', '.join(ALIGNS)}")
             if size not in SIZES:
-                raise PrintDocumentError(f"line {i}: size must be one of {', '.join(SIZES)}")
+                raise PrintDocumentError(f"line {i}: size must be one of {', '.join(SIZES)} (or 1-8)")
             out.append(text(_clean_text(line["text"]), align, bool(line.get("bold", False)), size))
         else:
             raise PrintDocumentError(f"line {i}: needs 'text', 'qr' or 'cut'")

@@ -179,9 +179,10 @@ def test_usb_backend_without_a_printer_is_a_clear_offline_error(config):
 def test_control_characters_never_reach_the_printer():
     from pos.layout import PrintDocumentError, validate_document
 
-    lines = validate_document({"lines": [{"text": "a\x1b@b\x1dV\x00c"}, {"cut": True}]})
+    lines = validate_document({"lines": [{"text": "a\x1b@b\x1dV\x00c"}, {"cut": True}, {"text": "BIG", "size": 2}]})
     assert lines[0]["text"] == "a@bVc"
-    for bad in ({"lines": []}, {"lines": [{"text": 5}]}, {"lines": [{"qr": ""}]}, {"lines": [{"text": "x", "align": "up"}]},
+    assert lines[2]["size"] == "double"  # the door's rehearsal sheet writes sizes as numbers
+    for bad in ({"lines": []}, {"lines": [{"text": 5}]}, {"lines": [{"qr": ""}]}, {"lines": [{"text": "x", "align": "up"}]}, {"lines": [{"text": "x", "size": 9}]},
                 {"lines": [{"nothing": 1}]}, [1], {"lines": [{"text": "x"}] * 601}):
         with pytest.raises(PrintDocumentError):
             validate_document(bad)
