@@ -137,8 +137,11 @@ def sync_now(retry_parked: bool, wait: float) -> None:
     for doc in result.documents:
         click.echo(f"Document {doc['kind']} v{doc['hq_version']}: {doc['result']}")
     state = agent.state()
-    if state["backlog"] == 0:
+    if state["backlog"] == 0 and not state["parked"]:
         click.secho("HQ has everything this kit recorded.", fg="green")
+    elif state["parked"]:
+        click.secho(f"{state['parked']} record(s) HQ refused are parked on the kit: see `fieldkit sync status`.",
+                    fg="yellow")
 
 
 @sync_group.command("bridge-config")

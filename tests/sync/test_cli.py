@@ -151,3 +151,18 @@ def test_sync_now_waits_for_a_session_already_running(ctx, joined, hq):
     result = invoke("sync", "now")
     assert result.exit_code == 0, result.output
     assert "waiting for it to finish" in result.output and "Uploaded 20 events" in result.output
+
+
+@sqlite_only
+def test_sync_now_does_not_claim_hq_has_everything_when_records_are_parked(ctx, joined, hq):
+    from kit.ledger import Ledger
+
+    with ctx.db.transaction() as conn:
+        Ledger("oldname", ctx.clock).append(conn, "pos.sale", {"n": 1})  # written before the kit was renamed
+    append_events(ctx.db, ctx.ledger, 2)
+    result = invoke("sync", "now")
+    assert result.exit_code == 0
+    assert "HQ has everything" not in result.output
+    assert "1 record(s) HQ refused are parked on the kit" in result.output
+    status = invoke("sync", "status").output
+    assert "Parked:        1 records HQ refused" in status and "belongs to kit 'oldname'" in status
