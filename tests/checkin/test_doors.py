@@ -10,6 +10,7 @@ import pytest
 from checkin.peers import bridge_conf
 from checkin.scans import record_scan
 from checkin.stats import stats
+from kit.db import Database
 from kit.testing import Mosquitto, free_port, wait_for
 from tests.checkin.conftest import kit_config, make_door
 
@@ -142,3 +143,38 @@ def test_shared_admission_partition_double_admission_and_catchup(site):
         assert {doubles[0]["first"]["door"], doubles[0]["second"]["door"]} == {"Door 1", "Door 2"}
     cursor_b = b.ctx.db.scalar("SELECT highest_seq FROM checkin_peer_cursor WHERE origin_kit = 'doorA'")
     assert cursor_b == a.ctx.db.scalar("SELECT MAX(seq) FROM events WHERE type LIKE 'checkin.%' AND type != 'checkin.mode'")
+
+
+def test_a_door_that_was_off_catches_up_and_a_gap_asks_for_more(tmp_path, mosquitto, start_service):
+    config_a = kit_config(tmp_path / "a", mosquitto.port, "gateA", "market", checkin_door_name="Gate A")
+    config_b = kit_config(tmp_path / "b", mosquitto.port, "gateB", "market", checkin_door_name="Gate B")
+    a = start_service(config_a)
+    helper = make_door(config_a, a.ctx.db)
+    make_door(config_b, Database(config_b.db_path))
+    codes = [helper.ticket(seed=f"EARLY{i:04d}") for i in range(3)]
+    for code in codes:
+        assert verdict_at(a, code)["verdict"] == "admit"
+    wait_for(lambda: a.ctx.db.scalar("SELECT published_seq FROM checkin_site_outbox") == 3, 10, what="published")
+
+    # Gate B starts after the fact: nothing is retained on the bus, so only catch-up can tell it.
+    b = start_service(config_b)
+    wait_for(lambda: peer_admissions(b, "gateA") == 3, 10, what="catch-up of a door that was off")
+    assert verdict_at(b, codes[1])["verdict"] == "already_in"
+    assert b.ctx.db.scalar("SELECT highest_seq FROM checkin_peer_cursor WHERE origin_kit = 'gateA'") == 3
+
+    # A message whose predecessor never arrived leaves the cursor behind and asks for a catch-up.
+    link = b.door.link
+    link.want_catchup.clear()
+    assert link.store({"origin_kit": "gateZ", "seq": 9, "prev": 4, "id": "z9", "type": "checkin.scanned", "hlc": 1,
+                       "payload": {"verdict": "admit", "ticket_key": "zz", "admitted": True}})
+    assert link.want_catchup.is_set()
+    assert b.ctx.db.scalar("SELECT highest_seq FROM checkin_peer_cursor WHERE origin_kit = 'gateZ'") == 0
+    assert link.store({"origin_kit": "gateZ", "seq": 4, "prev": 0, "id": "z4", "type": "checkin.scanned", "hlc": 1,
+                       "payload": {"verdict": "exit", "ticket_key": "zz"}})
+    assert b.ctx.db.scalar("SELECT highest_seq FROM checkin_peer_cursor WHERE origin_kit = 'gateZ'") == 9
+    for bad in ({"origin_kit": "x y", "seq": 1, "prev": 0, "id": "q", "type": "checkin.scanned", "hlc": 1, "payload": {}},
+                {"origin_kit": "gateZ", "seq": 5, "prev": 5, "id": "q", "type": "checkin.scanned", "hlc": 1, "payload": {}},
+                {"origin_kit": "gateZ", "seq": 6, "prev": 0, "id": "q", "type": "pos.sale", "hlc": 1, "payload": {}},
+                {"origin_kit": "gateZ"}):
+        link.on_peer_message("t", bad)  # refused with a log line, never raised
+    assert b.ctx.db.scalar("SELECT COUNT(*) FROM checkin_peer_events WHERE origin_kit != 'gateA'") == 2
