@@ -3,6 +3,9 @@
 Three families: reference tables rebuilt by importers (products, pickup orders), projections of
 the ledger (everything `fieldkit ledger rebuild` recreates, listed in PROJECTION_TABLES) and the
 print queue, which is operational state: rebuilding must never reprint a day of receipts.
+
+Every index is a page a sale's commit writes to the WAL: tables keyed by their primary key are
+WITHOUT ROWID (one b-tree, not two), and nothing is indexed that no query needs.
 """
 
 from kit.db import Migration, MigrationSet
@@ -33,7 +36,7 @@ CREATE TABLE pos_pickup_orders (
 CREATE TABLE pos_counters (
     prefix TEXT PRIMARY KEY,
     last_n INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE pos_shifts (
     id TEXT PRIMARY KEY,
@@ -71,7 +74,7 @@ CREATE TABLE pos_sales (
     reason TEXT NOT NULL DEFAULT '',
     by_role TEXT NOT NULL DEFAULT '',
     oversold TEXT NOT NULL DEFAULT '',
-    seq INTEGER NOT NULL UNIQUE  -- the ledger event holding the whole document (events.payload)
+    seq INTEGER NOT NULL  -- the ledger event holding the whole document (events.payload)
 );
 CREATE INDEX pos_sales_shift ON pos_sales(shift_id, kind);
 CREATE INDEX pos_sales_original ON pos_sales(original_id) WHERE original_id IS NOT NULL;
@@ -90,7 +93,7 @@ CREATE TABLE pos_sale_lines (
     total_cents INTEGER NOT NULL,
     tax_cents INTEGER NOT NULL,
     PRIMARY KEY (sale_id, line_no)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE pos_payments (
     sale_id TEXT NOT NULL REFERENCES pos_sales(id),
@@ -101,12 +104,12 @@ CREATE TABLE pos_payments (
     reference TEXT NOT NULL DEFAULT '',
     last4 TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (sale_id, idx)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE pos_stock_sold (
     sku TEXT PRIMARY KEY,
     sold INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE pos_cash_moves (
     id TEXT PRIMARY KEY,
