@@ -109,6 +109,7 @@ while true; do
     journalctl -b -u "$u" -n 8 --no-pager -o cat | sed "s/^/FKLOG $u: /"
   done
   echo "FKTEST issue=$(grep -c 'fieldkit-vmkit' /etc/issue.d/fieldkit.issue 2>/dev/null)"
+  echo "FKTEST slip=$(journalctl -b -u fieldkit-slip -o cat --no-pager | grep -c 'Setup slip queued')"
   echo "FKTEST user=$(id -nG fieldkit | tr ' ' ,)"
   echo "FKTEST end"
   sleep 10
@@ -183,7 +184,8 @@ while :; do
   fi
   if [ -n "$health" ] && grep -q '^FKTEST end' "$WORK/report.log"; then
     # The newest complete report.
-    report=$(tac "$WORK/report.log" | tr -d '\r' | sed -n '/^FKTEST end/,/^FKTEST unit=mosquitto /p' | tac)
+    report=$(tac "$WORK/report.log" | tr -d '\r' \
+      | awk '/^FKTEST end/ { on = 1 } on { print } on && /^FKTEST unit=mosquitto / { exit }' | tac)
     if ! grep 'FKTEST unit=' <<<"$report" | grep -v 'unit=fieldkit-hotspot' | grep -qv 'active=active '; then
       break
     fi
@@ -195,8 +197,9 @@ echo "$report"
 grep -q 'unit=fieldkit-hotspot active=inactive condition=no' <<<"$report" \
   || fail "the hotspot unit should be skipped on a machine without Wi-Fi"
 grep -q 'FKTEST issue=[1-9]' <<<"$report" || fail "the setup slip is not on the console (/etc/issue.d)"
+grep -q 'FKTEST slip=[1-9]' <<<"$report" || fail "the pos service did not queue the setup slip"
 for g in gpio i2c spi dialout video input lp audio; do
   grep -q "FKTEST user=.*\b$g\b" <<<"$report" || fail "user fieldkit is not in group $g"
 done
-log "PASS: every unit active, hotspot skipped without Wi-Fi, setup slip on the console, /api/v1/health answers"
+log "PASS: every unit active, hotspot skipped without Wi-Fi, setup slip queued by pos and on the console, /api/v1/health answers"
 rm -rf "$WORK"
