@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import sqlite3
 import threading
 import time
 
@@ -149,10 +150,13 @@ def run(ctx: ServiceContext) -> None:
             ctx.beat()
             now = time.monotonic()
             if door.link:
-                door.link.publish_pending()
-                if door.link.want_catchup.is_set() or now - last_catchup >= catchup_every:
-                    door.link.request_catchup()
-                    last_catchup = now
+                try:
+                    door.link.publish_pending()
+                    if door.link.want_catchup.is_set() or now - last_catchup >= catchup_every:
+                        door.link.request_catchup()
+                        last_catchup = now
+                except sqlite3.Error as e:  # a busy or locked database: the ledger keeps it, try again
+                    log.warning("event=site_share_deferred error=%r", str(e))
                 door.link.wake.wait(0.1)
                 door.link.wake.clear()
             else:
@@ -164,7 +168,10 @@ def run(ctx: ServiceContext) -> None:
             if problems:
                 state = ("degraded", "; ".join(problems + ([state[1]] if state[1] else [])))
             if state != last_health and ctx.bus.is_connected:
-                ctx.health(state[0], reason=state[1]) if state[1] else ctx.health(state[0])
+                if state[1]:
+                    ctx.health(state[0], reason=state[1])
+                else:
+                    ctx.health(state[0])
                 last_health = state
     finally:
         for source in sources:
