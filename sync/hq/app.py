@@ -22,6 +22,7 @@ log = logging.getLogger("fieldkit.hq.app")
 DEFAULT_MAX_BODY = 16 * 1024 * 1024  # compressed bytes on the wire
 DEFAULT_MAX_RECORDS = 5000
 INFLATE_RATIO = 20  # a gzip body may expand at most this much (JSON lines compress ~8x): no gzip bombs
+MAX_INFLATED = 64 * 1024 * 1024  # and never beyond this, whatever hq.max_body_mb says
 
 
 def read_body(max_bytes: int) -> bytes:
@@ -110,7 +111,7 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
         kit_auth(kit)
         body = read_body(max_body_bytes)
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
-            body = inflate(body, max_body_bytes * INFLATE_RATIO)
+            body = inflate(body, min(max_body_bytes * INFLATE_RATIO, MAX_INFLATED))
         records = parse_lines(body, max_records)
         results = store.ingest(engine, kit, records)
         for result, record in zip(results, records, strict=True):
