@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
+from urllib.parse import quote
 
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.engine import Engine
@@ -53,6 +54,13 @@ def inflate(data: bytes, limit: int) -> bytes:
     return out
 
 
+class InvalidLine:
+    """A line of the batch that is not JSON: refused on its own, the lines around it still count."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 def parse_lines(text: bytes, max_records: int) -> list[object]:
     records: list[object] = []
     for n, line in enumerate(text.split(b"\n"), 1):
@@ -63,7 +71,7 @@ def parse_lines(text: bytes, max_records: int) -> list[object]:
         try:
             records.append(json.loads(line))
         except (UnicodeDecodeError, ValueError):
-            records.append({"_invalid": f"line {n} is not valid JSON"})
+            records.append(InvalidLine(f"line {n} is not valid JSON"))
     if not records:
         raise HQError("the batch is empty", 400, "empty")
     return records
@@ -115,8 +123,8 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
         records = parse_lines(body, max_records)
         results = store.ingest(engine, kit, records)
         for result, record in zip(results, records, strict=True):
-            if isinstance(record, dict) and "_invalid" in record:
-                result.error = record["_invalid"]
+            if isinstance(record, InvalidLine):
+                result.error = record.reason
         counts = {s: sum(r.status == s for r in results) for s in ("stored", "duplicate", "refused")}
         answer = {"results": [r.as_dict() for r in results], "hwm": store.high_water_mark(engine, kit), **counts}
         return jsonify(answer), (422 if counts["refused"] else 200)
@@ -131,7 +139,7 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
         row = kit_auth(kit)
         meta, content = documents.document_content(engine, doc_id, kit, row["site"])
         headers = {"X-Document-Kind": meta["kind"], "X-Document-Version": str(meta["version"]),
-                   "X-Document-Sha256": meta["sha256"], "X-Document-Filename": meta["filename"]}
+                   "X-Document-Sha256": meta["sha256"], "X-Document-Filename": quote(meta["filename"])}
         return Response(content, mimetype="application/octet-stream", headers=headers)
 
     @app.get("/api/v1/openapi.json")

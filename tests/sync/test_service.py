@@ -20,7 +20,7 @@ CATALOGUE = Path(__file__).resolve().parents[2] / "pos" / "demo" / "catalogue.cs
 def test_service_uploads_pulls_documents_and_answers_sync_now(ctx, joined, hq, listen):
     append_events(ctx.db, ctx.ledger, 50)
     documents.put_document(hq.engine, "pos.catalogue", CATALOGUE.read_bytes(), "catalogue.csv", site="testsite")
-    documents.put_document(hq.engine, "venue.map", b"<svg/>", "map.svg", kit="test1")
+    documents.put_document(hq.engine, "venue.map", b"<svg/>", "Plan für Tür 2.svg", kit="test1")
     documents.put_document(hq.engine, "venue.map", b"not for us", "map.svg", kit="someoneelse")
     ctx.bus.publish("fieldkit/test1/sync/state", "", retain=True, qos=1)  # the broker outlives each test
     recorder = listen("fieldkit/test1/sync/#")
