@@ -85,6 +85,7 @@
       tr.append(a, b); table.append(tr);
     }
     renderScans(s.last_scans);
+    text($("peers"), (s.peers || []).map(p => `${p.kit}: last heard ${new Date(p.last_seen * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`).join(" · "));
     setMode(s.rehearsal, s.direction);
     const doubles = s.double_admissions || [];
     const banner = $("double-banner");
