@@ -416,8 +416,20 @@
   });
   $("pickup-done").addEventListener("click", pickupDone);
   $("pickup-cancel").addEventListener("click", () => { $("pickup-dialog").hidden = true; focusScan(); });
+  function takeScan() { const v = $("scan").value; $("scan").value = ""; onScan(v); }
   $("scan").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); const v = $("scan").value; $("scan").value = ""; onScan(v); }
+    if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); clearTimeout(scanTimer); takeScan(); }
+  });
+  // Some scanners send no Enter: a burst of keys faster than anyone types, then silence, is a scan.
+  let scanTimer = null, keyTimes = [];
+  $("scan").addEventListener("input", () => {
+    const now = performance.now();
+    keyTimes = keyTimes.filter((t) => now - t < 1500).concat([now]);
+    clearTimeout(scanTimer);
+    const v = $("scan").value;
+    if (v.length < 4 || keyTimes.length < 4) return;
+    const gaps = keyTimes.slice(1).map((t, i) => t - keyTimes[i]);
+    if (gaps.reduce((a, b) => a + b, 0) / gaps.length < 35) scanTimer = setTimeout(takeScan, 200);
   });
   for (const b of document.querySelectorAll("[data-sim]")) b.addEventListener("click", async () => {
     await fk.post("/api/v1/pos/printer/sim", JSON.parse(b.dataset.sim));
