@@ -138,3 +138,34 @@ def test_missing_nmcli_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(NetworkError, match="apt-get install network-manager"):
         network_status(Nmcli())
+
+
+def test_cli_hotspot_then_network_status(nmcli, kit_env, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from kit.cli import cli
+
+    monkeypatch.setenv("FIELDKIT_NETWORK_HOTSPOT_PASSWORD", "hotspot secret")
+    monkeypatch.setenv("FIELDKIT_NETWORK_UPLINK_SSID", "HomeWiFi")
+    runner = CliRunner()
+    up = runner.invoke(cli, ["appliance", "hotspot"])
+    assert up.exit_code == 0, up.output
+    assert "Hotspot 'fieldkit-test1' is up on wlan0" in up.output
+    assert "hotspot secret" not in up.output
+    assert set(nmcli.state["connections"]) == {HOTSPOT, UPLINK}
+    status = runner.invoke(cli, ["appliance", "network", "--json"])
+    assert status.exit_code == 0 and json.loads(status.output)["hotspot_active"] is True
+    offline = runner.invoke(cli, ["appliance", "network"])
+    assert "hotspot: up" in offline.output and "uplink:  none" in offline.output
+
+
+def test_cli_online_without_any_uplink_explains(nmcli, kit_env):
+    from click.testing import CliRunner
+
+    from kit.cli import cli
+
+    result = CliRunner().invoke(cli, ["appliance", "online"])
+    assert result.exit_code == 1
+    assert "plug in Ethernet" in result.output
