@@ -83,6 +83,9 @@ class PosService:
             return
         path = Path(str(msg.get("path") or ""))
         try:
+            if not path.resolve().is_relative_to(self.ctx.config.data_dir.resolve()):
+                # Only files the sync agent stored in the kit's data dir; never any path the bus names.
+                raise DocumentError(f"{path} is outside the kit's data dir")
             data = path.read_bytes()
             _, report = import_document(self.ctx.config, self.ctx.db, kind, data, path.name, source="hq",
                                         source_version=str(msg.get("source_version") or msg.get("version") or ""))

@@ -115,7 +115,11 @@ def test_reprint_prints_a_marked_copy(service, pos_kit, listen):
 def test_a_catalogue_from_hq_is_imported_by_the_service(service, pos_kit, tmp_path):
     ctx, sim, thread = service
     thread.start()
-    path = tmp_path / "hq-catalogue.csv"
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("sku,name,price\nEVIL,Evil,1.00\n")
+    ctx.bus.publish(topics.event(ctx.config.kit_id, *topics.SYNC_DOCUMENT), {"kind": "pos.catalogue", "path": str(outside)})
+    path = ctx.config.data_dir / "sync" / "hq-catalogue.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("sku,name,price\nCAP,Cap,15.00\n")
 
     def imported() -> bool:
@@ -132,6 +136,7 @@ def test_a_catalogue_from_hq_is_imported_by_the_service(service, pos_kit, tmp_pa
     assert imported()
     row = pos_kit.db.query_one("SELECT source, source_version FROM kit_documents WHERE kind='pos.catalogue' ORDER BY version DESC")
     assert (row["source"], row["source_version"]) == ("hq", "hq-7")
+    assert pos_kit.db.scalar("SELECT COUNT(*) FROM pos_products WHERE sku='EVIL'") == 0
 
 
 def test_doctor_warns_with_a_fix_when_the_usb_printer_is_missing(config):
