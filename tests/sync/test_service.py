@@ -53,3 +53,36 @@ def test_service_uploads_pulls_documents_and_answers_sync_now(ctx, joined, hq, l
         ctx.stopping.set()
         worker.join(timeout=10)
     assert not worker.is_alive()
+
+
+@pytest.mark.parametrize("hq_url_db", ["sqlite"], indirect=True)
+def test_uploads_by_itself_when_hq_becomes_reachable(ctx, config, hq_engine, listen):
+    from kit.testing import free_port
+    from sync.credentials import join
+    from sync.hq import store
+    from sync.hq.testing import HQServer
+    from tests.sync.conftest import FaultProxy
+
+    token = store.add_kit(hq_engine, "test1", "testsite")
+    proxy = FaultProxy(free_port())  # the uplink is down: nothing answers behind it
+    ctx.config = join(config, proxy.url, token).with_values(sync__retry_min_seconds=0.2, sync__retry_max_seconds=1.0)
+    append_events(ctx.db, ctx.ledger, 25)
+    worker = threading.Thread(target=run, args=(ctx,), daemon=True)
+    worker.start()
+    server = None
+    try:
+        agent = SyncAgent(ctx.config, ctx.db)
+        wait_for(lambda: agent.state()["last_error"], timeout=10, what="a failed attempt")
+        assert agent.state()["backlog"] == 25
+        server = HQServer(hq_engine)
+        proxy.upstream_port = server.port  # the kit is back online
+        wait_for(lambda: agent.state()["backlog"] == 0 and agent.state()["last_error"] is None, timeout=15,
+                 what="the backlog uploaded without being asked")
+        assert store.count_events(hq_engine, "test1") == 25
+        assert agent.state()["last_success"]
+    finally:
+        ctx.stopping.set()
+        worker.join(timeout=10)
+        proxy.close()
+        if server:
+            server.stop()
