@@ -183,7 +183,28 @@ def _status_from_error(e: Exception) -> PrinterStatus:
     return PrinterStatus(False, "unknown", str(e))
 
 
+def _own_printer(ctx: ServiceContext):
+    """One process prints: a second pos service (systemd and `fieldkit up` at once) would print every receipt twice."""
+    import fcntl
+
+    path = ctx.config.data_dir / "pos-printer.lock"
+    fd = open(path, "a+")  # noqa: SIM115 (held for the life of the service)
+    while not ctx.stopping.is_set():
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            ctx.health("degraded", reason="another pos service owns the receipt printer; this one waits")
+            log.warning("event=printer_owned_elsewhere lock=%s", path)
+            ctx.sleep(5.0)
+    fd.close()
+    return None
+
+
 def run(ctx: ServiceContext) -> None:
+    lock = _own_printer(ctx)
+    if lock is None:
+        return
     service = PosService(ctx)
     try:
         profile_info(service.profile)
@@ -195,11 +216,14 @@ def run(ctx: ServiceContext) -> None:
     ctx.health("ok")
     log.info("event=pos_service_started backend=%s profile=%s", ctx.config.backend("pos.printer.backend"), service.profile)
     next_checkpoint = 0.0
-    while ctx.sleep(0.2):
-        service.announce_sales()
-        service.print_queue()
-        if time.monotonic() >= next_checkpoint:
-            # Fold the WAL into the database here, off the sale path, so a sale's commit never pays
-            # for SQLite's automatic checkpoint (the cause of slow outliers). PASSIVE never blocks writers.
-            next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
-            ctx.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    try:
+        while ctx.sleep(0.2):
+            service.announce_sales()
+            service.print_queue()
+            if time.monotonic() >= next_checkpoint:
+                # Fold the WAL into the database here, off the sale path, so a sale's commit never pays
+                # for SQLite's automatic checkpoint (the cause of slow outliers). PASSIVE never blocks writers.
+                next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
+                ctx.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        lock.close()

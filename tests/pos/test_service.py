@@ -54,7 +54,8 @@ def test_receipts_wait_while_the_printer_is_off_and_print_when_it_is_back(servic
     assert f"[QR {a['id']}]" in first
     second = _printed_lines(sim.outputs()[1])
     assert any(line.startswith("Card T-77") for line in second)
-    assert pos_kit.db.scalar("SELECT COUNT(*) FROM pos_print_jobs WHERE status='done'") == 2
+    wait_for(lambda: pos_kit.db.scalar("SELECT COUNT(*) FROM pos_print_jobs WHERE status='done'") == 2, 5,
+             what="both jobs marked done")
     sales = rec.on(topics.event(kit, *topics.POS_SALE))
     assert [s["receipt"] for s in sales] == [a["receipt"], b["receipt"]]
     assert sales[0]["total_cents"] == 2900 and sales[0]["items"] == [{"sku": "TS-L", "qty": 1}, {"sku": "STICKER", "qty": 2}]
@@ -149,3 +150,30 @@ def test_doctor_warns_with_a_fix_when_the_usb_printer_is_missing(config):
     assert "plug in" in checks["printer"].fix or "python3-usb" in checks["printer"].fix
     sim = {c.name: c for c in check_printer(config)}
     assert sim["printer"].level == "OK" and "Simulated" in sim["printer"].message
+
+
+def test_a_second_pos_service_does_not_print_the_same_receipts(service, pos_kit, listen):
+    from pos.service import run
+
+    ctx, sim, thread = service
+    sim.set_state(online=True)
+    thread.start()
+    wait_for(lambda: ctx.health_state == "ok" and (ctx.config.data_dir / "pos-printer.lock").exists(), 5)
+    from kit.service import make_context
+
+    second = make_context("pos2", ctx.config)
+    assert second.bus.start(wait=5)
+    rec = listen(topics.health(ctx.config.kit_id, "pos2"))
+    t2 = threading.Thread(target=run, args=(second,), daemon=True)
+    t2.start()
+    try:
+        rec.wait(lambda msgs: any("another pos service" in p.get("reason", "") for _, p in msgs), what="second waits")
+        pos_kit.sell("TOTE")
+        wait_for(lambda: pos_kit.db.scalar("SELECT status FROM pos_print_jobs") == "done", 10, what="receipt printed")
+        assert pos_kit.db.scalar("SELECT attempts FROM pos_print_jobs") == 1  # printed once, by the first
+        assert len(sim.outputs()) == 1
+    finally:
+        second.stopping.set()
+        t2.join(10)
+        second.bus.stop()
+        second.db.close()
