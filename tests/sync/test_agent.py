@@ -189,3 +189,17 @@ def test_a_captive_portal_is_not_mistaken_for_hq(ctx, config):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("hq_url_db", ["sqlite"], indirect=True)
+def test_a_batch_too_large_for_hq_is_split_until_it_fits(ctx, config, hq_engine):
+    server = HQServer(hq_engine, max_body_bytes=6_000)  # a strict proxy or a small HQ limit
+    try:
+        token = store.add_kit(hq_engine, "test1", "testsite")
+        agent = SyncAgent(join(config, server.url, token).with_values(sync__batch_size=400), ctx.db)
+        append_events(ctx.db, ctx.ledger, 400)
+        result = agent.run_session()
+        assert (result.stored, result.parked) == (400, 0)
+        assert agent.state()["backlog"] == 0
+    finally:
+        server.stop()
