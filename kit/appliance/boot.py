@@ -97,8 +97,8 @@ def hand_to_service_user(data_dir: Path, user: str = SERVICE_USER) -> bool:
     except KeyError:
         return False
     for root, dirs, files in os.walk(data_dir):
-        if Path(root) == data_dir and "mosquitto" in dirs:
-            dirs.remove("mosquitto")
+        if Path(root) == data_dir:  # a data partition's own lost+found stays root's
+            dirs[:] = [d for d in dirs if d not in ("mosquitto", "lost+found")]
         os.chown(root, entry.pw_uid, entry.pw_gid)
         for name in files:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
