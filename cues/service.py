@@ -197,8 +197,8 @@ class CueService:
                 self.engine.battery.soc_percent = float(soc)
 
     def _on_document(self, _topic: str, payload: dict) -> None:
-        if payload.get("kind") != KIND or not payload.get("path"):
-            return
+        if payload.get("kind") != KIND or not payload.get("path") or payload.get("applied"):
+            return  # the sync agent already imported it; maintain() picks up the new version
         from kit.documents import DocumentError, import_document
 
         path = Path(str(payload["path"]))
