@@ -416,7 +416,7 @@
   });
   $("pickup-done").addEventListener("click", pickupDone);
   $("pickup-cancel").addEventListener("click", () => { $("pickup-dialog").hidden = true; focusScan(); });
-  function takeScan() { const v = $("scan").value; $("scan").value = ""; onScan(v); }
+  function takeScan() { const v = $("scan").value; $("scan").value = ""; keyTimes = []; onScan(v); }
   $("scan").addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === "Tab") { e.preventDefault(); clearTimeout(scanTimer); takeScan(); }
   });
@@ -424,7 +424,9 @@
   let scanTimer = null, keyTimes = [];
   $("scan").addEventListener("input", () => {
     const now = performance.now();
-    keyTimes = keyTimes.filter((t) => now - t < 1500).concat([now]);
+    // A pause of more than 300 ms starts a new burst: only the keys of this one count.
+    if (keyTimes.length && now - keyTimes[keyTimes.length - 1] > 300) keyTimes = [];
+    keyTimes.push(now);
     clearTimeout(scanTimer);
     const v = $("scan").value;
     if (v.length < 4 || keyTimes.length < 4) return;
