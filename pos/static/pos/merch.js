@@ -93,7 +93,7 @@
   function subtotal() { return cart.reduce((s, l) => s + l.unit_cents * l.qty, 0); }
   function total() { return quoted ? quoted.total_cents : subtotal(); }
   function cartBody() {
-    return { items: cart.map((l) => ({ sku: l.sku, qty: l.qty })), discount: cartDiscount };
+    return { items: cart.map((l) => ({ sku: l.sku, qty: l.qty, discount: l.discount || null })), discount: cartDiscount };
   }
   let quoteSeq = 0;
   async function refreshQuote() {
@@ -103,23 +103,38 @@
     const r = await fk.post("/api/v1/pos/quote", cartBody());
     if (mine !== quoteSeq) return;  // the cart changed meanwhile
     if (r.ok) quoted = r.data;
-    else { say(r.data.error, true); if (cartDiscount) { cartDiscount = null; return refreshQuote(); } }
+    else {
+      // A discount the kit refuses (more than the line, no reason...) is dropped, and the screen says why.
+      say(r.data.error, true);
+      if (cartDiscount || cart.some((l) => l.discount)) { cartDiscount = null; cart.forEach((l) => { l.discount = null; }); renderCart(); return; }
+    }
     showTotals();
   }
   function showTotals() {
     $("cart-total").textContent = money(total());
-    $("discount-label").textContent = cartDiscount && quoted ? "−" + money(quoted.discount_cents) + " (" + cartDiscount.reason + ")" : "";
+    $("discount-label").textContent = quoted && quoted.discount_cents
+      ? "Discounts −" + money(quoted.discount_cents) + (cartDiscount ? " (cart:" + discountText(cartDiscount) + ")" : "") : "";
+  }
+  let discountLine = null;  // null: the whole cart; else the cart line the discount is for
+  function openDiscount(line) {
+    discountLine = line;
+    $("discount-value").placeholder = line ? "10% or 2.00 off " + line.label : "10% or 2.00 off the cart";
+    $("discount-form").hidden = false;
+    $("discount-value").focus();
   }
   function applyDiscount() {
     const v = $("discount-value").value.trim(), reason = $("discount-reason").value.trim();
-    if (!v) { cartDiscount = null; }
-    else if (!reason) { say("A discount needs a reason.", true); return; }
-    else cartDiscount = v.endsWith("%") ? { percent: v.slice(0, -1), reason: reason } : { amount: v, reason: reason };
+    let d = null;
+    if (v && !reason) { say("A discount needs a reason.", true); return; }
+    if (v) d = v.endsWith("%") ? { percent: v.slice(0, -1), reason: reason } : { amount: v, reason: reason };
+    if (discountLine) discountLine.discount = d; else cartDiscount = d;
     $("discount-form").hidden = true;
+    $("discount-value").value = ""; $("discount-reason").value = "";
     say("");
-    refreshQuote();
+    renderCart();
     focusScan();
   }
+  function discountText(d) { return d ? " −" + (d.percent !== undefined ? d.percent + "%" : d.amount) + " " + d.reason : ""; }
   function renderCart() {
     const ul = $("cart");
     ul.textContent = "";
@@ -129,7 +144,10 @@
       const minus = document.createElement("button"); minus.type = "button"; minus.textContent = "−"; minus.setAttribute("aria-label", "one less");
       const qty = document.createElement("span"); qty.className = "qty"; qty.textContent = l.qty;
       const plus = document.createElement("button"); plus.type = "button"; plus.textContent = "+"; plus.setAttribute("aria-label", "one more");
-      const label = document.createElement("span"); label.className = "label"; label.textContent = l.label;
+      const label = document.createElement("button"); label.type = "button"; label.className = "label";
+      label.textContent = l.label + discountText(l.discount);
+      label.title = "Tap for a discount on this line";
+      label.addEventListener("click", () => openDiscount(l));
       const amount = document.createElement("span"); amount.textContent = money(l.unit_cents * l.qty);
       minus.addEventListener("click", () => { l.qty -= 1; if (l.qty <= 0) cart = cart.filter((x) => x !== l); renderCart(); });
       plus.addEventListener("click", () => { l.qty += 1; renderCart(); });
@@ -398,9 +416,9 @@
   $("refund-go").addEventListener("click", doRefund);
   $("pay").addEventListener("click", openPay);
   $("clear").addEventListener("click", () => { cart = []; cartDiscount = null; renderCart(); focusScan(); });
-  $("discount-toggle").addEventListener("click", () => { $("discount-form").hidden = !$("discount-form").hidden; $("discount-value").focus(); });
+  $("discount-toggle").addEventListener("click", () => { if ($("discount-form").hidden) openDiscount(null); else $("discount-form").hidden = true; });
   $("discount-apply").addEventListener("click", applyDiscount);
-  $("discount-remove").addEventListener("click", () => { $("discount-value").value = ""; applyDiscount(); });
+  $("discount-remove").addEventListener("click", () => { $("discount-value").value = ""; $("discount-reason").value = ""; applyDiscount(); });
   $("pay-cancel").addEventListener("click", () => { $("pay-dialog").hidden = true; focusScan(); });
   for (const b of document.querySelectorAll(".method")) b.addEventListener("click", () => setMethod(b.dataset.method));
   for (const id of ["tendered", "card-amount", "other-amount"]) $(id).addEventListener("input", updateChange);
