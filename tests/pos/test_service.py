@@ -177,3 +177,19 @@ def test_a_second_pos_service_does_not_print_the_same_receipts(service, pos_kit,
         t2.join(10)
         second.bus.stop()
         second.db.close()
+
+
+def test_a_job_that_cannot_be_printed_is_set_aside_and_the_queue_goes_on(service, pos_kit):
+    from pos import printqueue
+
+    ctx, sim, thread = service
+    sim.set_state(online=True)
+    with pos_kit.db.transaction() as conn:  # written straight to the queue, past the bus checks
+        printqueue.enqueue(conn, "broken-1", "test", "broken", [{"text": "x", "align": "diagonal"}])
+    sale = pos_kit.sell("TOTE").sale
+    thread.start()
+    wait_for(lambda: pos_kit.db.scalar("SELECT status FROM pos_print_jobs WHERE receipt = ?", (sale["receipt"],)) == "done",
+             10, what="the receipt behind the broken job printed")
+    bad = pos_kit.db.query_one("SELECT status, last_error FROM pos_print_jobs WHERE job_key = 'broken-1'")
+    assert bad["status"] == "failed" and "cannot render" in bad["last_error"]
+    assert len(sim.outputs()) == 1
