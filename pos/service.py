@@ -133,6 +133,10 @@ class PosService:
                 return
             try:
                 data = render(job["document"], self.profile)
+            except DeviceUnavailable as e:  # python-escpos itself is missing: every job waits for the fix
+                self._set_status(PrinterStatus(False, "unknown", str(e)))
+                self.next_attempt = time.monotonic() + self.retry
+                return
             except Exception as e:  # a document the printer can never print must not block the others
                 log.error("event=print_unprintable job=%s error=%r", job["id"], str(e))
                 printqueue.mark_unprintable(self.ctx.db, job["id"], f"cannot render: {e}")
