@@ -130,7 +130,10 @@ def profile_info(profile: str) -> dict:
 def render(lines: list[dict], profile: str) -> bytes:
     """A print document's lines → the exact ESC/POS bytes for ``profile``."""
     esc = _escpos()
-    p = esc["printer"].Dummy(profile=profile)
+    try:
+        p = esc["printer"].Dummy(profile=profile)
+    except Exception as e:  # a wrong setting, not a bad document: every job must wait for the fix
+        raise DeviceUnavailable(f"unknown printer profile {profile!r} ({e}); set pos.printer.profile") from None
     native_qr = bool(p.profile.supports("qrCode"))
     p.hw("INIT")
     for line in lines:

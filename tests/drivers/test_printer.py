@@ -44,6 +44,13 @@ def test_rendered_bytes_decode_back_to_the_lines(profile):
         assert lines[-1].kind == "cut"
 
 
+def test_an_unknown_profile_is_a_device_problem_not_a_bad_document():
+    from drivers.base import DeviceUnavailable
+
+    with pytest.raises(DeviceUnavailable, match="pos.printer.profile"):
+        render(DOC, "NO-SUCH-PRINTER")
+
+
 def test_simulated_printer_keeps_bytes_and_can_be_offline_or_out_of_paper(tmp_path):
     sim = SimulatedReceiptPrinter(tmp_path / "sim")
     data = render(DOC, "TM-T20II")
