@@ -46,7 +46,7 @@ fi
 
 # --- Debian packages --------------------------------------------------------------------------
 BASE_PACKAGES="python3 python3-venv python3-pip mosquitto mosquitto-clients network-manager polkitd dbus
-  ca-certificates tzdata"
+  ca-certificates tzdata e2fsprogs"
 DEBIAN_PYTHON=${FIELDKIT_DEBIAN_PYTHON-python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-evdev}
 EXTRA_APT=${FIELDKIT_EXTRA_APT-mpv}
 available() {  # packages this distribution has a candidate for (python3-picamera2 is Raspberry Pi OS only)
@@ -60,7 +60,7 @@ if $APT; then
   log "installing Debian packages"
   apt-get update -qq
   # shellcheck disable=SC2046,SC2086
-  apt-get install -y -qq --no-install-recommends $BASE_PACKAGES $(available $DEBIAN_PYTHON $EXTRA_APT) >/dev/null
+  apt-get install -y -qq --no-install-recommends $BASE_PACKAGES $(available $DEBIAN_PYTHON $EXTRA_APT)
 fi
 
 # --- the service user and its groups ------------------------------------------------------------
@@ -138,12 +138,18 @@ fi
 
 # --- optional read-only root with a writable data partition (label FKDATA) ------------------------
 if $READONLY_ROOT; then
+  if $booted && ! blkid -L FKDATA >/dev/null 2>&1; then
+    die "--readonly-root needs a partition labelled FKDATA for the kit's state (see docs/appliance.md); nothing was made read-only"
+  fi
+  # nofail: a missing data partition must not stop the boot (the console still explains); the kit's
+  # units require the mount, so nothing ever writes state into the RAM overlay instead.
   grep -q 'LABEL=FKDATA' /etc/fstab || \
-    echo "LABEL=FKDATA $DATA ext4 defaults,noatime,nofail,x-systemd.device-timeout=10s 0 2" >>/etc/fstab
+    echo "LABEL=FKDATA $DATA ext4 defaults,noatime,nofail,x-systemd.device-timeout=90s 0 2" >>/etc/fstab
   if command -v raspi-config >/dev/null; then
     raspi-config nonint enable_overlayfs   # Raspberry Pi OS's own overlay root
   else
-    $APT && apt-get install -y -qq --no-install-recommends overlayroot >/dev/null
+    # overlayroot's initramfs scripts need busybox's grep, its hook copies mke2fs (e2fsprogs, above).
+    $APT && apt-get install -y -qq --no-install-recommends busybox overlayroot
     # recurse=0: only / is overlaid; the data partition mounted on /var/lib/fieldkit stays writable.
     echo 'overlayroot="tmpfs:recurse=0"' >/etc/overlayroot.local.conf
   fi
