@@ -34,6 +34,9 @@ def test_receipts_wait_while_the_printer_is_off_and_print_when_it_is_back(servic
     kit = ctx.config.kit_id
     rec = listen(f"fieldkit/{kit}/#")
     thread.start()
+    # the service is up (it announces sales made from now on) and has found the printer switched off
+    rec.wait(lambda msgs: any(t == topics.health(kit, "test") and "switched off" in p.get("reason", "") for t, p in msgs),
+             what="the service running")
     a = pos_kit.sell("TS-L", "STICKER:2", pay=[{"method": "cash", "amount": "50.00"}]).sale
     b = pos_kit.sell("HOODIE-M", pay=[{"method": "card", "reference": "T-77", "amount": "45.00"}]).sale
     rec.wait(lambda msgs: any(t == topics.health(kit, "test") and p.get("state") == "degraded"
