@@ -161,7 +161,7 @@ def test_a_second_pos_service_does_not_print_the_same_receipts(service, pos_kit,
     ctx, sim, thread = service
     sim.set_state(online=True)
     thread.start()
-    wait_for(lambda: ctx.health_state == "ok" and (ctx.config.data_dir / "pos-printer.lock").exists(), 5)
+    wait_for(lambda: ctx.health_detail.get("printer") == "online", 5, what="the first service owns the printer")
     from kit.service import make_context
 
     second = make_context("pos2", ctx.config)
