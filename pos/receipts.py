@@ -94,12 +94,19 @@ def sale_document(conn: sqlite3.Connection, receipt_or_id: str) -> dict | None:
     return json.loads(row[0]) if row else None
 
 
+def _qr_svg(content: str) -> str:
+    """The same QR code the printer draws, as inline SVG (no external assets)."""
+    import segno
+
+    return segno.make(content, error="m").svg_inline(scale=3, border=2)
+
+
 def lines_to_html(lines: list[dict]) -> str:
     """The receipt preview: the print lines as monospace HTML (a QR shows as a labelled box)."""
     parts = ['<div class="receipt-paper">']
     for line in lines:
         if "qr" in line:
-            parts.append(f'<div class="r-qr" title="QR code">[QR {html.escape(line["qr"][:40])}]</div>')
+            parts.append(f'<div class="r-qr" title="{html.escape(line["qr"])}">{_qr_svg(line["qr"])}</div>')
         elif line.get("cut"):
             parts.append('<div class="r-cut">- - - - - - - - - - - - - - - - - - - -</div>')
         else:

@@ -40,7 +40,7 @@ def test_merch_sells_two_items_with_cash_and_sees_change_and_receipt(kit_factory
     assert any(line.startswith("CHANGE") and line.endswith("23.00") for line in lines)
     page.click("#new-sale")
     assert page.locator("#cart li").count() == 0
-    page.wait_for_function("document.activeElement && document.activeElement.id === 'scan'")  # ready to scan
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'scan'")  # ready to scan
 
     # a pre-order pickup scanned by a keyboard-wedge scanner into the focused input
     page.keyboard.type("PU-DEMO1")

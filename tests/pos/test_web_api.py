@@ -42,6 +42,7 @@ def test_merch_sells_and_sees_change_and_preview(client, kit_env):
     assert r.status_code == 201
     assert r.json["receipt"] == "test1-1" and r.json["change_cents"] == 2100
     assert "Receipt test1-1" in r.json["preview_html"] and "CHANGE" in r.json["preview_html"]
+    assert "<svg" in r.json["preview_html"]  # the receipt's QR code drawn, not described
     again = _post(client, csrf, "/api/v1/pos/sales", SALE)
     assert again.status_code == 200 and again.json["replayed"] and again.json["receipt"] == "test1-1"
     clash = _post(client, csrf, "/api/v1/pos/sales", {**SALE, "items": [{"sku": "TS-M", "qty": 1}]})
