@@ -218,7 +218,7 @@ trap cleanup EXIT
 
 newest_report() {  # the newest complete report on the second serial port
   tac "$WORK/report.log" | tr -d '\r' \
-    | awk '/^FKTEST end/ { on = 1 } on { print } on && /^FKTEST unit=mosquitto / { exit }' | tac
+    | awk '!done && /^FKTEST end/ { on = 1 } on { print } on && /^FKTEST unit=mosquitto / { on = 0; done = 1 }' | tac
 }
 all_active() { ! grep 'FKTEST unit=' <<<"$1" | grep -v 'unit=fieldkit-hotspot' | grep -qv 'active=active '; }
 started=$(date +%s)
