@@ -79,8 +79,8 @@ class PosService:
         from kit.documents import DocumentError, import_document
 
         kind = msg.get("kind")
-        if kind not in ("pos.catalogue", "pos.pickups"):
-            return
+        if kind not in ("pos.catalogue", "pos.pickups") or msg.get("applied"):
+            return  # the sync agent already imported it through the same importer
         path = Path(str(msg.get("path") or ""))
         try:
             if not path.resolve().is_relative_to(self.ctx.config.data_dir.resolve()):
