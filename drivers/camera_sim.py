@@ -189,4 +189,5 @@ class SimulatedCamera(CameraScanSource):
         super().__init__(name, self.sim, repeat_window_s=repeat_window_s, max_fps=fps)
 
     def show(self, payload: str, seconds: float = 2.0, **placement) -> None:
+        self.repeats.forget(payload)  # a new showing, even of the ticket just scanned
         self.sim.show(payload, seconds, **placement)

@@ -48,6 +48,10 @@ class RepeatFilter:
             del self._seen[next(iter(self._seen))]
         return last is None or now - last >= self.window_s
 
+    def forget(self, payload: str) -> None:
+        """A person deliberately shows this code again (the demo panel): report its next sighting."""
+        self._seen.pop(payload, None)
+
 
 class ScanSource:
     """One device that reads codes. Subclasses implement ``_run`` (their own thread) or override start/stop."""

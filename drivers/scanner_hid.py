@@ -243,6 +243,7 @@ class SimulatedHidScanner(ScanSource):
 
     def show(self, payload: str) -> None:
         """Type ``payload``; characters the layout cannot type are left out, as on a real scanner."""
+        self.repeats.forget(payload)  # a deliberate new scan, even of the ticket just read
         self._typed.put(text_to_key_events(payload, self.layout, enter=self.enter, skip_untypeable=True))
 
     def _run(self) -> None:

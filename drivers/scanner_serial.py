@@ -172,6 +172,7 @@ class SimulatedSerialScanner(SerialScanSource):
 
     def show(self, payload: str) -> bool:
         """The scanner reads a code: the text goes out as UTF-8 plus the suffix."""
+        self.repeats.forget(payload)  # a deliberate new scan, even of the ticket just read
         return self.write_bytes(payload.encode("utf-8", errors="replace") + self.suffix)
 
     def write_bytes(self, data: bytes, timeout: float = 2.0) -> bool:

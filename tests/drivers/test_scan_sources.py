@@ -176,3 +176,16 @@ def test_repeat_filter_restarts_the_window_on_every_sighting():
         seen.append(repeats.accept("A"))
     assert seen == [True, False, False, False, True, False]
     assert repeats.accept("B")
+
+
+def test_a_deliberate_new_showing_is_reported_even_within_the_repeat_window():
+    """The demo panel's "duplicate" button shows the ticket just admitted: the door must answer again."""
+    from drivers.scanner import RepeatFilter
+
+    now = [100.0]
+    f = RepeatFilter(2.0, clock=lambda: now[0])
+    assert f.accept("T1")
+    now[0] += 0.5
+    assert not f.accept("T1")  # the same phone still under the camera
+    f.forget("T1")
+    assert f.accept("T1")  # shown again on purpose
