@@ -8,7 +8,7 @@
 # /var/lib/fieldkit, like a kit provisioned with --readonly-root (FIELDKIT_IMAGE_TEST_READONLY=0: a
 # plain writable root instead).
 # Native amd64 instead of arm64, and QEMU's software emulation (TCG) unless FIELDKIT_IMAGE_TEST_KVM=1.
-# Slow (about 15-25 minutes, most of it downloading and booting): not part of `make test`.
+# Slow (about 8 minutes on an idle 2-core machine, 20+ when busy): not part of `make test`.
 # Keeps its work directory on failure (printed) so the logs can be read; FIELDKIT_IMAGE_TEST_DIR=DIR
 # with FIELDKIT_IMAGE_TEST_REUSE=1 reuses DIR's root file system (only the wheel is reinstalled).
 set -euo pipefail
