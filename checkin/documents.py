@@ -8,9 +8,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from checkin.attendees import import_attendees, import_revocations
-from checkin.keys import TicketKeyError, add_keys, parse_public_keys
 from kit.documents import DocumentError, DocumentKind, ImportReport
+from kit.features import lazy
 
 ATTENDEES = "checkin.attendees"
 KEYS = "checkin.keys"
@@ -20,6 +19,8 @@ REVOCATIONS = "checkin.revocations"
 def import_key_document(conn: sqlite3.Connection, data: bytes, filename: str, config,
                         progress: Callable[[int, int], None] | None = None, kind: str = "pretix") -> ImportReport:
     """Adds every public key found (pretix event JSON, PEM, or base64 lines); known keys stay."""
+    from checkin.keys import TicketKeyError, add_keys, parse_public_keys
+
     try:
         keys = parse_public_keys(data)
     except TicketKeyError as e:
@@ -31,10 +32,11 @@ def import_key_document(conn: sqlite3.Connection, data: bytes, filename: str, co
 
 
 DOCUMENTS = [
-    DocumentKind(ATTENDEES, "Attendee list", import_attendees, accept=(".csv", ".txt", ".tsv"),
+    # Importers load on first use: every kit process reads this list, few of them import documents.
+    DocumentKind(ATTENDEES, "Attendee list", lazy("checkin.attendees:import_attendees"), accept=(".csv", ".txt", ".tsv"),
                  help="pretix check-in list, Eventbrite attendee report, Tito export or any CSV with a code column"),
     DocumentKind(KEYS, "Ticket keys", import_key_document, accept=(".json", ".pem", ".txt"),
                  help="pretix event JSON (valid_keys) or public keys as PEM / base64"),
-    DocumentKind(REVOCATIONS, "Revoked and blocked tickets", import_revocations, accept=(".csv", ".txt"),
+    DocumentKind(REVOCATIONS, "Revoked and blocked tickets", lazy("checkin.attendees:import_revocations"), accept=(".csv", ".txt"),
                  help="one ticket secret per line, optionally followed by ',blocked'"),
 ]

@@ -1,12 +1,8 @@
 """How the core finds the checkin feature's parts (see kit/features.py)."""
 
-from checkin.cli import checkin, tickets
-from checkin.demo import demo_setup
-from checkin.doctor import check_door, check_scan_devices
 from checkin.documents import DOCUMENTS
 from checkin.migrations import MIGRATIONS, PROJECTION_TABLES
-from checkin.scans import apply_event
-from kit.features import Feature
+from kit.features import Feature, lazy
 
 
 def _service(ctx) -> None:
@@ -25,14 +21,14 @@ FEATURE = Feature(
     name="checkin",
     title="Door check-in",
     migrations=MIGRATIONS,
-    cli=checkin,
-    extra_cli=[tickets],
+    cli="checkin.cli:checkin",
+    extra_cli=["checkin.cli:tickets"],
     service=_service,
     projection_tables=PROJECTION_TABLES,
-    apply_event=apply_event,
+    apply_event=lazy("checkin.scans:apply_event"),
     documents=DOCUMENTS,
     blueprint=_blueprint,
     nav=("Door", "/door", "door"),
-    doctor_checks=[check_door, check_scan_devices],
-    demo_setup=demo_setup,
+    doctor_checks=[lazy("checkin.doctor:check_door"), lazy("checkin.doctor:check_scan_devices")],
+    demo_setup=lazy("checkin.demo:demo_setup"),
 )

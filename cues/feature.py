@@ -1,6 +1,5 @@
 """How the core finds the cues feature's parts (see kit/features.py)."""
 
-from cues.cli import cues_group
 from cues.documents import SHEET_DOCUMENT
 from kit.features import Feature
 
@@ -32,7 +31,7 @@ def _blueprint():
 FEATURE = Feature(
     name="cues",
     title="Cues",
-    cli=cues_group,
+    cli="cues.cli:cues_group",
     service=_service,
     documents=[SHEET_DOCUMENT],
     doctor_checks=[_doctor],

@@ -431,15 +431,16 @@ def pin_set(role: str, pin: str) -> None:
 
 def _add_feature_commands() -> None:
     from kit.appliance.cli import appliance
-    from kit.features import load_features
+    from kit.features import load_features, resolve
 
     cli.add_command(appliance)
 
     for feature in load_features():
         if feature.cli is not None:
-            cli.add_command(feature.cli, feature.cli.name or feature.name)
+            group = resolve(feature.cli)
+            cli.add_command(group, group.name or feature.name)
         for command in feature.extra_cli:
-            cli.add_command(command)
+            cli.add_command(resolve(command))
 
 
 def main() -> None:

@@ -30,9 +30,10 @@ class Feature:
     title: str = ""
     # Its own tables: a named migration set recorded in the database.
     migrations: MigrationSet | None = None
-    # `fieldkit <name> ...` commands (a click group), and any extra top-level commands.
-    cli: click.Group | None = None
-    extra_cli: list[click.Command] = field(default_factory=list)
+    # `fieldkit <name> ...` commands (a click group), and any extra top-level commands; either the
+    # object or "module:attr", imported only when the command line is built.
+    cli: click.Group | str | None = None
+    extra_cli: list[click.Command | str] = field(default_factory=list)
     # A factory returning the feature's Flask blueprint (called once per app).
     blueprint: Callable[[], Blueprint] | None = None
     # Navigation entry on the dashboard: (label, url path, role needed).
@@ -48,6 +49,31 @@ class Feature:
     doctor_checks: list[Callable[[Config], list[Check]]] = field(default_factory=list)
     # Sample data for `make demo` (called after migrations, with a Database).
     demo_setup: Callable[[Config, Database], None] | None = None
+
+
+def lazy(target: str) -> Callable:
+    """``"module:function"`` as a function imported on first call.
+
+    Every process reads every feature's registration (migrations, service names); this keeps it
+    from also importing every feature's code, which costs ~30 MB per process on a 512 MB Pi.
+    """
+    module_name, _, attr = target.partition(":")
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+
+    call.__name__ = attr
+    call.__qualname__ = target
+    call.__doc__ = f"Calls {target} (imported on first use)."
+    return call
+
+
+def resolve(obj):
+    """A registration given as ``"module:attr"`` turned into the object it names."""
+    if isinstance(obj, str):
+        module_name, _, attr = obj.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+    return obj
 
 
 def load_features() -> list[Feature]:

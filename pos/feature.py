@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kit.documents import DocumentKind
-from kit.features import Feature
-from pos.catalogue import import_catalogue
+from kit.features import Feature, lazy
 from pos.migrations import MIGRATIONS, PROJECTION_TABLES
-from pos.pickups import import_pickups
-from pos.projection import apply_event
 
 DEMO = Path(__file__).parent / "demo"
 
@@ -49,16 +46,10 @@ def _doctor_catalogue(config):
     return check_catalogue(config)
 
 
-def _cli():
-    from pos.cli import pos
-
-    return pos
-
-
 DOCUMENTS = [
-    DocumentKind("pos.catalogue", "Catalogue and stock", import_catalogue, accept=(".csv", ".json"),
+    DocumentKind("pos.catalogue", "Catalogue and stock", lazy("pos.catalogue:import_catalogue"), accept=(".csv", ".json"),
                  help="CSV or JSON: sku, name, price (25.00); optional variant, tax_rate, stock, barcode, active."),
-    DocumentKind("pos.pickups", "Pickup list", import_pickups, accept=(".csv", ".json"),
+    DocumentKind("pos.pickups", "Pickup list", lazy("pos.pickups:import_pickups"), accept=(".csv", ".json"),
                  help="CSV: code, name, sku, qty (one row per item) or code, name, items ('1x Hoodie M; 2x Sticker')."),
 ]
 
@@ -66,12 +57,12 @@ FEATURE = Feature(
     name="pos",
     title="Merch",
     migrations=MIGRATIONS,
-    cli=_cli(),
+    cli="pos.cli:pos",
     blueprint=_blueprint,
     nav=("Merch", "/merch", "merch"),
     service=_service,
     projection_tables=PROJECTION_TABLES,
-    apply_event=apply_event,
+    apply_event=lazy("pos.projection:apply_event"),
     documents=DOCUMENTS,
     doctor_checks=[_doctor_printer, _doctor_catalogue],
     demo_setup=_demo_setup,

@@ -1,7 +1,6 @@
 """How the core finds the power feature's parts (see kit/features.py)."""
 
 from kit.features import Feature
-from power.cli import power_group
 from power.migrations import MIGRATIONS
 
 
@@ -34,7 +33,7 @@ FEATURE = Feature(
     title="Power",
     migrations=MIGRATIONS,
     service=_service,
-    cli=power_group,
+    cli="power.cli:power_group",
     blueprint=_blueprint,
     nav=("Power", "/power", "lead"),
     doctor_checks=[_doctor],

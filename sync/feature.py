@@ -1,10 +1,7 @@
 """How the core finds the sync feature's parts (see kit/features.py)."""
 
-from kit.features import Feature
-from sync.cli import sync_group
-from sync.hq.cli import hq_group
+from kit.features import Feature, lazy
 from sync.migrations import MIGRATIONS
-from sync.service import run
 
 
 def _blueprint():
@@ -23,10 +20,10 @@ FEATURE = Feature(
     name="sync",
     title="Sync",
     migrations=MIGRATIONS,
-    cli=sync_group,
-    extra_cli=[hq_group],
+    cli="sync.cli:sync_group",
+    extra_cli=["sync.hq.cli:hq_group"],
     blueprint=_blueprint,
     nav=("Sync", "/sync", "lead"),
-    service=run,
+    service=lazy("sync.service:run"),
     doctor_checks=[_doctor],
 )
