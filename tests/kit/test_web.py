@@ -100,3 +100,28 @@ def test_sessions_expire(client, kit_env, ctx, app):
 def test_unknown_api_route_is_json(client):
     r = client.get("/api/v1/nope")
     assert r.status_code == 404 and r.json["code"] == "not_found"
+
+
+def test_lead_uploads_a_catalogue_sees_the_preview_then_imports_it(client, kit_env, ctx):
+    import io
+
+    from kit.documents import current_documents
+
+    sign_in(client, kit_env["pins"]["lead"])
+    token = csrf_from(client.get("/documents").get_data(as_text=True))
+    csv = b"sku,name,price,stock\nTEE-L,T-shirt L,25.00,10\nBAD,Broken,twenty,1\n"
+    r = client.post("/api/v1/documents/preview", headers={"X-CSRF-Token": token},
+                    data={"kind": "pos.catalogue", "file": (io.BytesIO(csv), "catalogue.csv")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200, r.json
+    assert r.json["report"]["imported"] == 1 and len(r.json["report"]["skipped"]) == 1
+    assert current_documents(ctx.db) == []  # a preview changes nothing
+    r = client.post("/api/v1/documents/import", json={"token": r.json["token"]}, headers={"X-CSRF-Token": token})
+    assert r.status_code == 200 and r.json["version"] == 1
+    assert [d["kind"] for d in current_documents(ctx.db)] == ["pos.catalogue"]
+    again = client.post("/api/v1/documents/import", json={"token": "gone"}, headers={"X-CSRF-Token": token})
+    assert again.status_code == 404
+    refused = client.post("/api/v1/documents/preview", headers={"X-CSRF-Token": token},
+                          data={"kind": "no.such", "file": (io.BytesIO(b"x"), "x.csv")},
+                          content_type="multipart/form-data")
+    assert refused.status_code == 400 and "unknown document kind" in refused.json["error"]
