@@ -10,7 +10,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from kit.files import write_durably
 
 PEM_RE = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.S)
 
@@ -117,12 +118,7 @@ def save_private_key(secrets_dir: Path, key: Ed25519PrivateKey, name: str) -> Pa
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{name}.pem"
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
-    return path
+    return write_durably(path, pem, mode=0o600)
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

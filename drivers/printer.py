@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivers.base import DeviceUnavailable, choose_backend
+from kit.files import write_durably
 
 log = logging.getLogger("fieldkit.printer")
 _import_lock = threading.Lock()
@@ -283,13 +284,7 @@ class SimulatedReceiptPrinter(ReceiptPrinter):
         if st.paper == "out":
             raise PrinterOutOfPaper(st.reason)
         n = len(self.outputs()) + 1
-        path = self.folder / "out" / f"{n:06d}.bin"
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_durably(self.folder / "out" / f"{n:06d}.bin", data)
 
     def outputs(self) -> list[Path]:
         return sorted((self.folder / "out").glob("*.bin"))

@@ -11,13 +11,14 @@ import ctypes
 import ctypes.util
 import json
 import logging
-import os
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from kit.files import write_durably
 
 log = logging.getLogger("fieldkit.clock")
 
@@ -141,10 +142,7 @@ class KitClock:
             "boot_id": _boot_id(),
             "method": method,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.path)
+        write_durably(self.path, json.dumps(state))
         log.info("event=clock_set method=%s offset_seconds=%.3f by=%s", method, offset, who)
         return method
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from kit.files import write_durably
 from kit.settings import Setting
 
 FEATURE_PACKAGES = ("checkin", "pos", "power", "cues", "sync")
@@ -228,10 +229,7 @@ def update_toml_file(path: Path, updates: dict[str, Any]) -> None:
     current = read_toml(path) if path.exists() else {}
     flat = _flatten(current)
     flat.update(updates)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(dump_toml(flat))
-    os.replace(tmp, path)
+    write_durably(path, dump_toml(flat))
 
 
 def dump_toml(flat: dict[str, Any]) -> str:

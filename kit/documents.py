@@ -11,16 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from kit.config import Config
 from kit.db import Database
+from kit.files import safe_filename, write_durably
 
 log = logging.getLogger("fieldkit.documents")
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
@@ -78,10 +76,6 @@ def document_kinds() -> dict[str, DocumentKind]:
     return {d.kind: d for f in load_features() for d in f.documents}
 
 
-def _safe_name(filename: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(filename).name)[:80] or "document"
-
-
 def import_document(
     config: Config,
     db: Database,
@@ -120,13 +114,7 @@ def import_document(
         version = (conn.execute("SELECT COALESCE(MAX(version), 0) FROM kit_documents WHERE kind = ?", (kind,)).fetchone()[0]) + 1
         folder = config.data_dir / "documents" / kind
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{version:05d}-{_safe_name(filename)}"
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        path = write_durably(folder / f"{version:05d}-{safe_filename(filename)}", data)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         conn.execute(
             "INSERT INTO kit_documents (kind, version, source, source_version, filename, sha256, size, path, report, imported_at)"

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from pathlib import Path
+
+from kit.files import write_durably
 
 ROLES = ("door", "merch", "lead")
 PIN_LENGTH = 6
@@ -24,13 +25,7 @@ class SecretsError(Exception):
 
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_durably(path, text, mode=0o600)
 
 
 def hash_pin(pin: str) -> str:

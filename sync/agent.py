@@ -24,6 +24,7 @@ from pathlib import Path
 from kit import topics
 from kit.config import Config
 from kit.db import Database
+from kit.files import safe_filename, write_durably
 from kit.ledger import events_after, last_seq
 from sync.client import BatchRejected, HQClient, SyncError
 from sync.credentials import NotJoined, hq_credentials
@@ -302,14 +303,7 @@ class SyncAgent:
 
         folder = self.config.data_dir / "sync" / "documents" / meta["kind"]
         folder.mkdir(parents=True, exist_ok=True)
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(meta["filename"]).name)[:80]
-        path = folder / f"{meta['id']:06d}-{safe or 'document'}"
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        path = write_durably(folder / f"{meta['id']:06d}-{safe_filename(meta['filename'])}", data)
         applied, local_version, outcome = False, None, "stored; no importer for this kind on this kit"
         kinds = document_kinds()
         if self.config["sync.apply_documents"] and meta["kind"] in kinds:
