@@ -165,8 +165,8 @@ class SimulatedSerialScanner(SerialScanSource):
     def __init__(self, name: str = "serial-scanner", repeat_window_s: float = 2.0, max_line: int = 4096,
                  suffix: bytes = b"\r\n"):
         self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)  # write_bytes waits with select, never forever  # no echo, no line editing before the reader takes over
+        tty.setraw(self._slave)  # no echo, no line editing before the reader takes over
+        os.set_blocking(self._master, False)  # write_bytes waits with select, never forever
         super().__init__(name, os.ttyname(self._slave), repeat_window_s=repeat_window_s, max_line=max_line)
         self.suffix = suffix
 
@@ -181,8 +181,13 @@ class SimulatedSerialScanner(SerialScanSource):
         if not (self._thread and self._thread.is_alive()):
             log.warning("event=sim_scanner_not_started source=%s bytes=%d", self.name, len(data))
             return False
-        view = memoryview(data)
         deadline = time.monotonic() + timeout
+        # pyserial empties the input when it opens the port: bytes written before that are lost.
+        while self.status() != "ok":
+            if time.monotonic() > deadline or self._stopping.wait(0.02):
+                log.warning("event=sim_scanner_port_not_open source=%s status=%r", self.name, self.status())
+                return False
+        view = memoryview(data)
         while view:
             _, writable, _ = select.select([], [self._master], [], max(0.0, deadline - time.monotonic()))
             if not writable:

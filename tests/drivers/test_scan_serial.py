@@ -222,3 +222,20 @@ def test_a_port_that_is_not_a_scanner_gets_a_clear_status(tmp_path):
             assert source.status().startswith(expected), source.status()
         finally:
             source.stop()
+
+
+def test_a_code_shown_the_moment_the_scanner_starts_is_not_lost():
+    """pyserial empties the port's input when it opens it; a showing made before that must wait, not vanish."""
+    import threading
+
+    from drivers.scanner_serial import SimulatedSerialScanner
+
+    got, seen = [], threading.Event()
+    scanner = SimulatedSerialScanner(repeat_window_s=0.0)
+    scanner.start(lambda payload, _source: (got.append(payload), seen.set()))
+    try:
+        assert scanner.show("TICKET-AT-ONCE")  # no wait for "ok" first: the scanner must handle it
+        assert seen.wait(5), "the code shown at start was lost"
+        assert got == ["TICKET-AT-ONCE"]
+    finally:
+        scanner.stop()
