@@ -67,8 +67,11 @@ def hq_serve(db_url: str | None, host: str | None, port: int | None) -> None:
                      trusted_proxies=list(config["hq.trusted_proxies"]))
     host, port = host or config["hq.host"], port or config["hq.port"]
     click.echo(f"HQ listening on http://{host}:{port}")
+    # HQ itself decides whom to believe about X-Forwarded-For (hq.trusted_proxies, CIDR lists), so
+    # waitress must hand the header through instead of dropping it.
     waitress.serve(app, host=host, port=port, threads=config["hq.threads"], ident="fieldkit-hq",
-                   max_request_body_size=int(config["hq.max_body_mb"]) * 1024 * 1024 + 1)
+                   max_request_body_size=int(config["hq.max_body_mb"]) * 1024 * 1024 + 1,
+                   clear_untrusted_proxy_headers=False)
 
 
 @hq_group.group("kits")
