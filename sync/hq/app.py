@@ -179,6 +179,8 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
     @app.get("/api/v1/kits/<kit>/documents/<int:doc_id>")
     def document(kit: str, doc_id: int):
         row = kit_auth(kit)
+        if not 1 <= doc_id < 2**31:  # ids are database integers; a bigger number overflows the driver
+            raise HQError(f"no document {doc_id} for kit {kit}", 404, "not_found")
         meta, content = documents.document_content(engine, doc_id, kit, row["site"])
         headers = {"X-Document-Kind": meta["kind"], "X-Document-Version": str(meta["version"]),
                    "X-Document-Sha256": meta["sha256"], "X-Document-Filename": quote(meta["filename"])}

@@ -25,6 +25,11 @@ MANIFEST = {"type": "object", "required": ["documents"], "properties": {"documen
                    "filename": {"type": "string"}, "sha256": {"type": "string"}}}}}}
 
 
+EXAMPLE_LINE = ('{"id":"0b6f7c2e-5d1a-4c1e-9a51-3f1f0c8e9d01","kit":"door1","seq":1,"type":"pos.sale",'
+                '"payload":{"total_cents":500},"hlc":115234567890,"wall_time":"2026-11-21T19:00:00.000+00:00",'
+                '"clock_synced":true,"hash":"' + "0" * 64 + '"}')
+
+
 def _json(description: str, schema: dict) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -58,7 +63,8 @@ def openapi_document() -> dict:
             "/api/v1/kits/{kit}/events": {"post": {
                 "summary": "Upload a batch of ledger events (JSON lines, Content-Encoding: gzip); answered record by record",
                 "parameters": [KIT_PARAM], "security": bearer,
-                "requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                "requestBody": {"required": True, "content": {"application/x-ndjson": {
+                    "schema": {"type": "string"}, "example": EXAMPLE_LINE}}},
                 "responses": {"200": _json("every record stored or already there", UPLOAD),
                               "422": _json("some records refused, the others stored", UPLOAD),
                               **_errors("400", "413"), **kit_errors}}},
