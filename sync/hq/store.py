@@ -186,12 +186,21 @@ def _remember_refusals(conn, kit: str, refusals: list[tuple[int, str, str]], at:
     conn.execute(stmt, list(rows.values()))
 
 
+def _check_links(engine: Engine, kit: str, rows: list[dict]) -> None:
+    """The chain check as events arrive; after the commit, so a surprise in it never loses a stored batch."""
+    try:
+        with engine.connect() as conn:
+            integrity.check_new_links(conn, kit, rows)
+    except Exception:
+        log.exception("event=chain_check_failed kit=%s rows=%d", kit, len(rows))
+
+
 def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, RecordResult]) -> set[str]:
     """Insert in one statement; if the database refuses it, row by row so only the bad rows are refused."""
     try:
         with engine.begin() as conn:
             stored = {r[0] for r in conn.execute(_insert_ignoring_duplicates(engine), rows)}
-            integrity.check_new_links(conn, kit, rows)
+        _check_links(engine, kit, rows)
         return stored
     except sa.exc.OperationalError:
         raise  # the database is down or locked: the whole batch is answered 5xx and sent again
@@ -209,6 +218,7 @@ def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, 
             reason = f"the database refused this record: {str(e.orig).splitlines()[0][:200]}"
             results[row["id"]].status, results[row["id"]].error = "refused", reason
             log.warning("event=record_refused kit=%s seq=%s reason=%r", kit, row["seq"], reason)
+    _check_links(engine, kit, [r for r in rows if r["id"] in stored])
     return stored
 
 
