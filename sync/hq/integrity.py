@@ -156,12 +156,13 @@ def report_section(engine: Engine, kits: list[str]):
         if not chain.ok:
             status = f"CHAIN BROKEN AT SEQ {chain.breaks[0][0]}"
         elif info["missing"]:
-            status = f"{info['missing']} EVENTS MISSING (THE KIT SENDS THEM AGAIN AT ITS NEXT SYNC)"
+            status = f"{info['missing']} EVENTS MISSING"
         else:
             status = "ok"
         rows.append([kit, info["events"], info["hwm"], info["missing"], format_ranges(info["missing_ranges"]),
                      info["refused"], chain.summary(), status])
     return Section("integrity", "Uploads per kit: every event there, hash chain unbroken",
                    ["kit", "events", "hwm", "missing", "missing_seqs", "refused", "chain", "status"], rows, flag="status",
-                   note="A broken chain means an event at HQ was edited or replaced, or the kit lost one: "
-                        "compare with `fieldkit ledger verify` on the kit.")
+                   note="Missing events are sent again by the kit at its next sync. A broken chain means an event "
+                        "at HQ was edited or replaced, or the kit lost one: compare with `fieldkit ledger verify` "
+                        "on the kit.")

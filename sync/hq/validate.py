@@ -87,7 +87,7 @@ def _integer(record: dict, name: str, low: int) -> int:
 def validate_record(record: object, kit: str, received_at: datetime) -> dict:
     """One uploaded event as a row for hq_events, or ValueError saying what is wrong with it."""
     if not isinstance(record, dict):
-        raise ValueError("a record must be a JSON object")
+        raise ValueError(getattr(record, "reason", None) or "a record must be a JSON object")
     id_ = _string(record, "id", ID_RE, "an event id (1 to 64 letters, digits, '.', ':', '_' or '-')")
     claimed = record.get("kit")
     if not isinstance(claimed, str):
