@@ -98,7 +98,8 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
 
     @app.errorhandler(HQError)
     def _hq_error(e: HQError):
-        log.warning("event=request_refused path=%s status=%s code=%s reason=%r", request.path, e.status, e.code, str(e))
+        # A throttled address is logged once per real failure (event=auth_throttled), not per 429.
+        (log.debug if e.status == 429 else log.warning)("event=request_refused path=%s status=%s code=%s reason=%r", request.path, e.status, e.code, str(e))
         return jsonify(error=str(e), code=e.code), e.status, e.headers
 
     @app.errorhandler(HTTPException)

@@ -109,6 +109,25 @@ def test_a_thousand_bad_tokens_are_throttled_and_another_address_still_gets_in(h
 
 
 @pytest.mark.parametrize("hq_url_db", ["sqlite"], indirect=True)
+def test_wrong_report_passwords_are_throttled_too(hq):
+    import base64
+
+    admin = store.add_admin(hq.engine, "alice")
+
+    def get(password: str, source: str = "127.0.0.1") -> int:
+        basic = "Basic " + base64.b64encode(f"alice:{password}".encode()).decode()
+        conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10, source_address=(source, 0))
+        conn.request("GET", "/api/v1/report", headers={"Authorization": basic})
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    answers = [get(f"guess{n}") for n in range(8)]
+    assert answers[:5] == [401] * 5 and answers[-1] == 429
+    assert get(admin) == 429 and get(admin, source="127.0.0.2") == 200
+
+
+@pytest.mark.parametrize("hq_url_db", ["sqlite"], indirect=True)
 def test_x_forwarded_for_counts_only_from_a_trusted_proxy(hq_engine):
     token = store.add_kit(hq_engine, "door1", "market")
     untrusted = HQServer(hq_engine)
