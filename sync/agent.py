@@ -25,7 +25,7 @@ from kit import topics
 from kit.config import Config
 from kit.db import Database
 from kit.files import safe_filename, write_durably
-from kit.ledger import events_after, last_seq
+from kit.ledger import Event, events_after, last_seq
 from sync.client import BatchRejected, HQClient, SyncError
 from sync.credentials import NotJoined, hq_credentials
 
@@ -50,6 +50,8 @@ class SessionResult:
     duplicate: int = 0
     parked: int = 0
     rewound_from: int | None = None
+    restored: int = 0  # events HQ said it lacked below its mark, sent again and stored
+    restored_ranges: list[tuple[int, int]] = field(default_factory=list)
     documents: list[dict] = field(default_factory=list)
     cursor: int = 0
     hwm: int = 0
@@ -205,7 +207,8 @@ class SyncAgent:
         client.health()
         self.online = True
         result = SessionResult()
-        hwm = client.hwm()
+        mark = client.mark()
+        hwm = mark.hwm
         cursor = self.cursor()
         if hwm < cursor:
             # HQ lost what it had acknowledged (restored from an older backup): send the gap again.
@@ -214,11 +217,19 @@ class SyncAgent:
             cursor = hwm
         with self.db.transaction() as conn:
             self._set_cursor(conn, cursor, hwm)
-        total = max(0, last_seq(self.db) - cursor)
+        # Holes below the mark (rows lost or deleted at HQ): sent again before moving on. Ranges above
+        # the cursor go up with the backlog anyway.
+        holes = [(first, min(last, cursor)) for first, last in mark.missing if first <= cursor]
+        total = max(0, last_seq(self.db) - cursor) + sum(last - first + 1 for first, last in holes)
         self.progress = (0, total)
         if progress:
             progress(0, total)
         batch_size = max(1, int(self.config["sync.batch_size"]))
+        if holes:
+            log.warning("event=hq_missing_events ranges=%d events=%d action=resend", len(holes),
+                        sum(last - first + 1 for first, last in holes))
+        for first, last in holes:
+            self._restore(client, first, last, batch_size, result, progress, total, stop)
         while not (stop and stop()):
             events = events_after(self.db, cursor, batch_size)
             if not events:
@@ -239,7 +250,27 @@ class SyncAgent:
                  result.uploaded, result.stored, result.duplicate, result.parked, cursor, len(result.documents))
         return result
 
-    def _upload(self, client: HQClient, events: list, result: SessionResult) -> int:
+    def _restore(self, client: HQClient, first: int, last: int, batch_size: int, result: SessionResult,
+                 progress: Progress | None, total: int, stop: Callable[[], bool] | None) -> None:
+        """Send seqs first..last again (HQ lacks them); the cursor stays where it is."""
+        seq = first - 1
+        while not (stop and stop()):
+            rows = self.db.query("SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                                 (seq, last, batch_size))
+            if not rows:
+                break
+            events = [Event.from_row(r) for r in rows]
+            stored_before = result.stored
+            self._upload(client, events, result, move_cursor=False)
+            result.restored += result.stored - stored_before
+            seq = events[-1].seq
+            self.progress = (result.uploaded, total)
+            if progress:
+                progress(result.uploaded, total)
+        result.restored_ranges.append((first, last))
+        log.info("event=hq_gap_restored first=%d last=%d restored=%d", first, last, result.restored)
+
+    def _upload(self, client: HQClient, events: list, result: SessionResult, move_cursor: bool = True) -> int:
         """Send one batch (split when HQ refuses it whole); returns the new cursor."""
         try:
             answer = client.upload(events)
@@ -247,8 +278,8 @@ class SyncAgent:
             if len(events) > 1:
                 log.warning("event=batch_rejected status=%s size=%d action=split", e.status, len(events))
                 half = len(events) // 2
-                self._upload(client, events[:half], result)
-                return self._upload(client, events[half:], result)
+                self._upload(client, events[:half], result, move_cursor)
+                return self._upload(client, events[half:], result, move_cursor)
             answers = [{"id": events[0].id, "seq": events[0].seq, "status": "refused", "error": f"HQ {e.status}: {e}"}]
             hwm = None
         else:
@@ -271,7 +302,8 @@ class SyncAgent:
                 else:
                     raise SyncError(f"HQ answered an unknown status {status!r} for seq {event.seq}")
             cursor = events[-1].seq
-            self._set_cursor(conn, cursor, hwm)
+            if move_cursor:
+                self._set_cursor(conn, cursor, hwm)
         result.uploaded += len(events)
         return cursor
 

@@ -132,6 +132,10 @@ def sync_now(retry_parked: bool, wait: float) -> None:
             bar["bar"].__exit__(None, None, None)
     if result.rewound_from is not None:
         click.secho(f"HQ had lost events after seq {result.cursor - result.uploaded}; they were sent again.", fg="yellow")
+    if result.restored_ranges:
+        ranges = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in result.restored_ranges[:10])
+        more = f" and {len(result.restored_ranges) - 10} more ranges" if len(result.restored_ranges) > 10 else ""
+        click.secho(f"HQ was missing seq {ranges}{more}: sent again, {result.restored} restored at HQ.", fg="yellow")
     click.echo(f"Uploaded {result.uploaded} events ({result.stored} new at HQ, {result.duplicate} HQ already had, "
                f"{result.parked} refused and parked).")
     for doc in result.documents:

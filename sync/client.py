@@ -38,6 +38,14 @@ class BatchRejected(SyncError):
 
 
 @dataclass
+class HQMark:
+    """What HQ holds from this kit: its mark and the seq ranges below it that it lacks."""
+
+    hwm: int
+    missing: list[tuple[int, int]]
+
+
+@dataclass
 class UploadAnswer:
     results: list[dict]
     hwm: int
@@ -122,10 +130,17 @@ class HQClient:
         return answer
 
     def hwm(self) -> int:
+        return self.mark().hwm
+
+    def mark(self) -> HQMark:
         answer = self._json("GET", self.kit_path("hwm"))
-        if not isinstance(answer.get("hwm"), int) or isinstance(answer["hwm"], bool):
+        if not _is_int(answer.get("hwm")):
             raise HQUnreachable(f"HQ answered an unexpected high-water mark: {str(answer)[:200]}")
-        return answer["hwm"]
+        missing = answer.get("missing", [])  # an older HQ does not say; then there is nothing to restore
+        if not isinstance(missing, list) or not all(
+                isinstance(r, list) and len(r) == 2 and all(_is_int(v) for v in r) and 1 <= r[0] <= r[1] for r in missing):
+            raise HQUnreachable(f"HQ answered missing ranges this kit cannot read: {str(missing)[:200]}")
+        return HQMark(answer["hwm"], [(r[0], r[1]) for r in missing])
 
     def upload(self, events: list[Event]) -> UploadAnswer:
         body = encode_batch(events)
@@ -157,6 +172,10 @@ class HQClient:
         if status != 200:
             raise BatchRejected(_error_text(data), status)
         return data
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _error_text(data: bytes) -> str:

@@ -26,5 +26,7 @@ SETTINGS: list[Setting] = [
     Setting("hq.port", 8090, "Port `fieldkit hq serve` listens on."),
     Setting("hq.threads", 8, "Waitress worker threads of one HQ process."),
     Setting("hq.max_body_mb", 16, "Largest upload body HQ accepts, in MB (compressed)."),
+    Setting("hq.trusted_proxies", [], "Addresses or CIDR blocks of load balancers in front of HQ; only from these is "
+            "X-Forwarded-For believed for the client address (the bad-token throttle counts per client address)."),
     Setting("hq.card_match_minutes", 10, "Card payments without a matching reference match a settlement of the same amount this close in time."),
 ]

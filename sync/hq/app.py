@@ -15,8 +15,10 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
-from sync.hq import documents, store
+from sync.hq import documents, integrity, store
+from sync.hq.openapi import openapi_document
 from sync.hq.store import HQError
+from sync.hq.throttle import AuthThrottle, client_address, parse_networks
 
 log = logging.getLogger("fieldkit.hq.app")
 
@@ -72,6 +74,8 @@ def parse_lines(text: bytes, max_records: int) -> list[object]:
             records.append(json.loads(line))
         except (UnicodeDecodeError, ValueError):
             records.append(InvalidLine(f"line {n} is not valid JSON"))
+        except RecursionError:  # '[' * 100000: nested too deep for the parser, refused like any bad line
+            records.append(InvalidLine(f"line {n} is nested too deeply"))
     if not records:
         raise HQError("the batch is empty", 400, "empty")
     return records
@@ -83,21 +87,55 @@ def bearer_token() -> str:
 
 
 def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_records: int = DEFAULT_MAX_RECORDS,
-               card_match_minutes: int = 10, tz: str = "UTC") -> Flask:
+               card_match_minutes: int = 10, tz: str = "UTC", trusted_proxies: list[str] | None = None,
+               throttle: AuthThrottle | None = None) -> Flask:
+    """HQ's app. ``trusted_proxies``: peers whose X-Forwarded-For names the client (hq.trusted_proxies)."""
     app = Flask("fieldkit_hq")
     app.config["HQ_ENGINE"] = engine
+    proxies = parse_networks(trusted_proxies or [])
+    throttle = throttle or AuthThrottle(engine)
+    app.config["HQ_THROTTLE"] = throttle
 
     @app.errorhandler(HQError)
     def _hq_error(e: HQError):
-        log.warning("event=request_refused path=%s status=%s code=%s reason=%r", request.path, e.status, e.code, str(e))
-        return jsonify(error=str(e), code=e.code), e.status
+        # A throttled address is logged once per real failure (event=auth_throttled), not per 429.
+        (log.debug if e.status == 429 else log.warning)("event=request_refused path=%s status=%s code=%s reason=%r", request.path, e.status, e.code, str(e))
+        return jsonify(error=str(e), code=e.code), e.status, e.headers
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
         return jsonify(error=e.description, code=e.name.lower().replace(" ", "_")), e.code
 
+    def address() -> str:
+        return client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), proxies)
+
+    def guarded(check):
+        """Run a token check under the per-address throttle: 429 before looking at the token when blocked."""
+        who = address()
+        wait, known = throttle.check(who)
+        if wait:
+            raise HQError(f"too many bad tokens from {who}; try again in {wait} s", 429, "throttled",
+                          headers={"Retry-After": str(wait)})
+        try:
+            result = check()
+        except HQError as e:
+            if e.status == 401:
+                failures = throttle.failed(who)
+                log.warning("event=bad_token address=%s path=%s failures=%d", who, request.path, failures)
+            raise
+        if known:
+            throttle.succeeded(who)
+        return result
+
     def kit_auth(kit: str) -> dict:
-        return store.authenticate_kit(engine, kit, bearer_token())
+        def check() -> dict:
+            if not store.KIT_ID_RE.match(kit):  # never hand odd bytes (a NUL) to the database in a query
+                raise HQError("unknown kit or wrong token", 401, "unauthorized")
+            return store.authenticate_kit(engine, kit, bearer_token())
+
+        return guarded(check)
+
+    app.config["HQ_GUARDED"] = guarded
 
     @app.get("/api/v1/health")
     def health():
@@ -111,8 +149,13 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
 
     @app.get("/api/v1/kits/<kit>/hwm")
     def hwm(kit: str):
+        """The mark and the holes below it: the agent re-sends every missing range each session."""
         kit_auth(kit)
-        return jsonify(kit=kit, hwm=store.high_water_mark(engine, kit), time=store.now_utc().isoformat())
+        with engine.connect() as conn:
+            mark = integrity.stored_mark(conn, kit)
+            ranges, missing = integrity.missing_ranges(conn, kit)
+        return jsonify(kit=kit, hwm=mark, missing=[list(r) for r in ranges], missing_count=missing,
+                       time=store.now_utc().isoformat())
 
     @app.post("/api/v1/kits/<kit>/events")
     def upload(kit: str):
@@ -121,7 +164,7 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
             body = inflate(body, min(max_body_bytes * INFLATE_RATIO, MAX_INFLATED))
         records = parse_lines(body, max_records)
-        results = store.ingest(engine, kit, records)
+        results = store.ingest(engine, kit, records, max_lead=max_records)
         for result, record in zip(results, records, strict=True):
             if isinstance(record, InvalidLine):
                 result.error = record.reason
@@ -137,6 +180,8 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
     @app.get("/api/v1/kits/<kit>/documents/<int:doc_id>")
     def document(kit: str, doc_id: int):
         row = kit_auth(kit)
+        if not 1 <= doc_id < 2**31:  # ids are database integers; a bigger number overflows the driver
+            raise HQError(f"no document {doc_id} for kit {kit}", 404, "not_found")
         meta, content = documents.document_content(engine, doc_id, kit, row["site"])
         headers = {"X-Document-Kind": meta["kind"], "X-Document-Version": str(meta["version"]),
                    "X-Document-Sha256": meta["sha256"], "X-Document-Filename": quote(meta["filename"])}
@@ -148,44 +193,5 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
 
     from sync.hq.report_web import register_report_routes
 
-    register_report_routes(app, engine, card_match_minutes, tz)
+    register_report_routes(app, engine, card_match_minutes, tz, guarded)
     return app
-
-
-def openapi_document() -> dict:
-    """HQ's API as OpenAPI 3, so it can be read, generated against and fuzzed."""
-    kit_param = {"name": "kit", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}}
-    bearer = [{"kitToken": []}]
-    errors = {"401": {"description": "unknown kit or wrong token"}}
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "Field Kit HQ", "version": "1",
-                 "description": "Kits upload their ledger and fetch documents; organisers read the reconciliation."},
-        "components": {"securitySchemes": {"kitToken": {"type": "http", "scheme": "bearer"},
-                                           "adminToken": {"type": "http", "scheme": "basic"}}},
-        "paths": {
-            "/api/v1/health": {"get": {"summary": "HQ and its database answer", "responses": {
-                "200": {"description": "ok"}, "503": {"description": "database unreachable"}}}},
-            "/api/v1/kits/{kit}/hwm": {"get": {"summary": "The highest seq HQ holds from this kit", "parameters": [kit_param],
-                                               "security": bearer, "responses": {"200": {"description": "hwm"}, **errors}}},
-            "/api/v1/kits/{kit}/events": {"post": {
-                "summary": "Upload a batch of ledger events (JSON lines, Content-Encoding: gzip); answered record by record",
-                "parameters": [kit_param], "security": bearer,
-                "requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
-                "responses": {"200": {"description": "every record stored or already there"},
-                              "422": {"description": "some records refused, the others stored"},
-                              "400": {"description": "not gzip, truncated or empty: nothing stored"},
-                              "413": {"description": "too large or too many records: nothing stored"}, **errors}}},
-            "/api/v1/kits/{kit}/documents": {"get": {"summary": "Per kind, the document this kit should have",
-                                                     "parameters": [kit_param], "security": bearer,
-                                                     "responses": {"200": {"description": "manifest"}, **errors}}},
-            "/api/v1/kits/{kit}/documents/{id}": {"get": {
-                "summary": "One document's bytes", "security": bearer,
-                "parameters": [kit_param, {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "responses": {"200": {"description": "the file"}, "404": {"description": "no such document for this kit"},
-                              **errors}}},
-            "/api/v1/report": {"get": {"summary": "The reconciliation report as JSON", "security": [{"adminToken": []}],
-                                       "parameters": [{"name": "site", "in": "query", "schema": {"type": "string"}}],
-                                       "responses": {"200": {"description": "report"}, "401": {"description": "admin token needed"}}}},
-        },
-    }

@@ -53,15 +53,25 @@ def hq_serve(db_url: str | None, host: str | None, port: int | None) -> None:
 
     from kit.logs import setup_logging
     from sync.hq.app import create_app
+    from sync.hq.store import HQError
+    from sync.hq.throttle import parse_networks
 
     config = get_config()
     setup_logging(config["service.log_level"], "hq")
+    try:
+        parse_networks(config["hq.trusted_proxies"])
+    except ValueError as e:
+        raise HQError(str(e)) from None
     app = create_app(hq_engine(db_url), max_body_bytes=int(config["hq.max_body_mb"]) * 1024 * 1024,
-                     card_match_minutes=config["hq.card_match_minutes"], tz=config["kit.timezone"])
+                     card_match_minutes=config["hq.card_match_minutes"], tz=config["kit.timezone"],
+                     trusted_proxies=list(config["hq.trusted_proxies"]))
     host, port = host or config["hq.host"], port or config["hq.port"]
     click.echo(f"HQ listening on http://{host}:{port}")
+    # HQ itself decides whom to believe about X-Forwarded-For (hq.trusted_proxies, CIDR lists), so
+    # waitress must hand the header through instead of dropping it.
     waitress.serve(app, host=host, port=port, threads=config["hq.threads"], ident="fieldkit-hq",
-                   max_request_body_size=int(config["hq.max_body_mb"]) * 1024 * 1024 + 1)
+                   max_request_body_size=int(config["hq.max_body_mb"]) * 1024 * 1024 + 1,
+                   clear_untrusted_proxy_headers=False)
 
 
 @hq_group.group("kits")
@@ -114,17 +124,27 @@ def kits_disable(kit: str, enable: bool, db_url: str | None) -> None:
 @kits_group.command("list")
 @db_option
 def kits_list(db_url: str | None) -> None:
-    """List kits with the highest seq HQ holds from each and when they last reported.
+    """List kits: events held, the mark, seq ranges HQ lacks, the hash chain, when they last reported.
 
     \b
     Example:
       fieldkit hq kits list
     """
+    from sync.hq.integrity import format_ranges, kit_integrity
     from sync.hq.store import list_kits
 
-    for k in list_kits(hq_engine(db_url)):
-        click.echo(f"{k['kit']:<20} site {k['site']:<16} events {k['events'] or 0:>8}  hwm {k['hwm'] or 0:>8}"
-                   f"  last {k['last_received'] or 'never'}{'  DISABLED' if k['disabled'] else ''}")
+    engine = hq_engine(db_url)
+    for k in list_kits(engine):
+        info = kit_integrity(engine, k["kit"])
+        missing = (f"  MISSING {info['missing']} (seq {format_ranges(info['missing_ranges'])})"
+                   if info["missing"] else "  missing none")
+        chain = info["chain"]
+        click.echo(f"{k['kit']:<20} site {k['site']:<16} events {info['events']:>8}  hwm {info['hwm']:>8}{missing}"
+                   f"  chain {'ok' if chain.ok else 'BROKEN'}  last {k['last_received'] or 'never'}"
+                   f"{'  DISABLED' if k['disabled'] else ''}")
+        if not chain.ok:
+            for seq, reason in chain.breaks[:5]:
+                click.secho(f"    chain broken at seq {seq}: {reason}", fg="red")
 
 
 @hq_group.group("documents")

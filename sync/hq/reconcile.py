@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync.hq import documents, schema
+from sync.hq import documents, integrity, schema
 from sync.hq.refdocs import count_tickets, parse_catalogue
 from sync.hq.settlements import CardPayment, load_settlements, match_card_payments
 
@@ -138,6 +138,7 @@ def build_report(engine: Engine, site: str | None = None, card_match_minutes: in
     sections.append(attendance)
     sections.append(Section("admissions_per_hour", f"Admissions per hour ({tz})", ["hour", "admissions"],
                             [[h, n] for h, n in per_hour]))
+    sections.append(integrity.report_section(engine, kits))
     notes = []
     untrusted = sum(1 for ev in events if not ev.trusted)
     if untrusted:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
@@ -26,10 +27,29 @@ def _admin(engine: Engine) -> str | None:
     return None
 
 
-def register_report_routes(app: Flask, engine: Engine, card_match_minutes: int = 10, tz: str = "UTC") -> None:
+def register_report_routes(app: Flask, engine: Engine, card_match_minutes: int = 10, tz: str = "UTC",
+                           guarded: Callable | None = None) -> None:
+    """``guarded`` runs the admin check under HQ's bad-token throttle (see sync/hq/throttle.py)."""
     def challenge() -> Response:
         return Response("Sign in with any user name and an admin token (`fieldkit hq admins add NAME`).", 401,
                         {"WWW-Authenticate": 'Basic realm="Field Kit HQ", charset="UTF-8"'})
+
+    def check() -> str:
+        name = _admin(engine)
+        if not name:
+            raise store.HQError("an admin token is needed", 401, "unauthorized")
+        return name
+
+    def admin() -> str | None:
+        """The organiser's name; None when the request carries no (right) token; HQError 429 when throttled."""
+        if not request.headers.get("Authorization"):
+            return None  # a browser's first request before it shows the sign-in prompt: not a guess
+        try:
+            return guarded(check) if guarded else check()
+        except store.HQError as e:
+            if e.status == 401:
+                return None
+            raise
 
     def report():
         site = request.args.get("site") or None
@@ -43,7 +63,7 @@ def register_report_routes(app: Flask, engine: Engine, card_match_minutes: int =
 
     @app.get("/report")
     def report_page():
-        if not _admin(engine):
+        if not admin():
             return challenge()
         args = {k: request.args[k] for k in ("site", "from", "to") if request.args.get(k)}
         query = "?" + urlencode(args) if args else ""
@@ -51,7 +71,7 @@ def register_report_routes(app: Flask, engine: Engine, card_match_minutes: int =
 
     @app.get("/report.csv")
     def report_csv():
-        if not _admin(engine):
+        if not admin():
             return challenge()
         r = report()
         section = request.args.get("section")
@@ -63,6 +83,6 @@ def register_report_routes(app: Flask, engine: Engine, card_match_minutes: int =
 
     @app.get("/api/v1/report")
     def report_json():
-        if not _admin(engine):
+        if not admin():
             return jsonify(error="an admin token is needed", code="unauthorized"), 401
         return jsonify(report().as_dict())

@@ -73,3 +73,21 @@ admins = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Records HQ refused on purpose (the kit parked them): not holes, and their hash still links the chain.
+refused = sa.Table(
+    "hq_refused", metadata,
+    sa.Column("kit", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False),  # "" when the record's hash was unusable
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("refused_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Bad-token requests per client address, shared by every HQ process over the database.
+auth_failures = sa.Table(
+    "hq_auth_failures", metadata,
+    sa.Column("address", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure", sa.DateTime(timezone=True), nullable=False, index=True),
+)

@@ -9,32 +9,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync.hq import schema
+from sync.hq import integrity, schema, validate
 
 log = logging.getLogger("fieldkit.hq.store")
 
 KIT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-# A kit whose clock is at most this far ahead of HQ is still believed (NTP jitter, slow uplinks).
-CLOCK_TOLERANCE = timedelta(seconds=120)
+CLOCK_TOLERANCE = validate.CLOCK_TOLERANCE
+DEFAULT_MAX_LEAD = 5000  # one batch of the largest size HQ takes (hq.max_records)
+validate_record = validate.validate_record
 
 
 class HQError(Exception):
     """A request HQ refuses as a whole; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "bad_request"):
+    def __init__(self, message: str, status: int = 400, code: str = "bad_request", headers: dict | None = None):
         super().__init__(message)
-        self.status, self.code = status, code
+        self.status, self.code, self.headers = status, code, headers or {}
 
 
 def normalise_url(url: str) -> str:
@@ -141,9 +141,9 @@ def authenticate_kit(engine: Engine, kit: str, token: str) -> dict:
 
 
 def high_water_mark(engine: Engine, kit: str) -> int:
+    """The highest seq HQ has answered for (stored, or refused on purpose and parked by the kit)."""
     with engine.connect() as conn:
-        value = conn.execute(sa.select(sa.func.max(schema.events.c.seq)).where(schema.events.c.kit == kit)).scalar()
-    return int(value or 0)
+        return integrity.stored_mark(conn, kit)
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -162,53 +162,6 @@ class RecordResult:
         return d
 
 
-def _parse_time(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def validate_record(record: object, kit: str, received_at: datetime) -> dict:
-    """One uploaded event as a row for hq_events, or ValueError saying what is wrong with it."""
-    if not isinstance(record, dict):
-        raise ValueError("a record must be a JSON object")
-
-    def field(name: str, kind: type | tuple[type, ...]):
-        value = record.get(name)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ValueError(f"'{name}' is missing or not {getattr(kind, '__name__', kind)}")
-        return value
-
-    id_ = field("id", str)
-    if not 1 <= len(id_) <= 64:
-        raise ValueError("'id' must be 1 to 64 characters")
-    if field("kit", str) != kit:
-        raise ValueError(f"event belongs to kit {record['kit']!r}, not {kit!r}")
-    seq, hlc = field("seq", int), field("hlc", int)
-    if seq < 1 or hlc < 0 or seq >= 2**63 or hlc >= 2**63:
-        raise ValueError("'seq' must be >= 1 and 'hlc' >= 0")
-    type_ = field("type", str)
-    if not 1 <= len(type_) <= 64:
-        raise ValueError("'type' must be 1 to 64 characters")
-    payload = field("payload", dict)
-    wall = field("wall_time", str)
-    try:
-        wall_time = _parse_time(wall)
-    except ValueError:
-        raise ValueError(f"'wall_time' {wall[:40]!r} is not an ISO 8601 time") from None
-    synced = field("clock_synced", bool)
-    digest = record.get("hash", "")
-    if not isinstance(digest, str) or len(digest) > 64:
-        raise ValueError("'hash' must be a string of at most 64 characters")
-    # Never trust a kit clock from the future: an event cannot have happened after HQ received it.
-    in_future = wall_time > received_at + CLOCK_TOLERANCE
-    return {
-        "id": id_, "kit": kit, "seq": seq, "type": type_,
-        "payload": json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-        "hlc": hlc, "wall_time": wall[:40], "clock_synced": synced, "hash": digest, "received_at": received_at,
-        "event_time": min(wall_time, received_at), "time_trusted": synced and not in_future,
-    }
-
-
 def _insert_ignoring_duplicates(engine: Engine):
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -217,34 +170,102 @@ def _insert_ignoring_duplicates(engine: Engine):
     return insert(schema.events).on_conflict_do_nothing(index_elements=["id"]).returning(schema.events.c.id)
 
 
-def ingest(engine: Engine, kit: str, records: Iterable[object], received_at: datetime | None = None) -> list[RecordResult]:
-    """Store a batch idempotently in one transaction; one result per record, in order."""
+def _remember_refusals(conn, kit: str, refusals: list[tuple[int, str, str]], at: datetime) -> None:
+    """Seqs refused on purpose (the kit parks them) are not holes; keep the newest reason per seq."""
+    if not refusals:
+        return
+    if conn.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    rows = {seq: {"kit": kit, "seq": seq, "hash": digest, "reason": reason[:500], "refused_at": at}
+            for seq, digest, reason in refusals}
+    stmt = insert(schema.refused)
+    stmt = stmt.on_conflict_do_update(index_elements=["kit", "seq"], set_={
+        "hash": stmt.excluded.hash, "reason": stmt.excluded.reason, "refused_at": stmt.excluded.refused_at})
+    conn.execute(stmt, list(rows.values()))
+
+
+def _check_links(engine: Engine, kit: str, rows: list[dict]) -> None:
+    """The chain check as events arrive; after the commit, so a surprise in it never loses a stored batch."""
+    try:
+        with engine.connect() as conn:
+            integrity.check_new_links(conn, kit, rows)
+    except Exception:
+        log.exception("event=chain_check_failed kit=%s rows=%d", kit, len(rows))
+
+
+def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, RecordResult]) -> set[str]:
+    """Insert in one statement; if the database refuses it, row by row so only the bad rows are refused."""
+    try:
+        with engine.begin() as conn:
+            stored = {r[0] for r in conn.execute(_insert_ignoring_duplicates(engine), rows)}
+        _check_links(engine, kit, rows)
+        return stored
+    except sa.exc.OperationalError:
+        raise  # the database is down or locked: the whole batch is answered 5xx and sent again
+    except sa.exc.DBAPIError as e:
+        log.warning("event=batch_insert_refused kit=%s rows=%d reason=%r action=row_by_row", kit, len(rows),
+                    str(e.orig)[:200])
+    stored = set()
+    for row in rows:
+        try:
+            with engine.begin() as conn:
+                stored |= {r[0] for r in conn.execute(_insert_ignoring_duplicates(engine), [row])}
+        except sa.exc.OperationalError:
+            raise
+        except sa.exc.DBAPIError as e:
+            reason = f"the database refused this record: {str(e.orig).splitlines()[0][:200]}"
+            results[row["id"]].status, results[row["id"]].error = "refused", reason
+            log.warning("event=record_refused kit=%s seq=%s reason=%r", kit, row["seq"], reason)
+    _check_links(engine, kit, [r for r in rows if r["id"] in stored])
+    return stored
+
+
+def ingest(engine: Engine, kit: str, records: Iterable[object], received_at: datetime | None = None,
+           max_lead: int = DEFAULT_MAX_LEAD) -> list[RecordResult]:
+    """Store a batch idempotently; one result per record, in order.
+
+    A kit sends its ledger contiguously from its cursor, so a seq more than ``max_lead`` plus the batch's
+    own length beyond what HQ has answered for is refused: it would raise the mark and hide real holes.
+    """
     received_at = received_at or now_utc()
+    records = list(records)
+    with engine.connect() as conn:
+        limit = integrity.stored_mark(conn, kit) + max_lead + len(records)
     results: list[RecordResult] = []
     rows: list[dict] = []
-    seen: set[str] = set()
+    pending: dict[str, RecordResult] = {}
+    refusals: list[tuple[int, str, str]] = []
     for record in records:
-        rid = record.get("id") if isinstance(record, dict) else None
-        rseq = record.get("seq") if isinstance(record, dict) else None
-        rid = rid if isinstance(rid, str) else None
-        rseq = rseq if isinstance(rseq, int) and not isinstance(rseq, bool) else None
+        rid, rseq = validate.record_id(record), validate.record_seq(record)
         try:
-            row = validate_record(record, kit, received_at)
+            row = validate.validate_record(record, kit, received_at)
+            if row["seq"] > limit:
+                raise ValueError(f"seq {row['seq']} is too far ahead of what HQ holds from this kit (it accepts "
+                                 f"up to {limit} now): a kit sends its ledger in order")
         except ValueError as e:
             results.append(RecordResult(rid, rseq, "refused", str(e)))
             log.warning("event=record_refused kit=%s seq=%s id=%s reason=%r", kit, rseq, rid, str(e))
+            if rseq is not None and rseq <= limit:
+                digest = record.get("hash") if isinstance(record, dict) else None
+                ok_hash = isinstance(digest, str) and validate.HASH_RE.match(digest)
+                refusals.append((rseq, digest if ok_hash else "", str(e)))
             continue
-        if row["id"] in seen:
+        if row["id"] in pending:
             results.append(RecordResult(rid, rseq, "duplicate"))
             continue
-        seen.add(row["id"])
         rows.append(row)
-        results.append(RecordResult(rid, rseq, "pending"))
-    stored: set[str] = set()
-    if rows:
+        pending[row["id"]] = RecordResult(rid, rseq, "pending")
+        results.append(pending[row["id"]])
+    stored = _insert_rows(engine, kit, rows, pending) if rows else set()
+    for row in rows:
+        if pending[row["id"]].status == "refused":
+            refusals.append((row["seq"], row["hash"], pending[row["id"]].error))
+    if refusals:
         with engine.begin() as conn:
-            stored = {r[0] for r in conn.execute(_insert_ignoring_duplicates(engine), rows)}
-    for r in results:
+            _remember_refusals(conn, kit, refusals, received_at)
+    for r in pending.values():
         if r.status == "pending":
             r.status = "stored" if r.id in stored else "duplicate"
     log.info("event=batch_ingested kit=%s records=%d stored=%d refused=%d", kit, len(results), len(stored),

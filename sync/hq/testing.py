@@ -145,7 +145,8 @@ class HQServer:
         self.port = port or free_port()
         self.app = create_app(engine, **app_options)
         self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port,
-                                             threads=threads, ident="fieldkit-hq-test")
+                                             threads=threads, ident="fieldkit-hq-test",
+                                             clear_untrusted_proxy_headers=False)  # HQ decides (hq.trusted_proxies)
         self._stopping = False
         self.thread = threading.Thread(target=self._run, name=f"hq-{self.port}", daemon=True)
         self.thread.start()

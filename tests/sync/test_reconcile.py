@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kit.ledger import GENESIS, _chain_hash, canonical_json
 from sync.hq import documents, store
 from sync.hq.reconcile import build_report
 from sync.hq.render import render
@@ -27,7 +28,7 @@ class Kit:
     """Writes events the way a kit's ledger would, and uploads them to HQ."""
 
     def __init__(self, engine, kit: str, site: str):
-        self.engine, self.kit, self.seq = engine, kit, 0
+        self.engine, self.kit, self.seq, self.prev = engine, kit, 0, GENESIS
         store.add_kit(engine, kit, site)
         self.shift = str(uuid.uuid4())
 
@@ -35,7 +36,9 @@ class Kit:
         self.seq += 1
         at = T0 + timedelta(minutes=minutes)
         rec = {"id": str(uuid.uuid4()), "kit": self.kit, "seq": self.seq, "type": type_, "payload": payload,
-               "hlc": int(at.timestamp() * 1000) << 16, "wall_time": at.isoformat(), "clock_synced": synced, "hash": ""}
+               "hlc": int(at.timestamp() * 1000) << 16, "wall_time": at.isoformat(), "clock_synced": synced}
+        rec["hash"] = self.prev = _chain_hash(self.prev, self.seq, rec["id"], self.kit, type_, canonical_json(payload),
+                                              rec["hlc"], rec["wall_time"], int(synced))
         assert store.ingest(self.engine, self.kit, [rec], received_at=T0 + timedelta(hours=5))[0].status == "stored"
         return rec["id"]
 
