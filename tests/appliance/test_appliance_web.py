@@ -17,6 +17,7 @@ from kit.web.app import create_app
 def uplink_env(kit_env, monkeypatch):
     monkeypatch.setenv("FIELDKIT_NETWORK_UPLINK_SSID", "HomeWiFi")
     monkeypatch.setenv("FIELDKIT_NETWORK_ONLINE_MINUTES", "1")
+    monkeypatch.setenv("FIELDKIT_KIT_SIMULATE_HOST_ACTIONS", "1")  # the nmcli stand-in is the "host" here
     return kit_env
 
 
