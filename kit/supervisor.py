@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from kit.appliance.broker import MESSAGE_SIZE_LIMIT
 from kit.config import Config
 from kit.db import DatabaseLock, all_migration_sets, apply_migrations
 from kit.files import write_durably
@@ -31,13 +32,13 @@ log = logging.getLogger("fieldkit.supervisor")
 MAX_BACKOFF_SECONDS = 30
 HEALTHY_AFTER_SECONDS = 30  # a child that ran this long has its backoff reset
 BROKER_FILE = "broker.json"  # under the data dir: where `fieldkit up`'s broker listens, for the CLI
-# Mosquitto drops a publish with a bigger payload before any service sees it. A site message is one
-# event (a few hundred bytes) and nothing the kit sends comes near this; a 10 MB body never arrives.
-MESSAGE_SIZE_LIMIT = 1024 * 1024
 
 
 def broker_conf(host: str, port: int, workdir) -> str:
-    return (f"# written by fieldkit up\nlistener {port} {host}\nallow_anonymous true\n"
+    # Started as root, Mosquitto would drop to its own user, who cannot enter a private FIELDKIT_HOME
+    # (0750) to keep its log and persistence: the private broker stays with whoever ran `fieldkit up`.
+    user = "user root\n" if os.geteuid() == 0 else ""
+    return (f"# written by fieldkit up\n{user}listener {port} {host}\nallow_anonymous true\n"
             f"message_size_limit {MESSAGE_SIZE_LIMIT}\n"
             f"persistence true\npersistence_location {workdir}/\nautosave_interval 30\n"
             f"log_dest file {workdir}/mosquitto.log\n")

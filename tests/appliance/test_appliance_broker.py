@@ -155,3 +155,32 @@ def test_turning_the_hub_off_removes_its_password_file(tmp_path):
     write_broker_config(plain, files)
     assert not files.password_file.exists() and not files.acl_file.exists()
     assert "password_file" not in files.conf.read_text()
+
+
+def test_the_appliance_broker_drops_a_10_mb_body_and_passes_100_kb(tmp_path, brokers):
+    config, files = kit_config(tmp_path, "sizes")
+    write_broker_config(config, files)
+    brokers.append(Broker(files.conf))
+    port = config["mqtt.port"]
+    brokers[-1].wait_port(port)
+    sizes: dict[str, int] = {}
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda cl, u, m: sizes.__setitem__(m.topic, len(m.payload))
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("fieldkit/#", qos=1)
+    sub.loop_start()
+    pub, _, connected = client(port)
+    try:
+        assert connected.wait(5)
+        wait_for(lambda: (pub.publish("fieldkit/probe", b"{}", qos=1), "fieldkit/probe" in sizes)[1], 5, 0.1,
+                 what="subscription active")
+        pub.publish("fieldkit/sizes/cues/cmd/fire", b"[" * (10 * 1024 * 1024), qos=1).wait_for_publish(20)
+        pub.publish("fieldkit/site/fair/checkin/sizes", b"x" * (100 * 1024), qos=1).wait_for_publish(5)
+        pub.publish("fieldkit/marker", b"{}", qos=1).wait_for_publish(5)
+        wait_for(lambda: "fieldkit/marker" in sizes, 10, what="the marker after both")
+        assert sizes.get("fieldkit/site/fair/checkin/sizes") == 100 * 1024
+        assert "fieldkit/sizes/cues/cmd/fire" not in sizes
+    finally:
+        for c in (sub, pub):
+            c.loop_stop()
+            c.disconnect()
