@@ -159,7 +159,7 @@ class PowerService:
     def shut_down(self, payload: dict) -> None:
         command = self.ctx.config["power.shutdown_command"]
         if self.simulating():
-            log.warning("event=shutdown_simulated command=%r reason=simulation would_run=%r", command, command)
+            log.warning("event=shutdown_simulated reason=simulation detail=%r", f"would run: {command}")
             self._record("power.shutdown_simulated", {**payload, "command": command})
             self.shutdown_problem = f"battery critical (simulated) — would run: {command} (not run under simulation)"
             self._health()
