@@ -44,6 +44,7 @@ class HealthBook:
         self.states: dict[str, str] = {}
         self.owners: dict[str, str] = {}  # service -> start id of the process we listen to
         self.foreign: dict[str, float] = {}  # start id of another kit's process -> when last heard
+        self.pending_offline: set[str] = set()  # an unsigned "offline" set aside while our process still ran
 
     def observe(self, name: str, payload: dict) -> bool:
         """Take one health message; False when it was someone else's and was set aside."""
@@ -52,12 +53,16 @@ class HealthBook:
         state = str(payload.get("state", "unknown"))[:32]
         owner = self.owners.get(name)
         if sid is not None and sid == owner:
-            pass
+            self.pending_offline.discard(name)
         elif sid is not None and self.ours(sid):
             self.owners[name] = sid  # our own process (a restarted one takes over)
+            self.pending_offline.discard(name)
         elif owner is not None and self.ours(owner):
-            # Our running process owns this topic: the message is another run's or another kit's.
-            if sid is not None and state != "offline":
+            # Our running process owns this topic: the message is another run's or another kit's, or
+            # our own process saying goodbye (a clean stop is unsigned): settled once it is gone.
+            if sid is None and state == "offline":
+                self.pending_offline.add(name)
+            elif sid is not None and state != "offline":
                 if sid not in self.foreign:
                     log.warning("event=foreign_health topic=%s start_id=%s reason=another kit with id %s on this broker",
                                 topics.health(self.kit_id, name), sid, self.kit_id)
@@ -67,6 +72,14 @@ class HealthBook:
             self.owners[name] = sid  # nobody of ours is running it: show what we have
         self.states[name] = state
         return True
+
+    def settle(self) -> None:
+        """An "offline" set aside for a process that has since ended was its own: take it now."""
+        for name in list(self.pending_offline):
+            owner = self.owners.get(name)
+            if owner is None or not self.ours(owner):
+                self.states[name] = "offline"
+                self.pending_offline.discard(name)
 
     def reasons(self) -> list[str]:
         now = self.clock()
@@ -93,6 +106,7 @@ def run_status(ctx: ServiceContext) -> None:
     last, seen_connects = None, 0
     try:
         while ctx.sleep(0.5):
+            book.settle()
             if time.monotonic() - started < SETTLE_SECONDS and len(book.states) < len(expected):
                 continue
             reasons = book.reasons()
