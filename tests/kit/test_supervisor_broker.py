@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -14,7 +15,7 @@ from kit.testing import free_port, wait_for
 
 
 def _client(port: int) -> mqtt.Client:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"size-{os.getpid()}-{id(object())}")
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"size-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     c.connect("127.0.0.1", port)
     c.loop_start()
     return c

@@ -44,6 +44,7 @@ class Up:
                     "FIELDKIT_WEB_HOST": "127.0.0.1", **(extra_env or {})}
         init = self.fieldkit("init", "--kit-id", kit_id, "--site", "demo")
         assert init.returncode == 0, init.stderr
+        self.lead_pin = next(line.split()[1] for line in init.stdout.splitlines() if line.split()[:1] == ["lead"])
         self.log_path = tmp_path / "up.log"
         cmd = [sys.executable, "-m", "kit", "up", "--simulate", *args] + [a for s in SERVICES for a in ("--only", s)]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,
@@ -86,6 +87,20 @@ class Up:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+def _dashboard(kit: Up) -> str:
+    """The lead's dashboard as a browser gets it: sign in with the lead PIN (CSRF token and cookie), then /."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    page = opener.open(kit.url + "login", timeout=5).read().decode()
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"pin": kit.lead_pin, "csrf_token": token}).encode()
+    opener.open(kit.url + "login", data=form, timeout=5).read()
+    return opener.open(kit.url, timeout=5).read().decode()
 
 
 @pytest.fixture
@@ -155,6 +170,7 @@ def test_on_a_shared_broker_another_kit_with_the_same_id_never_turns_our_tiles_r
     assert h["services"]["cues"] == "ok" and h["services"]["web"] == "ok", h
     assert statuses[-1]["services"]["cues"] == "ok" and statuses[-1]["services"]["web"] == "ok"
     assert "another kit named" in kit.log()
+    assert f"another kit named {kit_id} is on this broker" in _dashboard(kit)
     other.loop_stop()
     other.disconnect()
 
