@@ -95,6 +95,7 @@ class Supervisor:
         self.broker_host, self.broker_port = config["mqtt.host"], config["mqtt.port"]
         self.broker_note = ""
         self.broker_starts = 0
+        self.broker_retry_at, self.broker_backoff = 0.0, 1.0
         self.names = [n for n in service_names() if not only or n in only]
         self.children = {n: Child(n) for n in self.names}
         self.broker: subprocess.Popen | None = None
@@ -156,11 +157,17 @@ class Supervisor:
         """Our private broker died: start it again on the same port, the services reconnect to it."""
         if self.broker is None or self.stopping or self.broker.poll() is None:
             return
+        if time.monotonic() < self.broker_retry_at:
+            return
         log.warning("event=broker_exited code=%s action=restart port=%s", self.broker.returncode, self.broker_port)
         try:
             self.start_broker(self.broker_host, self.broker_port)
+            self.broker_backoff = 1.0
         except SystemExit as e:
-            log.error("event=broker_restart_failed port=%s reason=%s", self.broker_port, e)
+            log.error("event=broker_restart_failed port=%s reason=%s retry_in=%.0fs", self.broker_port, e,
+                      self.broker_backoff)
+            self.broker_retry_at = time.monotonic() + self.broker_backoff
+            self.broker_backoff = min(self.broker_backoff * 2, MAX_BACKOFF_SECONDS)
 
     # -- children --------------------------------------------------------------------------------
     def start_child(self, child: Child) -> None:
