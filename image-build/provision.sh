@@ -94,7 +94,10 @@ for doc in appliance.md flash-and-boot.md; do
 done
 
 # --- state, settings -------------------------------------------------------------------------------
-install -d -m 0750 -o fieldkit -g fieldkit "$DATA"
+# 0751: other users may only pass through, so Mosquitto (its own user) reaches its persistence in
+# $DATA/mosquitto; the files in it are 0640/0600 (UMask=0027) and the secrets folder 0700.
+install -d -m 0751 -o fieldkit -g fieldkit "$DATA"
+[ ! -d "$DATA/secrets" ] || chmod 0700 "$DATA/secrets"
 install -d -m 0755 /etc/fieldkit /etc/issue.d /boot/firmware
 [ -f /etc/fieldkit/kit.toml ] || install -m 0644 "$FILES/kit.toml" /etc/fieldkit/kit.toml
 [ -f /etc/default/fieldkit ] || install -m 0644 "$FILES/default-fieldkit" /etc/default/fieldkit

@@ -60,7 +60,7 @@ class Bus:
         self.health_topic = topics.health(kit_id, client_name)
         if will:
             self.client.will_set(self.health_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=15)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)  # back within ~2 s of a broker restart
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -111,7 +111,9 @@ class Bus:
             self.client.subscribe(pattern, qos)
 
     def publish_health(self, state: str = "ok", **detail: Any) -> None:
-        payload = {"state": state, "pid": os.getpid(), "since": time.time(), **detail}
+        from kit.startid import start_id  # tells this run's health from a retained one of another run or kit
+
+        payload = {"state": state, "pid": os.getpid(), "since": time.time(), "start_id": start_id(), **detail}
         self.publish(self.health_topic, payload, retain=True, qos=1)
 
     def request(self, feature: str, name: str, payload: dict, timeout: float = 5.0) -> dict | None:

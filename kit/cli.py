@@ -69,7 +69,9 @@ def get_config() -> Config:
     ctx = click.get_current_context()
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
-        obj["config"] = load_config()
+        from kit.supervisor import with_recorded_broker
+
+        obj["config"] = with_recorded_broker(load_config())  # a running `fieldkit up`'s private broker
     return obj["config"]
 
 
@@ -367,10 +369,13 @@ def run_cmd(service: str) -> None:
 @cli.command("up")
 @click.option("--simulate", is_flag=True, help="Use the simulated backend of every device.")
 @click.option("--only", multiple=True, help="Run only these services (repeatable).")
-def up_cmd(simulate: bool, only: tuple[str, ...]) -> None:
+@click.option("--existing-broker", is_flag=True,
+              help="Use the broker at mqtt.host:mqtt.port instead of a private one on a free port.")
+def up_cmd(simulate: bool, only: tuple[str, ...], existing_broker: bool) -> None:
     """Run every service under one supervisor (laptop or demo), with a private broker if needed.
 
-    Stops everything on Ctrl-C.
+    With FIELDKIT_HOME set and no mqtt.port given, the broker is a private one on a free port
+    (recorded in the data dir, so `cues fire`, `sync now`, ... find it). Stops everything on Ctrl-C.
 
     \b
     Example:
@@ -379,9 +384,9 @@ def up_cmd(simulate: bool, only: tuple[str, ...]) -> None:
     from kit.logs import setup_logging
     from kit.supervisor import Supervisor
 
-    config = get_config()
+    config = load_config()  # not a recorded broker: this command decides which broker to use
     setup_logging(config["service.log_level"], "up")
-    sys.exit(Supervisor(config, simulate=simulate, only=list(only)).run())
+    sys.exit(Supervisor(config, simulate=simulate, only=list(only), existing_broker=existing_broker).run())
 
 
 @cli.command("doctor")
@@ -395,7 +400,11 @@ def doctor_cmd(as_json: bool) -> None:
     """
     from kit.doctor import print_checks, run_checks
 
-    checks = run_checks()
+    try:
+        config = get_config()
+    except ConfigError:
+        config = None  # run_checks reports the broken file as a check
+    checks = run_checks(config)
     if as_json:
         click.echo(json.dumps([c.as_dict() for c in checks], indent=2))
     else:
@@ -443,7 +452,14 @@ def _add_feature_commands() -> None:
             cli.add_command(resolve(command))
 
 
+# Data files made by the CLI or `fieldkit up` are not world-readable, as under the units' UMask=0027.
+UMASK = 0o027
+
+
 def main() -> None:
+    import os
+
+    os.umask(UMASK)
     try:
         cli(prog_name="fieldkit")
     except ConfigError as e:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("fieldkit.db")
+DATA_FILE_MODE = 0o640  # the service user and its group; nobody else
 
 
 class DatabaseBusy(Exception):
@@ -45,8 +46,11 @@ class Database:
     def connect(self) -> sqlite3.Connection:
         """A new connection (autocommit; transactions are explicit)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000)
         conn.row_factory = sqlite3.Row
+        if new and self.path.exists():  # sales and admissions: never readable by other users (WAL/SHM follow)
+            os.chmod(self.path, DATA_FILE_MODE)
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
@@ -116,7 +120,7 @@ class DatabaseLock:
     def _open(self) -> int:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, DATA_FILE_MODE)
         return self._fd
 
     def shared(self) -> None:

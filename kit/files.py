@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 
-def write_durably(path: Path | str, data: bytes | str, mode: int = 0o644) -> Path:
+def write_durably(path: Path | str, data: bytes | str, mode: int = 0o640) -> Path:
     """Write ``data`` to ``path`` atomically and durably.
 
     A temp file is written and fsynced, renamed over ``path``, and the directory is fsynced too:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from kit.config import ConfigError, load_config, update_toml_file
 from kit.db import DatabaseLock, all_migration_sets, apply_migrations
@@ -33,7 +34,7 @@ def init_kit(
         raise ConfigError(f"{data}: the data dir is not writable; fix its owner (chown fieldkit) or set FIELDKIT_HOME") from None
     except (FileExistsError, NotADirectoryError):
         raise ConfigError(f"{data}: the data dir is a file, not a directory; move it away or set FIELDKIT_DATA_DIR") from None
-    os.chmod(data, 0o750)
+    secure_data_dir(data)
     lock = DatabaseLock(config.db_path)
     lock.exclusive()
     try:
@@ -54,6 +55,34 @@ def init_kit(
     finally:
         lock.release()
     secrets = Secrets(config.secrets_dir)
-    if secrets.exists() and not force:
-        return None
-    return secrets.create(force=force)
+    try:
+        if secrets.exists() and not force:
+            return None
+        return secrets.create(force=force)
+    finally:
+        secure_data_dir(data)
+
+
+DATA_DIR_MODE = 0o751  # others may only pass through: Mosquitto (its own user) keeps persistence in <data>/mosquitto
+DATABASE_NAMES = ("kit.db", "kit.db-wal", "kit.db-shm", "kit.db.lock", "hq.db", "hq.db-wal", "hq.db-shm")
+
+
+def secure_data_dir(data: Path) -> None:
+    """Modes a local user cannot read through: data dir 0751, secrets 0700 (files 0600), databases 0640.
+
+    The units run with UMask=0027 and the CLI sets the same umask, so new files are 0640 anyway; this
+    also repairs a data dir made by an older version (0644 databases, a 0755 secrets folder).
+    """
+    if not data.is_dir():
+        return
+    os.chmod(data, DATA_DIR_MODE)
+    secrets_dir = data / "secrets"
+    if secrets_dir.is_dir():
+        os.chmod(secrets_dir, 0o700)
+        for f in secrets_dir.iterdir():
+            if f.is_file() and not f.is_symlink():
+                os.chmod(f, 0o600)
+    for name in DATABASE_NAMES:
+        f = data / name
+        if f.is_file() and not f.is_symlink():
+            os.chmod(f, 0o640)

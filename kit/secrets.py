@@ -25,6 +25,7 @@ class SecretsError(Exception):
 
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.chmod(0o700)  # also when something else made the folder first (mkdir's mode was ignored then)
     write_durably(path, text, mode=0o600)
 
 

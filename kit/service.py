@@ -60,7 +60,9 @@ def open_database(config: Config) -> Database:
 
 
 def make_context(name: str, config: Config, bus: Bus | None = None) -> ServiceContext:
-    clock = KitClock(config.data_dir, config["kit.clock_assume_synced"], config["kit.clock_method"])
+    # Simulating (a laptop demo): a lead's clock correction is kept by the kit, never set on the host.
+    method = "offset" if config.simulate and not config["kit.simulate_host_actions"] else config["kit.clock_method"]
+    clock = KitClock(config.data_dir, config["kit.clock_assume_synced"], method)
     return ServiceContext(
         name=name,
         config=config,

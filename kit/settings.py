@@ -43,6 +43,8 @@ SETTINGS = [
     Setting("kit.timezone", "UTC", "IANA time zone for what people see and for schedules, e.g. Europe/Berlin."),
     Setting("kit.currency", "EUR", "ISO 4217 currency code for prices and money."),
     Setting("kit.simulate", False, "Use the simulated backend of every device (demo, rehearsal, tests)."),
+    Setting("kit.simulate_host_actions", False, "When simulating, still run what changes the host (power off, "
+            "timedatectl, nmcli); only for tests and rehearsals with stand-ins. Otherwise logged as 'would run'."),
     Setting("kit.clock_assume_synced", False, "Trust the wall clock even when the kernel says it is not synchronised."),
     Setting("kit.clock_method", "auto", "How a lead's clock correction is applied: timedated, offset or auto.",
             choices=("auto", "timedated", "offset")),

@@ -1,11 +1,15 @@
 """``fieldkit up``: every service as a child process, as systemd would run them on the appliance.
 
-Starts a private Mosquitto when none answers at the configured address, restarts a child that
-dies (with backoff), prints the URL and how to sign in, and stops everything on Ctrl-C / SIGTERM.
+On a development machine (``FIELDKIT_HOME`` set, no ``mqtt.port`` given) it starts a private
+Mosquitto on a free port, so a demo never joins another kit's broker, and records that port in
+``<data>/broker.json`` for the CLI. Otherwise it uses the configured broker, starting one there when
+none answers. It restarts the private broker and any child that dies (with backoff), prints the URL
+and how to sign in, and stops everything on Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -15,16 +19,50 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from kit.appliance.broker import MESSAGE_SIZE_LIMIT
 from kit.config import Config
 from kit.db import DatabaseLock, all_migration_sets, apply_migrations
+from kit.files import write_durably
 from kit.runners import service_names
 from kit.secrets import Secrets
 from kit.service import open_database
-from kit.testing import mosquitto_binary, port_open, wait_for
+from kit.testing import free_port, mosquitto_binary, port_open, wait_for
 
 log = logging.getLogger("fieldkit.supervisor")
 MAX_BACKOFF_SECONDS = 30
 HEALTHY_AFTER_SECONDS = 30  # a child that ran this long has its backoff reset
+BROKER_FILE = "broker.json"  # under the data dir: where `fieldkit up`'s broker listens, for the CLI
+
+
+def broker_conf(host: str, port: int, workdir) -> str:
+    # Started as root, Mosquitto would drop to its own user, who cannot enter a private FIELDKIT_HOME
+    # (0750) to keep its log and persistence: the private broker stays with whoever ran `fieldkit up`.
+    user = "user root\n" if os.geteuid() == 0 else ""
+    return (f"# written by fieldkit up\n{user}listener {port} {host}\nallow_anonymous true\n"
+            f"message_size_limit {MESSAGE_SIZE_LIMIT}\n"
+            f"persistence true\npersistence_location {workdir}/\nautosave_interval 30\n"
+            f"log_dest file {workdir}/mosquitto.log\n")
+
+
+def recorded_broker(config: Config) -> tuple[str, int] | None:
+    """The broker a running `fieldkit up` of this FIELDKIT_HOME uses, if one runs."""
+    try:
+        rec = json.loads((config.data_dir / BROKER_FILE).read_text())
+        host, port, pid = str(rec["host"]), int(rec["port"]), int(rec["pid"])
+        os.kill(pid, 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return host, port
+
+
+def with_recorded_broker(config: Config) -> Config:
+    """On a development machine, point the CLI at the broker `fieldkit up` started (unless told otherwise)."""
+    if config.paths.home is None or config.sources.get("mqtt.port") != "default":
+        return config
+    found = recorded_broker(config)
+    if found is None:
+        return config
+    return config.with_values(mqtt__host=found[0], mqtt__port=found[1])
 
 
 @dataclass
@@ -49,9 +87,15 @@ def lan_address() -> str:
 
 
 class Supervisor:
-    def __init__(self, config: Config, simulate: bool = False, only: list[str] | None = None):
+    def __init__(self, config: Config, simulate: bool = False, only: list[str] | None = None,
+                 existing_broker: bool = False):
         self.config = config
         self.simulate = simulate
+        self.existing_broker = existing_broker
+        self.broker_host, self.broker_port = config["mqtt.host"], config["mqtt.port"]
+        self.broker_note = ""
+        self.broker_starts = 0
+        self.broker_retry_at, self.broker_backoff = 0.0, 1.0
         self.names = [n for n in service_names() if not only or n in only]
         self.children = {n: Child(n) for n in self.names}
         self.broker: subprocess.Popen | None = None
@@ -61,33 +105,69 @@ class Supervisor:
             self.env["FIELDKIT_KIT_SIMULATE"] = "1"
 
     # -- broker ----------------------------------------------------------------------------------
+    def private_wanted(self) -> bool:
+        """A development machine gets a broker of its own unless told which one to use."""
+        told = self.existing_broker or self.config.sources.get("mqtt.port") != "default"
+        return self.config.paths.home is not None and not told
+
     def ensure_broker(self) -> None:
         host, port = self.config["mqtt.host"], self.config["mqtt.port"]
-        if port_open(host, port, timeout=0.5):
+        if self.private_wanted():
+            port = free_port()
+        elif port_open(host, port, timeout=0.5):
             log.info("event=broker_found host=%s port=%s", host, port)
+            self._use_broker(host, port, f"the existing broker at {host}:{port}")
             return
-        if not self.config["supervisor.start_broker"]:
+        elif self.existing_broker:
+            raise SystemExit(f"error: no MQTT broker answers at {host}:{port} (--existing-broker was given)")
+        elif not self.config["supervisor.start_broker"]:
             raise SystemExit(f"no MQTT broker at {host}:{port} and supervisor.start_broker is off")
+        self.start_broker(host, port)
+        self._use_broker(host, port, f"a private broker on {host}:{port} (started by fieldkit up)")
+
+    def _use_broker(self, host: str, port: int, note: str) -> None:
+        self.broker_host, self.broker_port, self.broker_note = host, port, note
+        self.env["FIELDKIT_MQTT_HOST"], self.env["FIELDKIT_MQTT_PORT"] = host, str(port)
+        write_durably(self.config.data_dir / BROKER_FILE,
+                      json.dumps({"host": host, "port": port, "pid": os.getpid(), "private": self.broker is not None}),
+                      mode=0o640)
+
+    def start_broker(self, host: str, port: int) -> None:
         workdir = self.config.data_dir / "mosquitto"
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o750)
         conf = workdir / "mosquitto.conf"
-        conf.write_text(
-            f"# written by fieldkit up\nlistener {port} {host}\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {workdir}/\nlog_dest file {workdir}/mosquitto.log\n"
-        )
+        conf.write_text(broker_conf(host, port, workdir))
         try:
             binary = mosquitto_binary()
         except RuntimeError as e:
             raise SystemExit(f"error: {e}") from None
-        self.broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       start_new_session=True)
+        self.broker_starts += 1
         try:
-            wait_for(lambda: port_open(host, port) or self.broker.poll() is not None, 10, what="mosquitto")
+            wait_for(lambda: port_open(host, port) or self.broker.poll() is not None, 10, interval=0.02, what="mosquitto")
         except TimeoutError:
             pass
         if self.broker.poll() is not None or not port_open(host, port):
             err = self.broker.stderr.read().decode(errors="replace") if self.broker.stderr else ""
             raise SystemExit(f"error: could not start mosquitto on {host}:{port}: {err.strip()}")
         log.info("event=broker_started host=%s port=%s pid=%s", host, port, self.broker.pid)
+
+    def watch_broker(self) -> None:
+        """Our private broker died: start it again on the same port, the services reconnect to it."""
+        if self.broker is None or self.stopping or self.broker.poll() is None:
+            return
+        if time.monotonic() < self.broker_retry_at:
+            return
+        log.warning("event=broker_exited code=%s action=restart port=%s", self.broker.returncode, self.broker_port)
+        try:
+            self.start_broker(self.broker_host, self.broker_port)
+            self.broker_backoff = 1.0
+        except SystemExit as e:
+            log.error("event=broker_restart_failed port=%s reason=%s retry_in=%.0fs", self.broker_port, e,
+                      self.broker_backoff)
+            self.broker_retry_at = time.monotonic() + self.broker_backoff
+            self.broker_backoff = min(self.broker_backoff * 2, MAX_BACKOFF_SECONDS)
 
     # -- children --------------------------------------------------------------------------------
     def start_child(self, child: Child) -> None:
@@ -128,6 +208,7 @@ class Supervisor:
                 log.warning("event=child_killed pid=%s", p.pid)
                 p.kill()
                 p.wait()
+        (self.config.data_dir / BROKER_FILE).unlink(missing_ok=True)
         if self.broker and self.broker.poll() is None:
             self.broker.terminate()
             try:
@@ -145,6 +226,9 @@ class Supervisor:
             lock.release()
         if not Secrets(self.config.secrets_dir).exists():
             raise SystemExit("error: this kit has no PINs yet; run `fieldkit init` first")
+        from kit.initkit import secure_data_dir
+
+        secure_data_dir(self.config.data_dir)
 
     def banner(self) -> str:
         port = self.config["web.port"]
@@ -160,6 +244,8 @@ class Supervisor:
             lines.append(f"  (phones on this network: http://{lan_address()}:{port}/)")
         lead = Secrets(self.config.secrets_dir).initial_lead_pin()
         lines.append(f"  Sign in with a staff PIN{f' (lead PIN: {lead})' if lead else ''}; PINs were printed by `fieldkit init`.")
+        if self.broker_note:
+            lines.append(f"  MQTT: {self.broker_note}")
         lines.append("  Stop with Ctrl-C.")
         return "\n".join(lines) + "\n"
 
@@ -177,6 +263,7 @@ class Supervisor:
         print(self.banner(), flush=True)
         try:
             while not self.stopping:
+                self.watch_broker()
                 self.reap()
                 time.sleep(0.2)
         finally:

@@ -151,8 +151,19 @@ class PowerService:
         except sqlite3.Error as e:
             log.error("event=ledger_write_failed type=%s error=%s", event_type, e)
 
+    def simulating(self) -> bool:
+        """A simulated battery must never switch off the laptop running a demo."""
+        c = self.ctx.config
+        return (c.simulate or self.sources.kind == "sim") and not c["kit.simulate_host_actions"]
+
     def shut_down(self, payload: dict) -> None:
         command = self.ctx.config["power.shutdown_command"]
+        if self.simulating():
+            log.warning("event=shutdown_simulated reason=simulation detail=%r", f"would run: {command}")
+            self._record("power.shutdown_simulated", {**payload, "command": command})
+            self.shutdown_problem = f"battery critical (simulated) — would run: {command} (not run under simulation)"
+            self._health()
+            return
         self._record("power.shutdown", {**payload, "command": command})
         try:
             self.history.flush()

@@ -35,7 +35,8 @@ def recent_events(limit: int = 8) -> list[dict]:
         payload = json.loads(r["payload"])
         when = datetime.fromisoformat(r["wall_time"]).astimezone(ctx.config.tz)
         level = payload.get("level", "")
-        what = {"power.shutdown": "shut down", "power.shutdown_failed": "shutdown command failed"}.get(
+        what = {"power.shutdown": "shut down", "power.shutdown_failed": "shutdown command failed",
+                "power.shutdown_simulated": f"would run: {payload.get('command', '')} (simulation)"}.get(
             r["type"], {"warning": "battery low", "critical": "battery critical", "ok": "battery recovered"}.get(level, level))
         out.append({"when": when.strftime("%a %H:%M:%S"), "what": what, "soc": payload.get("soc_percent"),
                     "voltage": payload.get("voltage")})

@@ -83,6 +83,7 @@ def apply_timezone(tz: str, etc: Path) -> bool:
     tmp.symlink_to(zone)
     os.replace(tmp, localtime)
     (etc / "timezone").write_text(tz + "\n")
+    (etc / "timezone").chmod(0o644)  # every user reads it; the boot runs under the kit's umask 0027
     return True
 
 

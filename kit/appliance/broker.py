@@ -17,6 +17,11 @@ from pathlib import Path
 from kit.config import Config
 
 SITE_USER = "site"
+# Mosquitto drops a publish with a bigger payload before any service (or the site bridge) sees it.
+# A site message is one event (a few hundred bytes); nothing the kit sends comes near 1 MiB, and a
+# hostile 10 MB body never reaches a parser. Mosquitto 2.0 (Debian bookworm: 2.0.11) keeps this option
+# (max_packet_size would disconnect the sender instead of dropping the message).
+MESSAGE_SIZE_LIMIT = 1024 * 1024
 
 
 class BrokerConfigError(Exception):
@@ -43,6 +48,7 @@ def render_conf(config: Config, files: BrokerFiles) -> str:
     lines = [
         "# Written by `fieldkit appliance boot` from fieldkit.toml at every boot: edit fieldkit.toml instead.",
         "per_listener_settings true",
+        f"message_size_limit {MESSAGE_SIZE_LIMIT}",
     ]
     if files.persistence_dir is not None:
         lines += ["persistence true", f"persistence_location {files.persistence_dir}/", "autosave_interval 30"]

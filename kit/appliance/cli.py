@@ -15,7 +15,9 @@ def _config():
     ctx = click.get_current_context()
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
-        obj["config"] = load_config()
+        from kit.supervisor import with_recorded_broker
+
+        obj["config"] = with_recorded_broker(load_config())  # a laptop's `fieldkit up` broker, if one runs
     return obj["config"]
 
 

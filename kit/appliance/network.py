@@ -92,12 +92,17 @@ class NetworkStatus:
 class Nmcli:
     """Runs ``nmcli``; the binary is looked up on PATH (tests put a recording stand-in there)."""
 
-    def __init__(self, binary: str = "nmcli", timeout: float = 90.0):
+    def __init__(self, binary: str = "nmcli", timeout: float = 90.0, dry_run: bool = False):
         self.binary = binary
         self.timeout = timeout
+        self.dry_run = dry_run  # simulating on a laptop: read the network, never change it
 
     def run(self, *args: str, check: bool = True) -> str:
         cmd = [self.binary, *args]
+        if self.dry_run and changes_network(args):
+            log.warning("event=host_action_skipped reason=simulation detail=%r",
+                        f"would run: nmcli {' '.join(_redact(args))}")
+            return ""
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout, env=os.environ.copy())
         except FileNotFoundError:
@@ -120,6 +125,20 @@ class Nmcli:
             if len(parts) >= 4:
                 devices.append(Device(parts[0], parts[1], parts[2], parts[3]))
         return devices
+
+
+NMCLI_OBJECTS = ("connection", "con", "c", "device", "dev", "d", "radio", "r", "general", "g", "networking", "n")
+
+
+def changes_network(args: tuple[str, ...]) -> bool:
+    """Does this nmcli command change something (up, down, add, modify, radio on...), or only read?"""
+    words = [a for a in args if not a.startswith("-")]
+    for i, word in enumerate(words):
+        if word in NMCLI_OBJECTS:
+            verb = words[i + 1] if i + 1 < len(words) else ""
+            return verb not in ("", "show", "status", "s", "list", "wifi") or (verb == "wifi" and i + 2 < len(words)
+                                                                               and words[i + 2] != "list")
+    return True
 
 
 def _redact(args: tuple[str, ...]) -> list[str]:

@@ -25,7 +25,9 @@ def _switch() -> OnlineSwitch:
     switch = current_app.extensions.get("fieldkit-online")
     if switch is None:
         ctx = kit()
-        switch = OnlineSwitch(ctx.config, ctx.bus, current_app.extensions.get("fieldkit-nmcli") or Nmcli(timeout=20))
+        dry_run = ctx.config.simulate and not ctx.config["kit.simulate_host_actions"]  # a demo laptop's Wi-Fi
+        nm = current_app.extensions.get("fieldkit-nmcli") or Nmcli(timeout=20, dry_run=dry_run)
+        switch = OnlineSwitch(ctx.config, ctx.bus, nm)
         current_app.extensions["fieldkit-online"] = switch
     return switch
 

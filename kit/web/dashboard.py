@@ -12,6 +12,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request
 
 from kit import topics
 from kit.documents import DocumentError, current_documents, document_kinds, import_document
+from kit.startid import is_running
 from kit.web.auth import current_role, require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
@@ -28,9 +29,21 @@ def service_health() -> dict[str, dict]:
     out = {}
     from kit.runners import service_names
 
+    status = latest.get("status") if isinstance(latest.get("status"), dict) else {}
+    # The status service sets aside other kits' and earlier runs' retained health (kit/status.py).
+    trusted = status.get("services") if is_running(status.get("start_id")) else None
     for name in service_names():
         out[name] = latest.get(f"{name}/health", {"state": "unknown"})
+        if isinstance(trusted, dict) and trusted.get(name, out[name].get("state")) != out[name].get("state"):
+            out[name] = {"state": str(trusted[name])}
     return out
+
+
+def status_reasons() -> list[str]:
+    """What the status service says is wrong with the kit as a whole (e.g. another kit with our id)."""
+    status = kit().bus.hub.latest().get("status")
+    reasons = status.get("reasons") if isinstance(status, dict) else None
+    return [str(r)[:300] for r in reasons[:3]] if isinstance(reasons, list) else []
 
 
 @bp.route("/")
@@ -68,7 +81,7 @@ def dashboard():
     services, documents, clock = service_health(), current_documents(ctx.db), ctx.clock.status().as_dict()
     clock["local"] = ctx.clock.now().astimezone(ctx.config.tz).strftime("%a %d %b %H:%M")
     return render_template("kit/dashboard.html", services=services, clock=clock, documents=documents,
-                           problems=readiness(services, documents, clock),
+                           problems=readiness(services, documents, clock) + status_reasons(),
                            event=ctx.config["kit.event"] or ctx.config.site, timezone=ctx.config["kit.timezone"])
 
 

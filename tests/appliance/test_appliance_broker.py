@@ -155,3 +155,94 @@ def test_turning_the_hub_off_removes_its_password_file(tmp_path):
     write_broker_config(plain, files)
     assert not files.password_file.exists() and not files.acl_file.exists()
     assert "password_file" not in files.conf.read_text()
+
+
+def test_the_appliance_broker_drops_a_10_mb_body_and_passes_100_kb(tmp_path, brokers):
+    config, files = kit_config(tmp_path, "sizes")
+    write_broker_config(config, files)
+    brokers.append(Broker(files.conf))
+    port = config["mqtt.port"]
+    brokers[-1].wait_port(port)
+    sizes: dict[str, int] = {}
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2)
+    sub.on_message = lambda cl, u, m: sizes.__setitem__(m.topic, len(m.payload))
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("fieldkit/#", qos=1)
+    sub.loop_start()
+    pub, _, connected = client(port)
+    try:
+        assert connected.wait(5)
+        wait_for(lambda: (pub.publish("fieldkit/probe", b"{}", qos=1), "fieldkit/probe" in sizes)[1], 5, 0.1,
+                 what="subscription active")
+        pub.publish("fieldkit/sizes/cues/cmd/fire", b"[" * (10 * 1024 * 1024), qos=1).wait_for_publish(20)
+        pub.publish("fieldkit/site/fair/checkin/sizes", b"x" * (100 * 1024), qos=1).wait_for_publish(5)
+        pub.publish("fieldkit/marker", b"{}", qos=1).wait_for_publish(5)
+        wait_for(lambda: "fieldkit/marker" in sizes, 10, what="the marker after both")
+        assert sizes.get("fieldkit/site/fair/checkin/sizes") == 100 * 1024
+        assert "fieldkit/sizes/cues/cmd/fire" not in sizes
+    finally:
+        for c in (sub, pub):
+            c.loop_stop()
+            c.disconnect()
+
+
+def test_mosquitto_as_its_own_user_keeps_its_persistence_under_the_private_data_dir(tmp_path):
+    """As on the appliance: Mosquitto starts as root, drops to user mosquitto, saves into <data>/mosquitto."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+
+    from kit.initkit import secure_data_dir
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: Mosquitto only changes to its own user when started as root (the appliance's case)")
+    pwd.getpwnam("mosquitto")  # the Debian package's user; missing means the package is not installed right
+    outer = Path(tempfile.mkdtemp(prefix="fk-persist-"))  # pytest's own temp dirs are closed to other users
+    try:
+        outer.chmod(0o755)
+        data = outer / "data"
+        data.mkdir()
+        (data / "secrets").mkdir()
+        secure_data_dir(data)
+        assert oct(data.stat().st_mode & 0o777) == "0o751"
+        config, _ = kit_config(tmp_path, "persist")
+        files = BrokerFiles(outer / "etc/conf.d/fieldkit.conf", outer / "etc/fieldkit.passwd",
+                            outer / "etc/fieldkit.acl", data / "mosquitto")
+        write_broker_config(config, files)
+        (outer / "etc").chmod(0o755)
+        main = outer / "etc/mosquitto.conf"
+        main.write_text(f"log_dest stderr\ninclude_dir {files.conf.parent}\n")  # no `user root`: it drops
+        port = config["mqtt.port"]
+
+        def start() -> subprocess.Popen:
+            proc = subprocess.Popen([mosquitto_binary(), "-c", str(main)], stderr=subprocess.PIPE)
+            wait_for(lambda: port_open("127.0.0.1", port) or proc.poll() is not None, 10, what="mosquitto")
+            assert proc.poll() is None, proc.stderr.read().decode()
+            return proc
+
+        proc = start()
+        pub, _, connected = client(port)
+        assert connected.wait(5)
+        pub.publish("fieldkit/persist/status", json.dumps({"state": "online"}), qos=1, retain=True).wait_for_publish(5)
+        pub.loop_stop()
+        pub.disconnect()
+        proc.terminate()
+        err = proc.communicate(timeout=10)[1].decode()
+        assert "Permission denied" not in err and "Error saving" not in err, err
+        saved = data / "mosquitto" / "mosquitto.db"
+        assert saved.exists() and saved.stat().st_uid == pwd.getpwnam("mosquitto").pw_uid
+        proc = start()
+        try:
+            sub, received, connected = client(port)
+            assert connected.wait(5)
+            sub.subscribe("fieldkit/persist/#", qos=1)
+            wait_for(lambda: received, 5, what="the retained message, restored from persistence")
+            assert received[0] == ("fieldkit/persist/status", {"state": "online"})
+            sub.loop_stop()
+            sub.disconnect()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    finally:
+        shutil.rmtree(outer, ignore_errors=True)

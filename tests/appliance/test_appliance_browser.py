@@ -13,7 +13,9 @@ pytestmark = pytest.mark.browser
 def test_go_online_without_hq_brings_the_hotspot_back_and_says_why(kit_factory, page, sign_in, nmcli):
     nmcli.set_state([{"name": "wlan0", "type": "wifi", "state": "connected", "connection": HOTSPOT}],
                     connections=[HOTSPOT, UPLINK])
-    kit = kit_factory(["web", "status", "sync"], extra_env={"FIELDKIT_NETWORK_UPLINK_SSID": "HomeWiFi"})
+    # The stand-in is the "host" network here: let the simulated kit drive it (a demo never would).
+    kit = kit_factory(["web", "status", "sync"], extra_env={"FIELDKIT_NETWORK_UPLINK_SSID": "HomeWiFi",
+                                                           "FIELDKIT_KIT_SIMULATE_HOST_ACTIONS": "1"})
     sign_in(page, kit, "lead", "/network")
     page.goto(kit.url + "network")
     assert "Hotspot on" in page.locator("#hotspot-line").inner_text()

@@ -17,6 +17,7 @@ from kit.web.app import create_app
 def uplink_env(kit_env, monkeypatch):
     monkeypatch.setenv("FIELDKIT_NETWORK_UPLINK_SSID", "HomeWiFi")
     monkeypatch.setenv("FIELDKIT_NETWORK_ONLINE_MINUTES", "1")
+    monkeypatch.setenv("FIELDKIT_KIT_SIMULATE_HOST_ACTIONS", "1")  # the nmcli stand-in is the "host" here
     return kit_env
 
 
@@ -108,3 +109,27 @@ def test_without_networkmanager_the_page_says_so(client, uplink_env, monkeypatch
     sign_in(client, uplink_env["pins"]["lead"])
     r = client.get("/api/v1/network")
     assert r.status_code == 503 and "network-manager" in r.json["error"]
+
+
+def test_go_online_under_simulation_reads_the_network_but_never_changes_it(client, uplink_env, nmcli, config, ctx,
+                                                                          caplog):
+    import logging
+
+    # A demo on a laptop: the Wi-Fi is the laptop's, not the kit's (uplink_env allowed it for the others).
+    ctx.config = ctx.config.with_values(kit__simulate_host_actions=False)
+    assert ctx.config.simulate
+    caplog.set_level(logging.WARNING, logger="fieldkit.appliance.network")
+    release = threading.Event()
+    release.set()
+    agent = SyncAgentStandin(config, nmcli, release)
+    try:
+        token = sign_in(client, uplink_env["pins"]["lead"])
+        assert client.post("/api/v1/network/online", json={}, headers={"X-CSRF-Token": token}).status_code == 202
+        wait_for(lambda: client.get("/api/v1/network").json["online"]["state"] in ("done", "error"), 15,
+                 what="the switch to finish")
+    finally:
+        agent.bus.stop(clean=False)
+    assert nmcli.calls, "the network was still read"
+    assert nmcli.changes() == [], "nmcli changed the host's network under simulation"
+    assert agent.radio_during_sync == [HOTSPOT]
+    assert any("would run: nmcli --wait 60 connection up" in r.getMessage() for r in caplog.records)

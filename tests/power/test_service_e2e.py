@@ -22,7 +22,7 @@ def power_env(kit_env, tmp_path):
     # a kit id of its own: retained messages of other tests on the shared broker cannot be mistaken for ours
     env = {**kit_env["env"], "FIELDKIT_KIT_ID": KIT, "FIELDKIT_POWER_SIM_INTERVAL": "0.1", "FIELDKIT_POWER_SIM_SEED": "5",
            "FIELDKIT_POWER_HOLD_SECONDS": "1.5", "FIELDKIT_POWER_PUBLISH_SECONDS": "0.5",
-           "FIELDKIT_POWER_SHUTDOWN_COMMAND": f"touch {flag}"}
+           "FIELDKIT_POWER_SHUTDOWN_COMMAND": f"touch {flag}", "FIELDKIT_KIT_SIMULATE_HOST_ACTIONS": "1"}
     return env, flag
 
 
@@ -125,7 +125,8 @@ def test_a_silent_source_is_published_as_unavailable_never_as_live(power_service
 def test_a_failing_shutdown_command_is_recorded_and_shown(power_service, db):
     service, ctx = power_service.service, power_service.ctx
     wait_for(lambda: service.snapshot.get("available"), 10, what="a live state")
-    ctx.config = ctx.config.with_values(power__shutdown_command="false")
+    ctx.config = ctx.config.with_values(power__shutdown_command="false",
+                                        kit__simulate_host_actions=True)
     service.shut_down({"level": "critical", "soc_percent": 3.0, "voltage": 11.3})
     types = [r["type"] for r in db.query("SELECT type FROM events WHERE type LIKE 'power.%' ORDER BY seq")]
     assert types == ["power.shutdown", "power.shutdown_failed"]
@@ -140,7 +141,8 @@ def test_a_locked_database_does_not_stop_the_shutdown(power_service, tmp_path):
 
     service, ctx = power_service.service, power_service.ctx
     flag = tmp_path / "off"
-    ctx.config = ctx.config.with_values(power__shutdown_command=f"touch {flag}")
+    ctx.config = ctx.config.with_values(power__shutdown_command=f"touch {flag}",
+                                        kit__simulate_host_actions=True)
     ctx.db = Database(ctx.db.path, busy_timeout_ms=100)
     other = sqlite3.connect(ctx.db.path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock and does not let go
