@@ -244,18 +244,17 @@ class SiteLink:
 
     def _answer_batch(self, feature: str) -> int:
         with self._lock:
-            after = self._answer_after.get(feature)
+            after = self._answer_after.pop(feature, None)
         if after is None:
             return 0
         batch = self._shared_after(self.channels[feature], after)
         self._publish(feature, batch)
         with self._lock:
-            # A request that arrived meanwhile may ask for earlier events: keep the lower mark.
-            current = self._answer_after.get(feature, after)
-            if len(batch) < BATCH and current >= after:
-                del self._answer_after[feature]
-            else:
-                self._answer_after[feature] = min(current, batch[-1]["seq"] if batch else after)
+            # The rest of this answer, and any request that arrived meanwhile: continue from the lower mark.
+            marks = [m for m in (self._answer_after.get(feature), batch[-1]["seq"] if len(batch) == BATCH else None)
+                     if m is not None]
+            if marks:
+                self._answer_after[feature] = min(marks)
                 self.wake.set()
         if batch:
             log.info("event=catchup_answered feature=%s events=%d after=%d", feature, len(batch), after)
