@@ -32,45 +32,22 @@ from typing import Any
 
 from kit import topics
 from kit.db import Database
-from kit.ledger import HLC_MAX, ClockAheadError, Ledger
+from kit.ledger import ClockAheadError, Ledger
+from kit.sitepeer import PeerEvent, PeerRefused, check_catchup, check_event
+
+__all__ = ["BATCH", "Channel", "PeerEvent", "PeerRefused", "SiteLink", "bridge_conf", "peer_cursors"]
 
 log = logging.getLogger("fieldkit.sitelink")
 
-MAX_EVENT_BYTES = 64 * 1024  # one shared event, as JSON
-MAX_SEQ = 1 << 53  # seqs stay exact in every JSON parser
-MAX_CATCHUP_CURSORS = 1000  # peers named in one catch-up request
-BATCH = 500  # events published per channel per pump when answering a catch-up
-KIT_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+BATCH = 500  # events published per channel per pump (new ones, or a catch-up answer); also stored per transaction
+MAX_INBOX = 5000  # validated peer events waiting for the service loop to store them
+MIN_CATCHUP_INTERVAL = 1.0  # seconds between two catch-up requests of one channel, however many gaps are seen
+# A gap seen while events still pour in (an answer under way) is asked about once they pause, or after
+# GAP_PATIENCE at the latest: asking with a cursor that lags what is in flight re-sends it all.
+QUIET = 0.5
+GAP_PATIENCE = 5.0
 FEATURE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-RESERVED_KITS = ("site",)  # fieldkit/site/# is the site tree
 RESERVED_FEATURES = ("catchup",)  # fieldkit/site/<site>/catchup/... is the link's own
-
-
-class PeerRefused(ValueError):
-    """A peer's message is not stored; ``reason`` is a short word for the log."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class PeerEvent:
-    """One event of another kit, validated by the link (fields) and by the channel (payload)."""
-
-    feature: str
-    origin_kit: str
-    seq: int
-    prev: int
-    id: str
-    type: str
-    hlc: int
-    payload: dict
-
-    def as_message(self) -> dict:
-        return {"origin_kit": self.origin_kit, "seq": self.seq, "prev": self.prev, "id": self.id, "type": self.type,
-                "hlc": self.hlc, "payload": self.payload}
 
 
 @dataclass
@@ -96,14 +73,6 @@ class Channel:
         if not self.types or not all(t.startswith(self.feature + ".") for t in self.types):
             raise ValueError(f"channel {self.feature}: shared types must be the feature's own ({self.feature}.*)")
         self.types = tuple(self.types)
-
-
-def valid_kit_id(value: object) -> bool:
-    return isinstance(value, str) and bool(KIT_RE.match(value)) and value not in RESERVED_KITS
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_SEQ
 
 
 def bridge_conf(site: str, kit: str, hub_host: str, hub_port: int, username: str = "", password: str = "") -> str:
@@ -141,7 +110,9 @@ class SiteLink:
         self._want_catchup: set[str] = set()
         self._answer_after: dict[str, int] = {}  # feature -> publish our events after this seq (catch-up)
         self._last_catchup: dict[str, float] = {}
+        self._last_arrival: dict[str, float] = {}
         self._publish_lock = threading.Lock()
+        self._inbox: list[PeerEvent] = []  # checked on the network thread, stored by pump()
         self._seen_connects = -1
         self.refused = 0
 
@@ -175,11 +146,13 @@ class SiteLink:
 
     # -- the service loop's part -------------------------------------------------------------------
     def pump(self) -> int:
-        """Publish what is pending, answer catch-up requests one batch at a time, ask when due.
+        """Store what peers sent, publish what is pending, answer catch-up one batch at a time, ask when due.
 
         Call it from the feature's service loop; returns the number of messages published. A busy
-        database defers the work to the next call (the ledger keeps everything).
+        database defers the work to the next call (the ledger keeps everything; catch-up brings back
+        what peers sent meanwhile).
         """
+        self.store_received()
         if not self.bus.is_connected:
             return 0
         if self.bus.connects != self._seen_connects:  # our own bus (re)connected: we may have missed events
@@ -191,8 +164,10 @@ class SiteLink:
             try:
                 sent += self.publish_pending(feature)
                 sent += self._answer_batch(feature)
-                due = now - self._last_catchup.get(feature, -1e9) >= channel.catchup_seconds
-                if due or self.wants_catchup(feature):
+                since = now - self._last_catchup.get(feature, -1e9)
+                settled = now - self._last_arrival.get(feature, -1e9) >= QUIET or since >= GAP_PATIENCE
+                if since >= channel.catchup_seconds or (self.wants_catchup(feature) and since >= MIN_CATCHUP_INTERVAL
+                                                        and settled):
                     self.request_catchup(feature)
                     self._last_catchup[feature] = now
             except sqlite3.Error as e:
@@ -272,141 +247,158 @@ class SiteLink:
         if requester == self.kit:
             return  # our own request, back from the broker
         try:
-            after = self._check_catchup(topic, feature, requester, msg)
+            if feature not in self.channels:
+                raise PeerRefused("unknown_feature")
+            after = check_catchup(msg, requester, self.kit)
         except PeerRefused as e:
-            self._refused(feature, requester, topic, e.reason, kind="catchup")
+            self._refused(feature, requester, topic, e.reason, detail=str(e), kind="catchup")
             return
         with self._lock:
             self._answer_after[feature] = min(self._answer_after.get(feature, after), after)
         self.wake.set()
 
-    def _check_catchup(self, topic: str, feature: str, requester: str, msg: dict) -> int:
-        if feature not in self.channels:
-            raise PeerRefused("unknown_feature")
-        _check_size(msg)
-        if not valid_kit_id(requester):
-            raise PeerRefused("bad_topic_kit")
-        if msg.get("from") != requester:
-            raise PeerRefused("from_mismatch", "the topic's kit must be the request's 'from'")
-        cursors = msg.get("cursors")
-        if not isinstance(cursors, dict) or len(cursors) > MAX_CATCHUP_CURSORS:
-            raise PeerRefused("bad_cursors")
-        after = cursors.get(self.kit, 0)
-        if not _is_count(after):
-            raise PeerRefused("bad_cursors", f"cursor for {self.kit} is {after!r:.40}")
-        return after
-
     # -- in --------------------------------------------------------------------------------------
     def on_peer_message(self, topic: str, msg: dict) -> None:
-        """The bus handler of ``fieldkit/site/<site>/<feature>/+``: validate, then store."""
+        """The bus handler of ``fieldkit/site/<site>/<feature>/+``: check now, store on the service loop.
+
+        Runs on the MQTT network thread, so it never waits for the database: a slow disk cannot stall
+        the bus, and many events arriving at once (a catch-up) are stored a batch per transaction.
+        """
         parts = topic.split("/")
         feature, topic_kit = (parts[-2], parts[-1]) if len(parts) >= 2 else ("?", "?")
         if topic_kit == self.kit:
             return  # our own event, back from the broker
-        self.receive(feature, msg, topic_kit=topic_kit, topic=topic)
+        event = self._checked(feature, msg, topic_kit, topic)
+        if event is None:
+            return
+        self._last_arrival[feature] = time.monotonic()
+        with self._lock:
+            full = len(self._inbox) >= MAX_INBOX
+            if full:
+                self._want_catchup.add(feature)  # the cursor stays behind it: catch-up brings it again
+            else:
+                self._inbox.append(event)
+        if full:
+            log.warning("event=peer_deferred feature=%s origin=%s seq=%d reason=inbox_full", feature,
+                        event.origin_kit, event.seq)
+        self.wake.set()
 
     def receive(self, feature: str, msg: dict, *, topic_kit: str | None = None, topic: str = "") -> bool:
-        """Validate and keep one peer message; True if it was new. Never raises for bad input."""
+        """Check and keep one peer message now; True if it was new. Never raises for bad input."""
+        event = self._checked(feature, msg, topic_kit, topic)
+        return bool(event and self._store_batch([event]))
+
+    def _checked(self, feature: str, msg: dict, topic_kit: str | None, topic: str) -> PeerEvent | None:
         origin = msg.get("origin_kit") if isinstance(msg, dict) else None
         try:
-            event = self.check(feature, msg, topic_kit=topic_kit)
-            return self._store(event)
+            return self.check(feature, msg, topic_kit=topic_kit)
         except PeerRefused as e:
             self._refused(feature, origin, topic, e.reason, detail=str(e))
-        except ClockAheadError as e:  # the clock moved between the check and the store; still refused
-            self._refused(feature, origin, topic, "hlc_ahead", detail=str(e))
-        except sqlite3.Error as e:  # busy database: not stored, the cursor stays, catch-up brings it again
-            log.warning("event=peer_store_deferred feature=%s origin=%r error=%r", feature, origin, str(e))
-            self.ask_catchup(feature)
-        except Exception:  # a bug in a feature's callback must not stop the bus's network thread
-            log.exception("event=peer_refused feature=%s origin=%r topic=%s reason=internal_error", feature, origin,
-                          topic)
+        except Exception:  # a bug in a feature's validator must not stop the bus's network thread
             self.refused += 1
-        return False
+            log.exception("event=peer_refused feature=%s origin=%r topic=%s reason=internal_error", feature,
+                          str(origin)[:40], topic[:200])
+        return None
 
     def check(self, feature: str, msg: dict, *, topic_kit: str | None = None) -> PeerEvent:
         """The PeerEvent in a peer's message, or PeerRefused saying what is wrong with it."""
         channel = self.channels.get(feature)
         if channel is None:
             raise PeerRefused("unknown_feature")
-        if not isinstance(msg, dict):
-            raise PeerRefused("not_an_object")
-        _check_size(msg)
-        origin = msg.get("origin_kit")
-        if not valid_kit_id(origin):
-            raise PeerRefused("bad_origin", f"{origin!r:.40}")
-        if topic_kit is not None and topic_kit != origin:
-            raise PeerRefused("origin_mismatch", "the topic's kit must be the message's origin_kit")
-        if origin == self.kit:
-            raise PeerRefused("own_kit", "a message in this kit's name from elsewhere")
-        seq, prev, hlc = msg.get("seq"), msg.get("prev"), msg.get("hlc")
-        if not (_is_count(seq) and _is_count(prev)) or prev >= seq:
-            raise PeerRefused("bad_seq", f"seq={seq!r:.30} prev={prev!r:.30}")
-        if not isinstance(hlc, int) or isinstance(hlc, bool) or not 0 <= hlc <= HLC_MAX:
-            raise PeerRefused("bad_hlc", f"{hlc!r:.40}")
-        ahead = self.ledger.clock_ahead_seconds(hlc)
-        if ahead > self.ledger.max_clock_ahead_seconds:
-            raise PeerRefused("hlc_ahead", f"peer clock {ahead:.0f} s ahead of ours (limit "
-                                           f"{self.ledger.max_clock_ahead_seconds:.0f} s): check both kits' clocks")
-        kind, event_id, payload = msg.get("type"), msg.get("id"), msg.get("payload")
-        if kind not in channel.types:
-            raise PeerRefused("bad_type", f"{kind!r:.60}")
-        if not isinstance(event_id, str) or not UUID_RE.match(event_id):
-            raise PeerRefused("bad_id", f"{event_id!r:.60}")
-        if not isinstance(payload, dict):
-            raise PeerRefused("bad_payload", "payload must be an object")
-        event = PeerEvent(feature, origin, seq, prev, event_id, kind, hlc, payload)
+        event = check_event(msg, feature, channel.types, own_kit=self.kit, ledger=self.ledger, topic_kit=topic_kit)
         why = channel.validate(event)
         if why:
-            raise PeerRefused(f"payload_{why}" if not why.startswith("payload") else why)
+            raise PeerRefused(why if why.startswith("payload") else f"payload_{why}")
         return event
 
-    def _store(self, event: PeerEvent) -> bool:
-        channel = self.channels[event.feature]
-        key = (event.feature, event.origin_kit)
+    def store_received(self) -> int:
+        """Store the peer events the network thread has checked, a batch per transaction; how many were new."""
+        stored = 0
+        while True:
+            with self._lock:
+                batch, self._inbox[:BATCH] = self._inbox[:BATCH], []
+            if not batch:
+                return stored
+            try:
+                stored += self._store_batch(batch)
+            except sqlite3.Error as e:  # busy database: not stored, cursors stay, catch-up brings them again
+                log.warning("event=peer_store_deferred events=%d error=%r", len(batch), str(e))
+                for feature in {e.feature for e in batch}:
+                    self.ask_catchup(feature)
+                return stored
+
+    def _store_batch(self, events: list[PeerEvent]) -> int:
+        """Keep events in one transaction, each in a savepoint so one refused by its feature drops alone."""
+        done: list[tuple[PeerEvent, Any]] = []
+        gaps: dict[tuple[str, str], tuple[int, int]] = {}
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT highest_seq FROM site_peer_cursor WHERE feature = ? AND origin_kit = ?",
-                               key).fetchone()
-            cursor = row[0] if row else 0
-            if event.seq <= cursor or conn.execute(
-                    "SELECT 1 FROM site_peer_pending WHERE feature = ? AND origin_kit = ? AND seq = ?",
-                    (*key, event.seq)).fetchone():
-                return False  # held already (a catch-up answer to another kit, a QoS 1 repeat)
-            result = channel.store(conn, event)
-            self.ledger.observe(conn, event.hlc)
-            conn.execute("INSERT INTO site_peer_pending (feature, origin_kit, seq, prev_seq) VALUES (?,?,?,?)",
-                         (*key, event.seq, event.prev))
-            while nxt := conn.execute(
-                    "SELECT seq FROM site_peer_pending WHERE feature = ? AND origin_kit = ? AND prev_seq = ? AND seq > ?"
-                    " ORDER BY seq LIMIT 1", (*key, cursor, cursor)).fetchone():
-                cursor = nxt[0]
-            conn.execute("DELETE FROM site_peer_pending WHERE feature = ? AND origin_kit = ? AND seq <= ?", (*key, cursor))
-            conn.execute("INSERT INTO site_peer_cursor (feature, origin_kit, highest_seq, last_seen) VALUES (?,?,?,?)"
-                         " ON CONFLICT(feature, origin_kit) DO UPDATE SET highest_seq = excluded.highest_seq,"
-                         " last_seen = excluded.last_seen", (*key, cursor, time.time()))
-        if cursor < event.seq:
-            log.info("event=peer_gap feature=%s origin=%s have=%d got=%d", event.feature, event.origin_kit, cursor,
-                     event.seq)
-            self.ask_catchup(event.feature)
-        if result and channel.after_store:
-            channel.after_store(event, result)
-        return bool(result)
+            for event in events:
+                conn.execute("SAVEPOINT peer_event")
+                try:
+                    result, cursor = self._store_one(conn, event)
+                except (PeerRefused, ClockAheadError) as e:
+                    conn.execute("ROLLBACK TO peer_event")
+                    self._refused(event.feature, event.origin_kit, "", getattr(e, "reason", "hlc_ahead"), str(e))
+                    continue
+                except sqlite3.Error:
+                    raise
+                except Exception:  # a bug in a feature's store: that event is not kept, the rest are
+                    conn.execute("ROLLBACK TO peer_event")
+                    self.refused += 1
+                    log.exception("event=peer_refused feature=%s origin=%s seq=%d reason=internal_error",
+                                  event.feature, event.origin_kit, event.seq)
+                    continue
+                finally:
+                    conn.execute("RELEASE peer_event")
+                if cursor is None:
+                    continue  # held already
+                key = (event.feature, event.origin_kit)
+                gaps[key] = (cursor, max(event.seq, gaps.get(key, (0, 0))[1]))
+                if result:
+                    done.append((event, result))
+        for (feature, origin), (cursor, got) in gaps.items():
+            if cursor < got:
+                log.info("event=peer_gap feature=%s origin=%s have=%d got=%d", feature, origin, cursor, got)
+                self.ask_catchup(feature)
+        for event, result in done:
+            after_store = self.channels[event.feature].after_store
+            if after_store:
+                try:
+                    after_store(event, result)
+                except Exception:
+                    log.exception("event=peer_after_store_failed feature=%s origin=%s seq=%d", event.feature,
+                                  event.origin_kit, event.seq)
+        return len(done)
+
+    def _store_one(self, conn: sqlite3.Connection, event: PeerEvent) -> tuple[Any, int | None]:
+        """(the channel's result, the peer's cursor now); cursor None when the event was held already."""
+        key = (event.feature, event.origin_kit)
+        row = conn.execute("SELECT highest_seq FROM site_peer_cursor WHERE feature = ? AND origin_kit = ?",
+                           key).fetchone()
+        cursor = row[0] if row else 0
+        if event.seq <= cursor or conn.execute(
+                "SELECT 1 FROM site_peer_pending WHERE feature = ? AND origin_kit = ? AND seq = ?",
+                (*key, event.seq)).fetchone():
+            return None, None  # held already (a catch-up answer to another kit, a QoS 1 repeat)
+        result = self.channels[event.feature].store(conn, event)
+        self.ledger.observe(conn, event.hlc)
+        conn.execute("INSERT INTO site_peer_pending (feature, origin_kit, seq, prev_seq) VALUES (?,?,?,?)",
+                     (*key, event.seq, event.prev))
+        while nxt := conn.execute(
+                "SELECT seq FROM site_peer_pending WHERE feature = ? AND origin_kit = ? AND prev_seq = ? AND seq > ?"
+                " ORDER BY seq LIMIT 1", (*key, cursor, cursor)).fetchone():
+            cursor = nxt[0]
+        conn.execute("DELETE FROM site_peer_pending WHERE feature = ? AND origin_kit = ? AND seq <= ?", (*key, cursor))
+        conn.execute("INSERT INTO site_peer_cursor (feature, origin_kit, highest_seq, last_seen) VALUES (?,?,?,?)"
+                     " ON CONFLICT(feature, origin_kit) DO UPDATE SET highest_seq = excluded.highest_seq,"
+                     " last_seen = excluded.last_seen", (*key, cursor, time.time()))
+        return result, cursor
 
     def _refused(self, feature: str, origin: object, topic: str, reason: str, detail: str = "",
                  kind: str = "event") -> None:
         self.refused += 1
         log.warning("event=peer_refused feature=%s origin=%r topic=%s kind=%s reason=%s detail=%r", feature,
                     str(origin)[:40] if origin is not None else None, topic[:200], kind, reason, detail[:200])
-
-
-def _check_size(msg: dict) -> None:
-    # The bus has parsed it already; re-encoding measures it (and refuses nesting too deep to encode).
-    try:
-        size = len(json.dumps(msg, separators=(",", ":")).encode())
-    except (ValueError, TypeError, RecursionError) as e:
-        raise PeerRefused("unencodable", type(e).__name__) from None
-    if size > MAX_EVENT_BYTES:
-        raise PeerRefused("too_large", f"{size} bytes, limit {MAX_EVENT_BYTES}")
 
 
 def _catchup_topic_parts(topic: str) -> tuple[str, str]:

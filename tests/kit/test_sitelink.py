@@ -67,6 +67,10 @@ class Kit:
         self.stopped = threading.Event()
         assert self.ctx.bus.start(wait=5)
         self.link.start()
+        # The broker handles one connection's packets in order: once a later subscription works, so do the link's.
+        probe, heard = f"fieldkit/{kit_id}/test/probe", threading.Event()
+        self.ctx.bus.subscribe(probe, lambda _t, _m: heard.set(), qos=1)
+        wait_for(lambda: self.ctx.bus.publish(probe, {}, qos=1) or heard.wait(0.2), 5, what="subscriptions active")
         self.thread = threading.Thread(target=self._pump, daemon=True)
         self.thread.start()
 
