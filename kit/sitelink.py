@@ -20,6 +20,7 @@ Peer events never enter this kit's ledger: the feature keeps them in its own pee
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -33,7 +34,7 @@ from typing import Any
 from kit import topics
 from kit.db import Database
 from kit.ledger import ClockAheadError, Ledger
-from kit.sitepeer import PeerEvent, PeerRefused, check_catchup, check_event
+from kit.sitepeer import MAX_EVENT_BYTES, PeerEvent, PeerRefused, check_catchup, check_event
 
 __all__ = ["BATCH", "Channel", "PeerEvent", "PeerRefused", "SiteLink", "bridge_conf", "peer_cursors"]
 
@@ -124,9 +125,11 @@ class SiteLink:
         return channel
 
     def start(self) -> None:
+        # A bus that can drop a body over the limit unread is given it; the link re-measures anyway.
+        limit = {"max_bytes": MAX_EVENT_BYTES} if "max_bytes" in inspect.signature(self.bus.subscribe).parameters else {}
         for feature in self.channels:
-            self.bus.subscribe(topics.site_events(self.site, feature, "+"), self.on_peer_message, qos=1)
-            self.bus.subscribe(topics.site_catchup(self.site, feature, "+"), self.on_catchup_request, qos=1)
+            self.bus.subscribe(topics.site_events(self.site, feature, "+"), self.on_peer_message, qos=1, **limit)
+            self.bus.subscribe(topics.site_catchup(self.site, feature, "+"), self.on_catchup_request, qos=1, **limit)
         # A bridge coming back up (Mosquitto announces it locally) is the moment to catch up.
         self.bus.subscribe("$SYS/broker/connection/+/state", self._on_bridge_state)
         self.ask_catchup()

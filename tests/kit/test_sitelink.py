@@ -24,7 +24,7 @@ from kit.core_migrations import CORE
 from kit.db import Database, MigrationSet, all_migration_sets, apply_migrations
 from kit.ledger import ClockAheadError, verify
 from kit.service import make_context
-from kit.sitelink import Channel, PeerEvent, SiteLink
+from kit.sitelink import Channel, PeerEvent, PeerRefused, SiteLink
 from kit.testing import wait_for
 from tests.checkin.conftest import kit_config, make_door
 
@@ -204,7 +204,6 @@ def test_every_hostile_peer_message_is_refused_and_nothing_is_stored(kits, mosqu
     memo, checkin = f"fieldkit/site/{site}/memo/evil", f"fieldkit/site/{site}/checkin/evil"
     scan = {"verdict": "admit", "ticket_key": "k1", "admitted": True}
     hostile = [
-        (memo, good(1, 0, now_hlc, payload={"text": "x" * 70_000})),  # over 64 KiB
         (memo, good(1, 0, now_hlc, origin_kit="site")),
         (f"fieldkit/site/{site}/memo/site", good(1, 0, now_hlc, origin_kit="site")),
         (memo, good(1, 0, now_hlc, origin_kit="e" * 33)),
@@ -241,17 +240,24 @@ def test_every_hostile_peer_message_is_refused_and_nothing_is_stored(kits, mosqu
     ]
     before = b.held()
     caplog.set_level(logging.WARNING, logger="fieldkit.sitelink")
-    publish_raw(mosquitto.port, [(memo, b"not json"), (memo, bytes(range(256)))]
-                + [(t, json.dumps(m)) for t, m in hostile])
-    wait_for(lambda: b.link.refused >= len(hostile), 10, what="every hostile message refused")
-    assert b.link.refused == len(hostile)
+    too_big = good(1, 0, now_hlc, payload={"text": "x" * 70_000})  # over 64 KiB: the bus or the link drops it
+    sentinel = good(1, 0, now_hlc, id="sentinel-last")  # refused too; once it is, every message before it is
+    publish_raw(mosquitto.port, [(memo, b"not json"), (memo, bytes(range(256))), (memo, json.dumps(too_big))]
+                + [(t, json.dumps(m)) for t, m in hostile] + [(memo, json.dumps(sentinel))])
+
+    def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "event=peer_refused" in r.getMessage()]
+
+    wait_for(lambda: any("sentinel-last" in line for line in refusals()), 10, what="every hostile message handled")
     assert b.held() == before, "a refused message stored something"
-    refusals = [r.getMessage() for r in caplog.records if "event=peer_refused" in r.getMessage()]
-    assert len(refusals) == len(hostile)
-    for reason in ("too_large", "bad_origin", "origin_mismatch", "bad_seq", "bad_hlc", "hlc_ahead",
+    counted = [line for line in refusals() if "reason=too_large " not in line and "sentinel-last" not in line]
+    assert len(counted) == len(hostile), counted
+    for reason in ("bad_origin", "origin_mismatch", "bad_seq", "bad_hlc", "hlc_ahead",
                    "bad_type", "bad_id", "bad_payload", "payload_text", "payload_ticket_key", "payload_admitted",
                    "payload_at", "payload_verdict", "payload_scan_event_id", "from_mismatch", "bad_cursors"):
-        assert any(f"reason={reason} " in line for line in refusals), reason
+        assert any(f"reason={reason} " in line for line in counted), reason
+    with pytest.raises(PeerRefused, match="too_large"):
+        b.link.check("memo", too_big, topic_kit="evil")
     # The kit keeps recording, its clock did not jump, and a well-formed peer is still heard.
     assert b.admit("AFTER0001")["verdict"] == "admit"
     last_hlc = b.db.scalar("SELECT MAX(hlc) FROM events")
