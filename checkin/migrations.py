@@ -1,7 +1,7 @@
 """The checkin feature's tables.
 
 Reference data (rebuilt by importers, left alone by ``ledger rebuild``): keys, tickets, revocations,
-ticket types, peer events and cursors. Projections of this kit's ledger (emptied and replayed by
+ticket types, peer events (the site link in kit/ keeps the cursors). Projections of this kit's ledger (emptied and replayed by
 ``ledger rebuild``): scans and the door state.
 """
 
@@ -108,6 +108,25 @@ CREATE TABLE checkin_site_outbox (
 );
 """
 
-MIGRATIONS = MigrationSet("checkin", [Migration("0001_checkin", SCHEMA)])
+
+
+def _move_to_site_link(conn) -> None:
+    """The per-peer cursors and the outbox mark move to the site link's tables (kit 0004_site_link), so an
+    upgraded kit neither asks its peers for everything again nor re-sends all its check-ins."""
+    conn.execute("INSERT OR IGNORE INTO site_peer_cursor (feature, origin_kit, highest_seq, last_seen)"
+                 " SELECT 'checkin', origin_kit, highest_seq, last_seen FROM checkin_peer_cursor")
+    conn.execute("INSERT OR IGNORE INTO site_outbox (feature, published_seq)"
+                 " SELECT 'checkin', published_seq FROM checkin_site_outbox")
+    # Events held above a cursor (a gap before them) wait for the gap in the link's table now.
+    conn.execute("INSERT OR IGNORE INTO site_peer_pending (feature, origin_kit, seq, prev_seq)"
+                 " SELECT 'checkin', p.origin_kit, p.origin_seq, p.prev_seq FROM checkin_peer_events p"
+                 " LEFT JOIN checkin_peer_cursor c ON c.origin_kit = p.origin_kit"
+                 " WHERE p.origin_seq > COALESCE(c.highest_seq, 0)")
+    conn.execute("DROP TABLE checkin_peer_cursor")
+    conn.execute("DROP TABLE checkin_site_outbox")
+
+
+MIGRATIONS = MigrationSet("checkin", [Migration("0001_checkin", SCHEMA),
+                                      Migration("0002_site_link", _move_to_site_link)])
 
 PROJECTION_TABLES = ["checkin_scans", "checkin_door_state"]

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import base64
 import logging
-import sqlite3
 import threading
 import time
 
 from checkin.events import DOUBLE, PREVIEW, SIMULATE, publish_scanned
-from checkin.peers import SiteLink
+from checkin.peers import checkin_channel
 from checkin.recorder import ScanRecorder
 from checkin.validate import DoorRules, KeyRing
 from kit import topics
 from kit.service import ServiceContext
+from kit.sitelink import SiteLink
 
 log = logging.getLogger("fieldkit.checkin.service")
 PREVIEW_INTERVAL = 0.5
@@ -35,9 +35,11 @@ class Door:
         self.recorder = ScanRecorder(ctx.db, ctx.ledger, self.rules, self.keyring)
         self.sources = sources
         self.feedback = feedback
-        self.link = SiteLink(ctx.db, ctx.ledger, self.rules, ctx.bus, ctx.config.site, on_double=self.on_double,
-                             on_stored=self.on_peer_event) \
-            if ctx.config["checkin.share"] else None
+        self.link: SiteLink | None = None
+        if ctx.config["checkin.share"]:
+            self.link = SiteLink(ctx.db, ctx.ledger, ctx.bus, ctx.config.site, self.rules.kit)
+            self.link.register(checkin_channel(self.rules, catchup_seconds=float(ctx.config["checkin.catchup_seconds"]),
+                                               on_double=self.on_double, on_stored=self.on_peer_event))
         self._lock = threading.Lock()
 
     def on_code(self, payload: str, source: str) -> dict | None:
@@ -140,8 +142,7 @@ def run(ctx: ServiceContext) -> None:
     for source in sources:
         source.start(door.on_code)
     ctx.door = door  # type: ignore[attr-defined]  # tests and the bench reach the running door through ctx
-    catchup_every = float(ctx.config["checkin.catchup_seconds"])
-    last_catchup = last_preview = 0.0
+    last_preview = 0.0
     last_health: tuple[str, str] | None = None
     log.info("event=checkin_started door=%s sources=%s share=%s", door.rules.door, [s.name for s in sources],
              bool(door.link))
@@ -150,15 +151,8 @@ def run(ctx: ServiceContext) -> None:
             ctx.beat()
             now = time.monotonic()
             if door.link:
-                try:
-                    door.link.publish_pending()
-                    if door.link.want_catchup.is_set() or now - last_catchup >= catchup_every:
-                        door.link.request_catchup()
-                        last_catchup = now
-                except sqlite3.Error as e:  # a busy or locked database: the ledger keeps it, try again
-                    log.warning("event=site_share_deferred error=%r", str(e))
-                door.link.wake.wait(0.1)
-                door.link.wake.clear()
+                door.link.pump()  # a busy database defers sharing to the next turn: the ledger keeps it
+                door.link.wait(0.1)
             else:
                 ctx.stopping.wait(0.1)
             if ctx.config["checkin.preview"] and now - last_preview >= PREVIEW_INTERVAL:

@@ -9,6 +9,7 @@ import sqlite3
 import time
 
 from checkin.validate import DoorRules, colour
+from kit.sitelink import peer_cursors
 
 ADMIT_SQL = """
 SELECT ticket_key, ticket_type, at, door, ? AS kit, event_id, hlc FROM checkin_scans
@@ -79,8 +80,7 @@ def stats(conn: sqlite3.Connection, rules: DoorRules, now: float | None = None) 
         "exits": exits,
         "rehearsal_scans": rehearsal,
         "double_admissions": double_admissions(conn, rules),
-        "peers": [dict(r) for r in conn.execute(
-            "SELECT origin_kit AS kit, highest_seq, last_seen FROM checkin_peer_cursor ORDER BY origin_kit")],
+        "peers": peer_cursors(conn, "checkin"),
     }
 
 

@@ -1,4 +1,4 @@
-"""The core's own tables: the ledger, reference documents, sign-in throttling."""
+"""The core's own tables: the ledger, reference documents, sign-in throttling, the site link."""
 
 from kit.db import Migration, MigrationSet
 from kit.ledger import SCHEMA as LEDGER_SCHEMA
@@ -24,5 +24,27 @@ CORE = MigrationSet("kit", [
     Migration("0003_auth", """
         CREATE TABLE kit_auth_failures (client TEXT NOT NULL, at REAL NOT NULL);
         CREATE INDEX kit_auth_failures_client ON kit_auth_failures(client, at);
+    """),
+    # The site link (kit/sitelink.py): what this kit has published and holds of each peer, per feature.
+    Migration("0004_site_link", """
+        CREATE TABLE site_peer_cursor (
+            feature TEXT NOT NULL,
+            origin_kit TEXT NOT NULL,
+            highest_seq INTEGER NOT NULL,     -- highest seq applied with no gap before it
+            last_seen REAL NOT NULL,
+            PRIMARY KEY (feature, origin_kit)
+        );
+        CREATE TABLE site_peer_pending (      -- peer events above the cursor, kept until the gap before them fills
+            feature TEXT NOT NULL,
+            origin_kit TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            prev_seq INTEGER NOT NULL,
+            PRIMARY KEY (feature, origin_kit, seq)
+        );
+        CREATE INDEX site_peer_pending_prev ON site_peer_pending(feature, origin_kit, prev_seq);
+        CREATE TABLE site_outbox (
+            feature TEXT PRIMARY KEY,
+            published_seq INTEGER NOT NULL
+        );
     """),
 ])

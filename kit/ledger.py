@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kit.clock import KitClock, hlc_merge, hlc_next
+from kit.clock import HLC_COUNTER_BITS, KitClock, hlc_merge, hlc_next
 from kit.db import Database, DatabaseLock
 
 log = logging.getLogger("fieldkit.ledger")
@@ -47,6 +47,20 @@ CREATE TABLE kit_hlc (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NU
 """
 
 GENESIS = "0" * 64
+DEFAULT_MAX_CLOCK_AHEAD_SECONDS = 300.0
+HLC_MAX = (1 << 63) - 1  # SQLite INTEGER: one more and every append overflows
+
+
+class ClockAheadError(ValueError):
+    """A peer's HLC value is further ahead of this kit's clock than ``site.max_clock_ahead_seconds``.
+
+    Merging it would drag this kit's clock (and every event it writes) into the future; one value near
+    2^63 would leave no room for another append.
+    """
+
+    def __init__(self, remote_hlc: int, ahead_seconds: float, limit_seconds: float):
+        super().__init__(f"peer clock {ahead_seconds:.0f} s ahead of this kit's (limit {limit_seconds:.0f} s)")
+        self.remote_hlc, self.ahead_seconds, self.limit_seconds = remote_hlc, ahead_seconds, limit_seconds
 
 
 @dataclass(frozen=True)
@@ -83,9 +97,11 @@ def _chain_hash(prev: str, seq: int, id_: str, kit: str, type_: str, payload: st
 
 
 class Ledger:
-    def __init__(self, kit_id: str, clock: KitClock):
+    def __init__(self, kit_id: str, clock: KitClock,
+                 max_clock_ahead_seconds: float = DEFAULT_MAX_CLOCK_AHEAD_SECONDS):
         self.kit_id = kit_id
         self.clock = clock
+        self.max_clock_ahead_seconds = float(max_clock_ahead_seconds)
 
     def append(self, conn: sqlite3.Connection, type: str, payload: dict) -> Event:
         """Append one event; must run inside the caller's write transaction."""
@@ -115,9 +131,26 @@ class Ledger:
         conn.execute("INSERT INTO kit_hlc (id, last) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET last = excluded.last", (value,))
         return value
 
+    def clock_ahead_seconds(self, remote_hlc: int) -> float:
+        """How far a peer's HLC value is ahead of this kit's clock (negative: behind)."""
+        return ((remote_hlc >> HLC_COUNTER_BITS) - self.clock.time() * 1000) / 1000
+
+    def check_remote_hlc(self, remote_hlc: object) -> int:
+        """The peer's HLC value if it may be merged; ValueError / ClockAheadError if not."""
+        if not isinstance(remote_hlc, int) or isinstance(remote_hlc, bool) or not 0 <= remote_hlc <= HLC_MAX:
+            raise ValueError(f"HLC value must be an integer from 0 to 2^63-1, not {remote_hlc!r:.40}")
+        ahead = self.clock_ahead_seconds(remote_hlc)
+        if ahead > self.max_clock_ahead_seconds:
+            raise ClockAheadError(remote_hlc, ahead, self.max_clock_ahead_seconds)
+        return remote_hlc
+
     def observe(self, conn: sqlite3.Connection, remote_hlc: int) -> int:
-        """Merge a peer's HLC value (a shared check-in) so our next events order after it."""
-        return self._tick(conn, remote_hlc)
+        """Merge a peer's HLC value (a shared event) so our next events order after it.
+
+        Refuses (ClockAheadError) a value further ahead of our clock than max_clock_ahead_seconds, so no
+        caller can push this kit's clock to the end of its range.
+        """
+        return self._tick(conn, self.check_remote_hlc(remote_hlc))
 
 
 def events_after(db: Database, seq: int, limit: int = 1000) -> list[Event]:

@@ -69,7 +69,7 @@ def make_context(name: str, config: Config, bus: Bus | None = None) -> ServiceCo
         db=open_database(config),
         bus=bus or Bus.from_config(config, name),
         clock=clock,
-        ledger=Ledger(config.kit_id, clock),
+        ledger=Ledger(config.kit_id, clock, config["site.max_clock_ahead_seconds"]),
     )
 
 

@@ -65,5 +65,7 @@ SETTINGS = [
     Setting("status_led.backend", "auto", "Status LED backend: gpio, sim, none or auto (sim when simulating).",
             choices=("auto", "gpio", "sim", "none")),
     Setting("status_led.pin", "GPIO17", "GPIO pin of the kit's status LED."),
+    Setting("site.max_clock_ahead_seconds", 300,
+            "A peer kit's event whose clock is further ahead of this kit's than this is refused (HLC bound)."),
     Setting("supervisor.start_broker", True, "`fieldkit up` starts a private Mosquitto when none answers."),
 ]

@@ -13,6 +13,9 @@ Shared payloads (keys a consumer may rely on):
 - ``pos/cmd/print``: {"id", "source", "lines": [{"text", "align", "bold", "size"} | {"qr": "..."} | {"cut": true}]}
 - ``<feature>/health``: {"state": "ok"|"degraded"|"offline", "pid", "since", "detail"} — retained, offline is the will
 - ``status``: {"state": "online"|"degraded"|"offline", "services": {name: state}} — retained
+- ``site/<site>/<feature>/<kit>``: {"origin_kit", "seq", "prev", "id", "type", "hlc", "payload"} — one
+  ledger event a feature shares with the site (kit/sitelink.py validates every field)
+- ``site/<site>/catchup/<feature>/<kit>``: {"from": kit, "cursors": {origin_kit: highest_seq}}
 """
 
 from __future__ import annotations
@@ -40,12 +43,23 @@ def cmd(kit: str, feature: str, name: str) -> str:
     return f"{ROOT}/{kit}/{feature}/cmd/{name}"
 
 
-def site_checkin(site: str, kit: str = "+") -> str:
-    return f"{ROOT}/site/{site}/checkin/{kit}"
+# The site tree: kits of one site share events through their bridged brokers (kit/sitelink.py).
+SITE_ROOT = f"{ROOT}/site"
 
 
-def site_catchup(site: str, kit: str = "+") -> str:
-    return f"{ROOT}/site/{site}/catchup/{kit}"
+def site_events(site: str, feature: str, kit: str = "+") -> str:
+    """``fieldkit/site/<site>/<feature>/<kit>``: one kit's shared events of one feature (QoS 1)."""
+    return f"{SITE_ROOT}/{site}/{feature}/{kit}"
+
+
+def site_catchup(site: str, feature: str, kit: str = "+") -> str:
+    """``fieldkit/site/<site>/catchup/<feature>/<kit>``: a kit asks for the feature's events it missed."""
+    return f"{SITE_ROOT}/{site}/catchup/{feature}/{kit}"
+
+
+def site_tree(site: str) -> str:
+    """Everything of one site: what a kit's broker bridges to the hub."""
+    return f"{SITE_ROOT}/{site}/#"
 
 
 def kit_wildcard(kit: str) -> str:

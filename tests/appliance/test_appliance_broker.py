@@ -107,6 +107,9 @@ def test_site_checkins_cross_the_bridge_both_ways_and_nothing_else(tmp_path, bro
     on_hub.publish("fieldkit/site/fair/checkin/hub", json.dumps({"seq": 7}), qos=1)
     on_door.publish("fieldkit/door2/pos/event/sale", json.dumps({"private": True}), qos=1)
     wait_for(lambda: ("fieldkit/site/fair/checkin/hub", {"seq": 7}) in door_got, 10, what="hub -> door2")
+    # The site link's catch-up requests (kit/sitelink.py) cross the same bridge.
+    on_door.publish("fieldkit/site/fair/catchup/checkin/door2", json.dumps({"from": "door2", "cursors": {}}), qos=1)
+    wait_for(lambda: any(t == "fieldkit/site/fair/catchup/checkin/door2" for t, _ in hub_got), 10, what="catch-up")
     on_hub.publish("fieldkit/hub/status", json.dumps({"state": "online"}), qos=1)
     wait_for(lambda: any(t == "fieldkit/hub/status" for t, _ in hub_got), 5, what="hub's own message")
     assert not any(t == "fieldkit/door2/pos/event/sale" for t, _ in hub_got), "a kit's own topics stay local"

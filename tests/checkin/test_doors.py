@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import socket
 import threading
+import uuid
 
 import pytest
 
-from checkin.peers import bridge_conf
 from checkin.scans import record_scan
 from checkin.stats import stats
 from kit.db import Database
+from kit.sitelink import bridge_conf
 from kit.testing import Mosquitto, free_port, wait_for
 from tests.checkin.conftest import kit_config, make_door
 
@@ -141,7 +142,7 @@ def test_shared_admission_partition_double_admission_and_catchup(site):
         assert len(doubles) == 1, service.door.rules.kit
         assert doubles[0]["first"]["door"] in ("Door 1", "Door 2")
         assert {doubles[0]["first"]["door"], doubles[0]["second"]["door"]} == {"Door 1", "Door 2"}
-    cursor_b = b.ctx.db.scalar("SELECT highest_seq FROM checkin_peer_cursor WHERE origin_kit = 'doorA'")
+    cursor_b = b.ctx.db.scalar("SELECT highest_seq FROM site_peer_cursor WHERE feature = 'checkin' AND origin_kit = 'doorA'")
     assert cursor_b == a.ctx.db.scalar("SELECT MAX(seq) FROM events WHERE type LIKE 'checkin.%' AND type != 'checkin.mode'")
 
 
@@ -154,27 +155,38 @@ def test_a_door_that_was_off_catches_up_and_a_gap_asks_for_more(tmp_path, mosqui
     codes = [helper.ticket(seed=f"EARLY{i:04d}") for i in range(3)]
     for code in codes:
         assert verdict_at(a, code)["verdict"] == "admit"
-    wait_for(lambda: a.ctx.db.scalar("SELECT published_seq FROM checkin_site_outbox") == 3, 10, what="published")
+    wait_for(lambda: a.ctx.db.scalar("SELECT published_seq FROM site_outbox WHERE feature = 'checkin'") == 3, 10, what="published")
 
     # Gate B starts after the fact: nothing is retained on the bus, so only catch-up can tell it.
     b = start_service(config_b)
     wait_for(lambda: peer_admissions(b, "gateA") == 3, 10, what="catch-up of a door that was off")
     assert verdict_at(b, codes[1])["verdict"] == "already_in"
-    assert b.ctx.db.scalar("SELECT highest_seq FROM checkin_peer_cursor WHERE origin_kit = 'gateA'") == 3
+    assert cursor(b, "gateA") == 3
 
     # A message whose predecessor never arrived leaves the cursor behind and asks for a catch-up.
     link = b.door.link
-    link.want_catchup.clear()
-    assert link.store({"origin_kit": "gateZ", "seq": 9, "prev": 4, "id": "z9", "type": "checkin.scanned", "hlc": 1,
-                       "payload": {"verdict": "admit", "ticket_key": "zz", "admitted": True}})
-    assert link.want_catchup.is_set()
-    assert b.ctx.db.scalar("SELECT highest_seq FROM checkin_peer_cursor WHERE origin_kit = 'gateZ'") == 0
-    assert link.store({"origin_kit": "gateZ", "seq": 4, "prev": 0, "id": "z4", "type": "checkin.scanned", "hlc": 1,
-                       "payload": {"verdict": "exit", "ticket_key": "zz"}})
-    assert b.ctx.db.scalar("SELECT highest_seq FROM checkin_peer_cursor WHERE origin_kit = 'gateZ'") == 9
-    for bad in ({"origin_kit": "x y", "seq": 1, "prev": 0, "id": "q", "type": "checkin.scanned", "hlc": 1, "payload": {}},
-                {"origin_kit": "gateZ", "seq": 5, "prev": 5, "id": "q", "type": "checkin.scanned", "hlc": 1, "payload": {}},
-                {"origin_kit": "gateZ", "seq": 6, "prev": 0, "id": "q", "type": "pos.sale", "hlc": 1, "payload": {}},
-                {"origin_kit": "gateZ"}):
-        link.on_peer_message("t", bad)  # refused with a log line, never raised
+    link.request_catchup("checkin")
+    assert not link.wants_catchup("checkin")
+    z9, z4 = str(uuid.uuid4()), str(uuid.uuid4())
+    assert link.receive("checkin", {"origin_kit": "gateZ", "seq": 9, "prev": 4, "id": z9, "type": "checkin.scanned",
+                                    "hlc": 1, "payload": {"verdict": "admit", "ticket_key": "zz", "admitted": True}})
+    assert link.wants_catchup("checkin")
+    assert cursor(b, "gateZ") == 0
+    assert link.receive("checkin", {"origin_kit": "gateZ", "seq": 4, "prev": 0, "id": z4, "type": "checkin.scanned",
+                                    "hlc": 1, "payload": {"verdict": "exit", "ticket_key": "zz"}})
+    assert cursor(b, "gateZ") == 9
+    q = str(uuid.uuid4())
+    for topic_kit, bad in (
+            ("x y", {"origin_kit": "x y", "seq": 1, "prev": 0, "id": q, "type": "checkin.scanned", "hlc": 1, "payload": {}}),
+            ("gateZ", {"origin_kit": "gateZ", "seq": 15, "prev": 15, "id": q, "type": "checkin.scanned", "hlc": 1,
+                       "payload": {}}),
+            ("gateZ", {"origin_kit": "gateZ", "seq": 16, "prev": 9, "id": q, "type": "pos.sale", "hlc": 1, "payload": {}}),
+            ("gateZ", {"origin_kit": "gateZ"})):
+        link.on_peer_message(f"fieldkit/site/market/checkin/{topic_kit}", bad)  # refused with a log line, never raised
     assert b.ctx.db.scalar("SELECT COUNT(*) FROM checkin_peer_events WHERE origin_kit != 'gateA'") == 2
+    assert cursor(b, "gateZ") == 9
+
+
+def cursor(service, origin: str) -> int:
+    return service.ctx.db.scalar("SELECT highest_seq FROM site_peer_cursor WHERE feature = 'checkin' AND origin_kit = ?",
+                                 (origin,))
