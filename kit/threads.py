@@ -57,7 +57,7 @@ class VitalThread:
                 if self.stop.wait(delay):
                     break
                 delay = min(delay * 2, self.backoff[1])
-                log.info("event=thread_restarted thread=%s", self.name)
+                log.warning("event=thread_restarted thread=%s", self.name)
                 continue
             break
         self.finished = True

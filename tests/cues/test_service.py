@@ -159,14 +159,20 @@ def test_acting_out_sensors_in_simulation_runs_the_real_trigger_path(ctx, servic
 
 def test_a_sheet_downloaded_by_sync_is_imported_and_a_broken_one_refused(ctx, service, tmp_path):
     from cues.documents import DEMO_SHEET
+    from kit.payloads import downloads_dir
 
     announce = topics.event(ctx.config.kit_id, *topics.SYNC_DOCUMENT)
-    broken = tmp_path / "from-hq-broken.toml"
+    outside = tmp_path / "elsewhere.toml"
+    outside.write_text(DEMO_SHEET.read_text())
+    ctx.bus.publish(announce, {"kind": "cues.sheet", "path": str(outside), "version": 6})  # never read
+    folder = downloads_dir(ctx.config) / "cues.sheet"
+    folder.mkdir(parents=True, exist_ok=True)
+    broken = folder / "from-hq-broken.toml"
     broken.write_text(DEMO_SHEET.read_text().replace('at = "22:30"', 'at = "22:70"'))
     ctx.bus.publish(announce, {"kind": "cues.sheet", "path": str(broken), "version": 7})
     wait_for(lambda: "from HQ refused" in service.problem, 5, what="the broken sheet refused")
     assert "line " in service.problem and "22:70" in service.problem
-    good = tmp_path / "from-hq.toml"
+    good = folder / "from-hq.toml"
     good.write_text(DEMO_SHEET.read_text().replace('name = "Micro-stage demo"', 'name = "From HQ"'))
     ctx.bus.publish(announce, {"kind": "cues.sheet", "path": str(good), "version": 8})
     wait_for(lambda: (service.maintain(), service.engine.sheet.name == "From HQ")[1], 5, 0.1, what="the HQ sheet")
