@@ -53,6 +53,9 @@ class CueService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._state_lock = threading.Lock()
+        # reload runs from the maintain loop and from cues/cmd/reload on the bus thread: one at a time,
+        # or two threads close and reopen the same GPIO pins at once.
+        self._reload_lock = threading.RLock()
         self._last_state = ""
         self.sensors: SensorBank | None = None
         self.lights: LightBank | None = None
@@ -163,12 +166,17 @@ class CueService:
         """Once a second: reconnect outputs, pick up a new cue sheet, report health."""
         if self.outputs.dmx is not None:
             self.outputs.dmx.maintain()
-        row = current_sheet_row(self.db)
-        if row is not None and row["version"] != self.sheet_version:
-            self.reload()
+        with self._reload_lock:
+            row = current_sheet_row(self.db)
+            if row is not None and row["version"] != self.sheet_version:
+                self._reload()
 
     def reload(self) -> str:
         """Load the newest imported sheet; a sheet that fails validation leaves the running one in place."""
+        with self._reload_lock:
+            return self._reload()
+
+    def _reload(self) -> str:
         try:
             sheet, version = load_current_sheet(self.db)
         except (SheetError, OSError) as e:

@@ -170,7 +170,7 @@ class SensorBank:
 
     def status(self) -> dict:
         return {"available": not self.problems, "detail": "; ".join(self.problems.values()),
-                "sensors": {n: self.is_active(n) for n in self.devices}}
+                "sensors": {n: self.is_active(n) for n in list(self.devices)}}
 
     def close(self) -> None:
         self._stop.set()

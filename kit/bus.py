@@ -54,7 +54,7 @@ def decode_payload(raw: bytes, max_bytes: int = MESSAGE_MAX_BYTES, max_depth: in
     A JSON value that is not an object arrives as ``{"value": ...}``; an empty body as ``{}``.
     """
     if len(raw) > max_bytes:
-        raise PayloadRefused(f"too_large bytes={len(raw)} limit={max_bytes}")
+        raise PayloadRefused(f"too_large limit={max_bytes}")
     if not raw:
         return {}
     brackets = _NOT_BRACKETS.sub(b"", _STRINGS.sub(b"", raw))
