@@ -48,7 +48,9 @@ class PowerService:
             bus.client.message_callback_add(HA_STATUS, self._on_ha_status)
             bus.subscribe(HA_STATUS, lambda _t, _p: None)
         sim_fields = {"soc_percent": number(), "battery_volts": number(), "load_watts": number()}
-        bus.subscribe(topics.cmd(self.ctx.config.kit_id, "power", SIM_CMD), payloads.checked(sim_fields, self._on_sim_cmd))
+        answer = topics.event(self.ctx.config.kit_id, "power", SIM_CMD)
+        bus.subscribe(topics.cmd(self.ctx.config.kit_id, "power", SIM_CMD),
+                      payloads.checked(sim_fields, self._on_sim_cmd, lambda _t, refusal: bus.publish(answer, refusal)))
 
     def _on_ha_status(self, _client, _userdata, msg) -> None:
         if msg.payload.strip().lower() == b"online":

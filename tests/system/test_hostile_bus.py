@@ -63,14 +63,23 @@ def test_a_running_kit_survives_the_hostile_set(kit_factory, mosquitto):
     topics += [f"fieldkit/site/{site}/checkin/peer1", f"fieldkit/site/{site}/catchup/peer1",
                f"fieldkit/site/{site}/checkin/{kit_id}", f"fieldkit/site/{site}/catchup/checkin/peer1"]
     bodies = hostile_bodies()
+    refusals: list[tuple[str, dict]] = []
     attacker = Bus("hostile", "attacker", host="127.0.0.1", port=mosquitto.port, will=False)
+    attacker.subscribe(f"fieldkit/{kit_id}/+/event/+",
+                       lambda t, p: p.get("id") == "hostile" and t not in topics and refusals.append((t, p)))
     assert attacker.start(wait=5)
+    time.sleep(0.5)
     sent, started = 0, time.monotonic()
     for topic in topics:
         for body in bodies:
             attacker.client.publish(topic, body, qos=1).wait_for_publish(30)
             sent += 1
     publish_seconds = time.monotonic() - started
+    # wrong types with an id get an error answer on the feature's event topic
+    answered = {"cues/event/done", "pos/event/print", "checkin/event/simulated", "sync/event/now", "power/event/sim"}
+    wait_for(lambda: answered <= {t.split("/", 2)[2] for t, _ in refusals}, 15, what=f"refusals on {answered}")
+    assert all(p.get("ok") is False and "must be" in p.get("error", "") for _, p in refusals), [
+        r for r in refusals if not (r[1].get("ok") is False and "must be" in r[1].get("error", ""))]
     attacker.stop(clean=False)
     assert publish_seconds < 180, f"the hostile set took {publish_seconds:.0f} s to send"
     print(f"hostile set: {sent} messages on {len(topics)} topics in {publish_seconds:.1f} s")
