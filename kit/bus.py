@@ -240,6 +240,6 @@ class Bus:
                 continue
             try:
                 handler(topic, payload)
-            except Exception as e:
+            except BaseException as e:  # even SystemExit: it would end paho's thread, not the process
                 self.dropped += 1
                 log.exception("event=handler_failed topic=%s handler=%s reason=%r", topic[:200], name, str(e)[:200])

@@ -73,8 +73,12 @@ def test_a_handler_raising_anything_does_not_stop_the_loop_or_the_other_handlers
     def memory(_t, _p):
         raise MemoryError()
 
+    def leaving(_t, _p):
+        raise SystemExit("a handler that calls sys.exit")
+
     sub.subscribe("fieldkit/g1/#", recursion)
     sub.subscribe("fieldkit/g1/#", memory)
+    sub.subscribe("fieldkit/g1/#", leaving)
     sub.subscribe("fieldkit/g1/#", lambda t, p: got.append(p))
     assert sub.start(wait=5) and pub.start(wait=5)
     _settle(sub, pub, "fieldkit/g1/x/event/y", got)
@@ -84,7 +88,7 @@ def test_a_handler_raising_anything_does_not_stop_the_loop_or_the_other_handlers
     assert sub.loop_alive
     text = caplog.text
     assert "event=handler_failed topic=fieldkit/g1/x/event/y handler=recursion" in text
-    assert "handler=memory" in text
+    assert "handler=memory" in text and "handler=leaving" in text
 
 
 def test_the_size_limit_is_per_subscription(pair):
