@@ -93,7 +93,8 @@ class CueService:
         Never called with the engine's lock held: closing a sensor joins gpiozero's thread, which may be
         waiting for that lock to report an edge.
         """
-        self.outputs.lights = None  # the engine stops writing to the old lights before they close
+        with self.engine.lock:  # no tick is half-way through writing to the old lights when they close
+            self.outputs.lights = None
         old, self.sensors, self.lights = (self.sensors, self.lights), None, None
         for bank in old:
             if bank is not None:
@@ -292,6 +293,10 @@ class CueService:
         return f"{sensor} {'active' if active else 'inactive'}"
 
     def status(self) -> dict:
+        with self._reload_lock:  # a reload from the bus closes and reopens the banks read here
+            return self._status()
+
+    def _status(self) -> dict:
         outputs = {}
         for name, out in (("dmx", self.outputs.dmx), ("audio", self.outputs.audio), ("lights", self.lights),
                           ("sensors", self.sensors)):
