@@ -18,6 +18,7 @@ from checkin.scans import log_scan, record_in
 from checkin.validate import DoorRules, KeyRing
 from kit.db import Database
 from kit.ledger import Ledger
+from kit.threads import start_vital
 
 log = logging.getLogger("fieldkit.checkin.recorder")
 
@@ -65,8 +66,7 @@ class ScanRecorder:
     def _ensure_started(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="checkin-recorder", daemon=True)
-                self._thread.start()
+                self._thread = start_vital("checkin-recorder", self._run)
 
     def _run(self) -> None:
         while True:

@@ -17,7 +17,8 @@ from checkin.events import DOUBLE, PREVIEW, SIMULATE, publish_scanned
 from checkin.peers import checkin_channel
 from checkin.recorder import ScanRecorder
 from checkin.validate import DoorRules, KeyRing
-from kit import topics
+from kit import payloads, topics
+from kit.payloads import text
 from kit.service import ServiceContext
 from kit.sitelink import SiteLink
 
@@ -77,8 +78,12 @@ class Door:
             return
         path = Path(str(msg.get("path") or ""))
         try:
+            path = payloads.downloaded_document(self.ctx.config, msg)  # never any file the bus names
             _, report = import_document(self.ctx.config, self.ctx.db, kind, path.read_bytes(), path.name, source="hq",
                                         source_version=str(msg.get("source_version") or ""))
+        except ValueError as e:
+            payloads.refuse(_topic, msg, str(e))
+            return
         except (OSError, DocumentError) as e:
             log.warning("event=document_refused kind=%s path=%s reason=%r", kind, path, str(e))
             return
@@ -135,8 +140,12 @@ def open_devices(config) -> tuple[list, object, list[str]]:
 def run(ctx: ServiceContext) -> None:
     sources, feedback, problems = open_devices(ctx.config)
     door = Door(ctx, sources, feedback)
-    ctx.bus.subscribe(topics.cmd(door.rules.kit, "checkin", SIMULATE), door.on_simulate)
-    ctx.bus.subscribe(topics.event(door.rules.kit, *topics.SYNC_DOCUMENT), door.on_document, qos=1)
+    simulated = topics.event(door.rules.kit, "checkin", "simulated")
+    ctx.bus.subscribe(topics.cmd(door.rules.kit, "checkin", SIMULATE),
+                      payloads.checked({"payload": text(4096, required=True)}, door.on_simulate,
+                                       lambda _t, answer: ctx.bus.publish(simulated, answer)))
+    ctx.bus.subscribe(topics.event(door.rules.kit, *topics.SYNC_DOCUMENT),
+                      payloads.checked(payloads.DOCUMENT_EVENT, door.on_document), qos=1)
     if door.link:
         door.link.start()
     for source in sources:

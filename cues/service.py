@@ -13,7 +13,6 @@ import logging
 import queue
 import threading
 import time
-from pathlib import Path
 
 from cues.clock import RealClock
 from cues.documents import KIND, current_sheet_row, empty_sheet, load_current_sheet, sound_dir
@@ -24,11 +23,23 @@ from drivers.base import DeviceUnavailable
 from drivers.dmx import open_dmx
 from drivers.gpio_inputs import SensorBank
 from drivers.lights import LightBank, gpio_factory
-from kit import topics
+from kit import payloads, topics
+from kit.payloads import Field, flag, items, mapping, number, text
+from kit.threads import start_vital
 
 log = logging.getLogger("fieldkit.cues")
 LEDGER_EVENTS = {"fired": "cues.fired", "stopped": "cues.stopped", "stop_all": "cues.stop_all"}
 COMMANDS = ("fire", "go", "stop", "stop_all", "next", "back", "reload", "simulate")
+# The fields each cues/cmd/<name> may carry (any command also takes id, by, source: kit/payloads.py).
+COMMAND_FIELDS: dict[str, dict[str, Field]] = {
+    "fire": {"cue": text(), "name": text()}, "stop": {"cue": text()},
+    "simulate": {"sensor": text(80), "active": flag()},
+    **{name: {} for name in ("go", "stop_all", "next", "back", "reload")},
+}
+SCANNED_FIELDS = {"colour": text(10), "rehearsal": flag(), "admitted_total": Field(int)}
+SALE_FIELDS = {"receipt": text(80), "total_cents": Field(int), "items": items(), "seq": Field(int)}
+POWER_LOW_FIELDS = {"level": text(20), "soc_percent": number(), "voltage": number()}
+POWER_STATE_FIELDS = {"battery": mapping(), "soc_percent": number()}
 
 
 class CueService:
@@ -42,6 +53,9 @@ class CueService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._state_lock = threading.Lock()
+        # reload runs from the maintain loop and from cues/cmd/reload on the bus thread: one at a time,
+        # or two threads close and reopen the same GPIO pins at once.
+        self._reload_lock = threading.RLock()
         self._last_state = ""
         self.sensors: SensorBank | None = None
         self.lights: LightBank | None = None
@@ -79,7 +93,8 @@ class CueService:
         Never called with the engine's lock held: closing a sensor joins gpiozero's thread, which may be
         waiting for that lock to report an edge.
         """
-        self.outputs.lights = None  # the engine stops writing to the old lights before they close
+        with self.engine.lock:  # no tick is half-way through writing to the old lights when they close
+            self.outputs.lights = None
         old, self.sensors, self.lights = (self.sensors, self.lights), None, None
         for bank in old:
             if bank is not None:
@@ -97,20 +112,22 @@ class CueService:
             self.sensors = SensorBank(sheet.sensors, self._pins, self.engine.sensor_event)
 
     def start(self) -> None:
-        for pattern, handler in (
-            (topics.cmd(self.kit, "cues", "+"), self._on_command),
-            (topics.event(self.kit, *topics.CHECKIN_SCANNED), lambda _t, p: self.engine.admission(p)),
-            (topics.event(self.kit, *topics.POS_SALE), lambda _t, p: self.engine.sale(p)),
-            (topics.event(self.kit, *topics.POWER_LOW), self._on_power_low),
-            (topics.state(self.kit, "power"), self._on_power_state),
-            (topics.event(self.kit, *topics.SYNC_DOCUMENT), self._on_document),
+        for pattern, fields, handler in (
+            (topics.cmd(self.kit, "cues", "+"), lambda t: COMMAND_FIELDS.get(t.rsplit("/", 1)[-1]), self._on_command),
+            (topics.event(self.kit, *topics.CHECKIN_SCANNED), SCANNED_FIELDS, lambda _t, p: self.engine.admission(p)),
+            (topics.event(self.kit, *topics.POS_SALE), SALE_FIELDS, lambda _t, p: self.engine.sale(p)),
+            (topics.event(self.kit, *topics.POWER_LOW), POWER_LOW_FIELDS, self._on_power_low),
+            (topics.state(self.kit, "power"), POWER_STATE_FIELDS, self._on_power_state),
+            (topics.event(self.kit, *topics.SYNC_DOCUMENT), payloads.DOCUMENT_EVENT, self._on_document),
         ):
-            self.bus.subscribe(pattern, handler, qos=1)
+            self.bus.subscribe(pattern, payloads.checked(fields, handler, self._refused), qos=1)
         for target, name in ((self._tick_loop, "cues-tick"), (self._ledger_loop, "cues-ledger")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._threads.append(start_vital(name, target, self._stop))
         self.publish_state(force=True)
+
+    def _refused(self, topic: str, answer: dict) -> None:
+        if "/cmd/" in topic:
+            self.bus.publish(topics.event(self.kit, "cues", "done"), {**answer, "command": topic.rsplit("/", 1)[-1]})
 
     def stop(self) -> None:
         self._stop.set()
@@ -135,7 +152,7 @@ class CueService:
                 self.publish_state()
 
     def _ledger_loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             item = self._ledger_queue.get()
             if item is None:
                 return
@@ -150,12 +167,17 @@ class CueService:
         """Once a second: reconnect outputs, pick up a new cue sheet, report health."""
         if self.outputs.dmx is not None:
             self.outputs.dmx.maintain()
-        row = current_sheet_row(self.db)
-        if row is not None and row["version"] != self.sheet_version:
-            self.reload()
+        with self._reload_lock:
+            row = current_sheet_row(self.db)
+            if row is not None and row["version"] != self.sheet_version:
+                self._reload()
 
     def reload(self) -> str:
         """Load the newest imported sheet; a sheet that fails validation leaves the running one in place."""
+        with self._reload_lock:
+            return self._reload()
+
+    def _reload(self) -> str:
         try:
             sheet, version = load_current_sheet(self.db)
         except (SheetError, OSError) as e:
@@ -201,10 +223,12 @@ class CueService:
             return  # the sync agent already imported it; maintain() picks up the new version
         from kit.documents import DocumentError, import_document
 
-        path = Path(str(payload["path"]))
         try:
+            path = payloads.downloaded_document(self.config, payload)
             import_document(self.config, self.db, KIND, path.read_bytes(), path.name, source="hq",
                             source_version=str(payload.get("source_version") or ""))
+        except ValueError as e:  # a path outside the download folder: a bad message, not a bad sheet
+            payloads.refuse(_topic, payload, str(e))
         except (DocumentError, OSError) as e:
             self.problem = f"cue sheet from HQ refused: {e}"
             log.warning("event=cue_sheet_refused source=hq error=%r", str(e))
@@ -269,6 +293,10 @@ class CueService:
         return f"{sensor} {'active' if active else 'inactive'}"
 
     def status(self) -> dict:
+        with self._reload_lock:  # a reload from the bus closes and reopens the banks read here
+            return self._status()
+
+    def _status(self) -> dict:
         outputs = {}
         for name, out in (("dmx", self.outputs.dmx), ("audio", self.outputs.audio), ("lights", self.lights),
                           ("sensors", self.sensors)):

@@ -2,7 +2,9 @@
 
 Each sensor reports ``on_change(name, active)`` on a gpiozero thread: motion seen / gone, button
 pressed / released, beam broken / whole, light level past its threshold. gpiozero samples PIR and
-line sensors on its own threads; the MCP3008 is polled here. In simulation the pins are gpiozero's
+line sensors on its own threads; the MCP3008 is polled here. The bank keeps each sensor's state from
+those edge callbacks and never reads ``is_active`` from another thread: gpiozero's sampling thread
+mutates the queue ``is_active`` iterates (upstream race: "deque mutated during iteration"). In simulation the pins are gpiozero's
 mock pins and the MCP3008 is ``SimulatedMCP3008``, an SPI device answering the chip's real protocol
 bit by bit on the mock SPI pins.
 """
@@ -12,6 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+
+from kit.threads import start_vital
 
 log = logging.getLogger("fieldkit.sensors")
 
@@ -75,6 +79,7 @@ class SensorBank:
         self.problems: dict[str, str] = {}
         self.simulated_adc = None
         self._analog: dict[str, tuple] = {}  # name -> (device, sensor, last active)
+        self._active: dict[str, bool] = {}  # name -> state, written only by the edge callbacks
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         for name, s in sensors.items():
@@ -96,14 +101,15 @@ class SensorBank:
                     # Wait for the first sample: gpiozero takes it as the initial state and fires no
                     # event for it, so an edge in the first 0.1 s would otherwise be lost.
                     device.value  # noqa: B018
+                if s.kind != "light":
+                    self._active[name] = self._initial_state(device)
                 self.devices[name] = device
             except (GPIOZeroError, ValueError, OSError) as e:
                 self.problems[name] = f"sensor {name!r} ({s.kind}): {e}"
                 log.warning("event=sensor_unavailable sensor=%s kind=%s error=%r", name, s.kind, str(e))
         if self._analog:
             self._poll_seconds = poll_seconds
-            self._poller = threading.Thread(target=self._poll, name="light-sensor", daemon=True)
-            self._poller.start()
+            self._poller = start_vital("light-sensor", self._poll, self._stop)
 
     def _open_adc(self, adc_class, channel: int, factory, mock_class):
         if not isinstance(factory, mock_class):
@@ -119,8 +125,19 @@ class SensorBank:
         finally:
             factory.pin_class = previous
 
+    @staticmethod
+    def _initial_state(device) -> bool:
+        """Read once while opening, before any edge; the race can hit here too, so retry it."""
+        for _ in range(5):
+            try:
+                return bool(device.is_active)
+            except RuntimeError:
+                continue
+        return False
+
     def _edge(self, name: str, active: bool) -> Callable[[], None]:
         def changed() -> None:
+            self._active[name] = active
             try:
                 self.on_change(name, active)
             except Exception:  # gpiozero would print and drop it; log it the kit's way instead
@@ -149,12 +166,11 @@ class SensorBank:
     def is_active(self, name: str) -> bool:
         if name in self._analog:
             return bool(self._analog[name][2])
-        device = self.devices.get(name)
-        return bool(device is not None and device.is_active)
+        return name in self.devices and self._active.get(name, False)
 
     def status(self) -> dict:
         return {"available": not self.problems, "detail": "; ".join(self.problems.values()),
-                "sensors": {n: self.is_active(n) for n in self.devices}}
+                "sensors": {n: self.is_active(n) for n in list(self.devices)}}
 
     def close(self) -> None:
         self._stop.set()

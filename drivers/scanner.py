@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivers.base import DeviceUnavailable
+from kit.threads import start_vital
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,7 @@ class ScanSource:
             raise RuntimeError(f"scan source {self.name} already started")
         self._on_code = on_code
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run_guarded, name=f"scan-{self.name}", daemon=True)
-        self._thread.start()
+        self._thread = start_vital(f"scan-{self.name}", self._run_guarded, self._stopping)
 
     def stop(self, timeout: float = 3.0) -> None:
         self._stopping.set()
@@ -123,11 +123,12 @@ class ScanSource:
         return not self._stopping.wait(seconds)
 
     def _run_guarded(self) -> None:
+        """Run the backend; kit/threads.py logs a crash, marks check-in degraded and restarts it with backoff."""
         try:
             self._run()
         except Exception as e:  # a bug in a backend must not take the door down silently
-            log.exception("event=scan_source_crashed source=%s", self.name)
-            self._set_status(f"{self.name} stopped after an internal error ({e.__class__.__name__}) — restart check-in")
+            self._set_status(f"{self.name} failed after an internal error ({e.__class__.__name__}); restarting it")
+            raise
 
 
 def _repeat_window(config) -> float:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,6 +27,47 @@ from kit import topics
 log = logging.getLogger("fieldkit.bus")
 
 Handler = Callable[[str, dict], None]
+
+# Payload size limits, checked before any parsing: a command is small; events, states and the site
+# tree carry batches (a catch-up, a camera preview) and may be larger.
+COMMAND_MAX_BYTES = 256 * 1024
+MESSAGE_MAX_BYTES = 1024 * 1024
+# Deeper JSON than this is refused before json.loads sees it (its C decoder recurses per level).
+MAX_DEPTH = 64
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = re.compile(rb"[^\[\]{}]+")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+class PayloadRefused(ValueError):
+    """A message the bus drops before any handler sees it; the text is the log line's reason."""
+
+
+def default_max_bytes(pattern: str) -> int:
+    """The size limit of a subscription: commands 256 KiB, everything else 1 MiB."""
+    return COMMAND_MAX_BYTES if "/cmd/" in pattern else MESSAGE_MAX_BYTES
+
+
+def decode_payload(raw: bytes, max_bytes: int = MESSAGE_MAX_BYTES, max_depth: int = MAX_DEPTH) -> dict:
+    """JSON object from a message body; PayloadRefused for too big, too deep, not UTF-8, not JSON.
+
+    Size and depth are checked without recursion, so a hostile body costs a linear scan at most.
+    A JSON value that is not an object arrives as ``{"value": ...}``; an empty body as ``{}``.
+    """
+    if len(raw) > max_bytes:
+        raise PayloadRefused(f"too_large limit={max_bytes}")
+    if not raw:
+        return {}
+    brackets = _NOT_BRACKETS.sub(b"", _STRINGS.sub(b"", raw))
+    if brackets and max(accumulate(_STEP[b] for b in brackets)) > max_depth:
+        raise PayloadRefused(f"too_deep limit={max_depth}")
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PayloadRefused("not_utf8") from None
+    except (ValueError, RecursionError) as e:
+        raise PayloadRefused(f"not_json error={str(e)[:80]!r}") from None
+    return payload if isinstance(payload, dict) else {"value": payload}
 
 
 class BusError(Exception):
@@ -49,13 +92,17 @@ class Bus:
         self.kit_id = kit_id
         self.client_name = client_name
         self.host, self.port = host, port
-        self._subs: list[tuple[str, int, Handler]] = []
+        self._subs: list[tuple[str, int, Handler, int]] = []
+        self.dropped = 0  # messages refused or whose handler failed: a count for tests and the status page
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._closing = False
         self.connects = 0
         client_id = f"fieldkit-{kit_id}-{client_name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+        # Second line of defence: an exception escaping any callback (ours guard everything, but
+        # message_callback_add users call paho directly) is logged by paho instead of ending its thread.
+        self.client.suppress_exceptions = True
         if username:
             self.client.username_pw_set(username, password or None)
         self.health_topic = topics.health(kit_id, client_name)
@@ -92,6 +139,12 @@ class Bus:
         self.client.loop_stop()
 
     @property
+    def loop_alive(self) -> bool:
+        """True while paho's network thread runs (loop_start's thread; it ends only on stop or a bug)."""
+        thread = getattr(self.client, "_thread", None)
+        return thread is not None and thread.is_alive()
+
+    @property
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
@@ -105,9 +158,12 @@ class Bus:
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             log.warning("event=publish_failed topic=%s rc=%s", topic, info.rc)
 
-    def subscribe(self, pattern: str, handler: Handler, qos: int = 0) -> None:
+    def subscribe(self, pattern: str, handler: Handler, qos: int = 0, *, max_bytes: int | None = None) -> None:
+        """Call ``handler(topic, payload)`` for matching messages; bodies over ``max_bytes`` are dropped unread
+        (default: 256 KiB for ``cmd/`` patterns, 1 MiB otherwise)."""
+        limit = max_bytes if max_bytes is not None else default_max_bytes(pattern)
         with self._lock:  # same lock as _on_connect: a subscription is never missed in between
-            self._subs.append((pattern, qos, handler))
+            self._subs.append((pattern, qos, handler, limit))
             connected = self._connected.is_set()
         if connected:
             self.client.subscribe(pattern, qos)
@@ -156,7 +212,7 @@ class Bus:
             return
         self.connects += 1
         with self._lock:
-            patterns = {(p, q) for p, q, _ in self._subs}
+            patterns = {(p, q) for p, q, _, _ in self._subs}
             self._connected.set()
         for pattern, qos in patterns:
             client.subscribe(pattern, qos)
@@ -168,17 +224,34 @@ class Bus:
         self._connected.clear()
 
     def _on_message(self, client, userdata, msg) -> None:
+        # Runs on paho's network thread: nothing may escape, whatever the body (RecursionError,
+        # MemoryError, a handler's bug), or the whole process is off the bus for good.
         try:
-            payload = json.loads(msg.payload.decode("utf-8")) if msg.payload else {}
-            if not isinstance(payload, dict):
-                payload = {"value": payload}
-        except (UnicodeDecodeError, ValueError):
-            log.warning("event=bad_payload topic=%s bytes=%d", msg.topic, len(msg.payload))
-            return
+            self._dispatch(msg.topic, msg.payload)
+        except BaseException as e:
+            self.dropped += 1
+            log.error("event=message_dropped topic=%s reason=%r", str(msg.topic)[:200], f"{type(e).__name__}: {e}"[:200])
+
+    def _dispatch(self, topic: str, raw: bytes) -> None:
         with self._lock:
-            handlers = [h for p, _, h in self._subs if mqtt.topic_matches_sub(p, msg.topic)]
-        for handler in handlers:
+            matched = [(h, limit) for p, _, h, limit in self._subs if mqtt.topic_matches_sub(p, topic)]
+        if not matched:
+            return
+        limit = max(limit for _, limit in matched)
+        try:
+            payload = decode_payload(raw, limit)
+        except PayloadRefused as e:
+            self.dropped += 1
+            log.warning("event=bad_payload topic=%s bytes=%d reason=%s", topic[:200], len(raw), e)
+            return
+        for handler, own_limit in matched:
+            name = getattr(handler, "__name__", repr(handler))
+            if len(raw) > own_limit:
+                log.warning("event=bad_payload topic=%s bytes=%d reason=too_large limit=%d handler=%s",
+                            topic[:200], len(raw), own_limit, name)
+                continue
             try:
-                handler(msg.topic, payload)
-            except Exception:
-                log.exception("event=handler_failed topic=%s handler=%s", msg.topic, getattr(handler, "__name__", handler))
+                handler(topic, payload)
+            except BaseException as e:  # even SystemExit: it would end paho's thread, not the process
+                self.dropped += 1
+                log.exception("event=handler_failed topic=%s handler=%s reason=%r", topic[:200], name, str(e)[:200])

@@ -208,9 +208,16 @@ def load_config(env: dict[str, str] | os._Environ | None = None) -> Config:
     return Config(paths, values, sources)
 
 
+# Topic names a kit id would collide with: fieldkit/<kit>/... must never be fieldkit/site/...
+RESERVED_KIT_IDS = frozenset({"site"})
+
+
 def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     if not KIT_ID_RE.match(values["kit.id"]):
         raise ConfigError(f"{sources['kit.id']}: 'kit.id' {values['kit.id']!r} may only use letters, digits, - and _")
+    if values["kit.id"].lower() in RESERVED_KIT_IDS:
+        raise ConfigError(f"{sources['kit.id']}: 'kit.id' {values['kit.id']!r} is reserved: fieldkit/site/# is the "
+                          "topic tree every kit of a site shares; choose another name")
     if not KIT_ID_RE.match(values["kit.site"]):
         raise ConfigError(f"{sources['kit.site']}: 'kit.site' {values['kit.site']!r} may only use letters, digits, - and _")
     try:

@@ -2,7 +2,11 @@
 
 It loads config, opens the database (shared lock, migrations applied), connects the bus with the
 feature's last will, runs the feature's loop in a worker thread, answers SIGTERM/SIGINT, tells
-systemd READY=1 and pings WATCHDOG=1 only while the loop shows signs of life.
+systemd READY=1 and pings WATCHDOG=1 only while the process is really alive: the loop shows signs of
+life, paho's network thread runs and no vital thread (kit/threads.py) is dead. A failed and restarted
+thread makes health ``degraded`` with the reason for a while; a dead bus loop or a thread that keeps dying
+ends the process non-zero (after a last ``degraded`` health, if the bus can still send it) so systemd or
+``fieldkit up`` restarts the service.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit import sdnotify
+from kit import sdnotify, threads
 from kit.bus import Bus
 from kit.clock import KitClock
 from kit.config import Config
@@ -37,6 +41,7 @@ class ServiceContext:
     last_beat: float = field(default_factory=time.monotonic)
     health_state: str = "ok"
     health_detail: dict = field(default_factory=dict)
+    announced: tuple[str, dict] | None = None  # the health last published (feature's state + vital threads)
 
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; False when the service is stopping. Counts as a sign of life."""
@@ -49,10 +54,26 @@ class ServiceContext:
         self.last_beat = time.monotonic()
 
     def health(self, state: str = "ok", **detail: Any) -> None:
-        """Publish this service's health (retained); ``degraded`` with a reason a lead can act on."""
+        """Publish this service's health (retained); ``degraded`` with a reason a lead can act on.
+
+        A vital thread's failure (kit/threads.py) is added on top: the feature's own ``ok`` never hides it.
+        """
         self.health_state, self.health_detail = state, detail
+        self.publish_health()
+
+    def effective_health(self) -> tuple[str, dict]:
+        problems = threads.problems()
+        if not problems:
+            return self.health_state, self.health_detail
+        reasons = [self.health_detail["reason"]] if self.health_detail.get("reason") else []
+        return "degraded", {**self.health_detail, "reason": "; ".join(reasons + problems)}
+
+    def publish_health(self) -> tuple[str, dict]:
+        state, detail = self.effective_health()
         self.bus.publish_health(state, **detail)
         sdnotify.notify(f"STATUS={state} {detail.get('reason', '')}".strip())
+        self.announced = (state, detail)
+        return self.announced
 
 
 def open_database(config: Config) -> Database:
@@ -95,6 +116,7 @@ def prepare_database(config: Config) -> DatabaseLock:
 
 def run_service(name: str, loop: Callable[[ServiceContext], None], config: Config) -> int:
     lock = prepare_database(config)
+    threads.REGISTRY.reset()
     ctx = make_context(name, config)
     failure: list[BaseException] = []
 
@@ -124,17 +146,38 @@ def run_service(name: str, loop: Callable[[ServiceContext], None], config: Confi
     log.info("event=started name=%s kit=%s", name, config.kit_id)
     announced_connects = 0
     while not ctx.stopping.wait(min(interval, 1.0)):
+        fatal = _fatal_reason(ctx)
+        if fatal:
+            log.error("event=service_unhealthy name=%s reason=%r action=exit", name, fatal)
+            ctx.health_state, ctx.health_detail = "degraded", {"reason": fatal}
+            ctx.publish_health()  # if the bus can still send it; the will says offline either way
+            failure.append(RuntimeError(fatal))
+            break
+        if ctx.announced is not None and ctx.effective_health() != ctx.announced and ctx.bus.is_connected:
+            ctx.publish_health()  # a vital thread failed, or has run well again
         if ctx.bus.connects != announced_connects and ctx.bus.is_connected:
             announced_connects = ctx.bus.connects
-            ctx.bus.publish_health(ctx.health_state, **ctx.health_detail)
+            ctx.publish_health()
         if time.monotonic() - ctx.last_beat < stale_after:
             sdnotify.notify("WATCHDOG=1")
         else:
             log.warning("event=loop_stalled name=%s seconds=%.0f", name, time.monotonic() - ctx.last_beat)
+    ctx.stopping.set()
     sdnotify.notify("STOPPING=1")
     worker.join(timeout=10)
-    ctx.bus.stop(clean=not failure)
+    if ctx.bus.loop_alive:
+        ctx.bus.stop(clean=not failure)
     ctx.db.close()
     lock.release()
     log.info("event=stopped name=%s", name)
     return 1 if failure else 0
+
+
+def _fatal_reason(ctx: ServiceContext) -> str:
+    """Why this process must end so it is restarted, or ''."""
+    if not ctx.bus.loop_alive:
+        return "the bus network loop has stopped"
+    dead = threads.dead()
+    if dead:
+        return f"vital thread(s) stopped: {', '.join(dead)}"
+    return ""

@@ -19,11 +19,14 @@ import time
 
 from drivers.base import DeviceUnavailable
 from drivers.printer import PrinterStatus, open_printer, profile_info, render
-from kit import topics
+from kit import payloads, topics
+from kit.payloads import items, text
 from kit.service import ServiceContext
 from pos import layout, printqueue, receipts
 
 log = logging.getLogger("fieldkit.pos")
+PRINT_FIELDS = {"title": text(200), "lines": items(2000)}
+REPRINT_FIELDS = {"receipt": text(80, required=True)}
 STATUS_EVERY = 15.0  # seconds between printer checks while the queue is empty
 CHECKPOINT_EVERY = 2.0  # seconds between background WAL checkpoints
 
@@ -83,16 +86,21 @@ class PosService:
             return  # the sync agent already imported it through the same importer
         path = Path(str(msg.get("path") or ""))
         try:
-            if not path.resolve().is_relative_to(self.ctx.config.data_dir.resolve()):
-                # Only files the sync agent stored in the kit's data dir; never any path the bus names.
-                raise DocumentError(f"{path} is outside the kit's data dir")
+            # Only files the sync agent stored in its download folder; never any path the bus names.
+            path = payloads.downloaded_document(self.ctx.config, msg)
             data = path.read_bytes()
             _, report = import_document(self.ctx.config, self.ctx.db, kind, data, path.name, source="hq",
                                         source_version=str(msg.get("source_version") or msg.get("version") or ""))
+        except ValueError as e:
+            payloads.refuse(_topic, msg, str(e))
+            return
         except (OSError, DocumentError) as e:
             log.warning("event=document_refused kind=%s path=%s reason=%r", kind, path, str(e))
             return
         log.info("event=document_applied kind=%s %s", kind, report.summary().replace(", ", " "))
+
+    def refused(self, _topic: str, answer: dict) -> None:
+        self._answer(answer)
 
     def _answer(self, payload: dict) -> None:
         self.ctx.bus.publish(topics.event(self.kit, "pos", "print"), payload, qos=1)
@@ -214,9 +222,12 @@ def run(ctx: ServiceContext) -> None:
         profile_info(service.profile)
     except DeviceUnavailable as e:
         ctx.health("degraded", reason=str(e))
-    ctx.bus.subscribe(topics.cmd(service.kit, *topics.POS_PRINT), service.on_print, qos=1)
-    ctx.bus.subscribe(topics.cmd(service.kit, "pos", "reprint"), service.on_reprint, qos=1)
-    ctx.bus.subscribe(topics.event(service.kit, *topics.SYNC_DOCUMENT), service.on_document, qos=1)
+    for topic, fields, handler in (
+        (topics.cmd(service.kit, *topics.POS_PRINT), PRINT_FIELDS, service.on_print),
+        (topics.cmd(service.kit, "pos", "reprint"), REPRINT_FIELDS, service.on_reprint),
+        (topics.event(service.kit, *topics.SYNC_DOCUMENT), payloads.DOCUMENT_EVENT, service.on_document),
+    ):
+        ctx.bus.subscribe(topic, payloads.checked(fields, handler, service.refused), qos=1)
     ctx.health("ok")
     log.info("event=pos_service_started backend=%s profile=%s", ctx.config.backend("pos.printer.backend"), service.profile)
     next_checkpoint = 0.0

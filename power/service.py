@@ -9,7 +9,8 @@ import sqlite3
 import subprocess
 import time
 
-from kit import topics
+from kit import payloads, topics
+from kit.payloads import number
 from kit.service import ServiceContext
 from power.discovery import HA_STATUS, discovery_configs
 from power.history import HistoryRecorder
@@ -46,7 +47,10 @@ class PowerService:
             # and let the core bus renew the subscription on every reconnect.
             bus.client.message_callback_add(HA_STATUS, self._on_ha_status)
             bus.subscribe(HA_STATUS, lambda _t, _p: None)
-        bus.subscribe(topics.cmd(self.ctx.config.kit_id, "power", SIM_CMD), self._on_sim_cmd)
+        sim_fields = {"soc_percent": number(), "battery_volts": number(), "load_watts": number()}
+        answer = topics.event(self.ctx.config.kit_id, "power", SIM_CMD)
+        bus.subscribe(topics.cmd(self.ctx.config.kit_id, "power", SIM_CMD),
+                      payloads.checked(sim_fields, self._on_sim_cmd, lambda _t, refusal: bus.publish(answer, refusal)))
 
     def _on_ha_status(self, _client, _userdata, msg) -> None:
         if msg.payload.strip().lower() == b"online":

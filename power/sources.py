@@ -15,6 +15,7 @@ from pathlib import Path
 
 from drivers.base import DeviceUnavailable
 from drivers.vedirect import VEDirectReader, decode, device_kind
+from kit.threads import start_vital
 
 log = logging.getLogger("fieldkit.power.sources")
 
@@ -119,17 +120,10 @@ class Sources:
         elif self.kind == "ina219":
             self.items = [INA219Source(self.config, self.queue)]
         for item in self.items:
-            threading.Thread(target=self._keep_running, args=(item,), name=f"power-{item.port}", daemon=True).start()
+            # A bug met by one reading must not silence a source for the rest of the event: kit/threads.py
+            # logs it, marks power degraded and runs the source again with backoff.
+            start_vital(f"power-{item.port}", lambda item=item: item.run(self.stop_event), self.stop_event)
         return self
-
-    def _keep_running(self, item) -> None:
-        # A bug met by one reading must not silence a source for the rest of the event.
-        while not self.stop_event.is_set():
-            try:
-                item.run(self.stop_event)
-            except Exception:
-                log.exception("event=source_crashed port=%s", item.port)
-                self.stop_event.wait(1.0)
 
     def drain(self) -> list[tuple[str, dict, float, str]]:
         out = []

@@ -11,7 +11,7 @@ import logging
 import queue
 import time
 
-from kit import topics
+from kit import payloads, topics
 from kit.config import ConfigError, load_config
 from kit.service import ServiceContext
 from sync.agent import SessionBusy, SyncAgent, retry_delay
@@ -26,8 +26,11 @@ ONLINE_FOLLOW_SECONDS = 2.0
 
 def run(ctx: ServiceContext) -> None:
     agent = SyncAgent(ctx.config, ctx.db, ctx.bus)
-    requests: queue.Queue[dict] = queue.Queue()
-    ctx.bus.subscribe(topics.cmd(ctx.config.kit_id, *topics.SYNC_NOW), lambda _t, msg: requests.put(msg), qos=1)
+    requests: queue.Queue[dict] = queue.Queue(maxsize=100)  # a flood of "sync now" is one session, not 10,000
+    answer_topic = topics.event(ctx.config.kit_id, "sync", "now")
+    ctx.bus.subscribe(topics.cmd(ctx.config.kit_id, *topics.SYNC_NOW),
+                      payloads.checked({}, lambda _t, msg: _ask(requests, msg),
+                                       lambda _t, answer: ctx.bus.publish(answer_topic, answer, qos=1)), qos=1)
     low, high = ctx.config["sync.retry_min_seconds"], ctx.config["sync.retry_max_seconds"]
     interval = ctx.config["sync.interval_seconds"]
     failures, next_at, last_session = 0, 0.0, 0.0
@@ -90,6 +93,13 @@ def run(ctx: ServiceContext) -> None:
             ctx.bus.publish(topics.event(ctx.config.kit_id, "sync", "now"),
                             {"id": msg.get("id"), **reply, "state": agent.state()}, qos=1)
     agent.publish_state()
+
+
+def _ask(requests: queue.Queue, msg: dict) -> None:
+    try:
+        requests.put_nowait(msg)
+    except queue.Full:
+        log.warning("event=bad_command topic=sync/cmd/now reason='too many requests waiting; dropped'")
 
 
 def _drain(requests: queue.Queue) -> list[dict]:

@@ -65,9 +65,13 @@ def test_junk_from_the_scanner_is_refused_and_the_service_keeps_going(tmp_path, 
     assert all(p["verdict"] == "unknown" for p in recorder.on(scanned))
     assert service.thread.is_alive()
     # An attendee list downloaded from HQ (sync did not apply it): the service imports it.
-    (tmp_path / "hq-list.csv").write_text("Order code,Attendee name,Secret\nHQ1,Hanna Q,hq-secret-1\n")
+    from kit.payloads import downloads_dir
+
+    hq_list = downloads_dir(config) / "checkin.attendees" / "hq-list.csv"
+    hq_list.parent.mkdir(parents=True, exist_ok=True)
+    hq_list.write_text("Order code,Attendee name,Secret\nHQ1,Hanna Q,hq-secret-1\n")
     listener.publish(topics.event("svc2", *topics.SYNC_DOCUMENT),
-                     {"kind": "checkin.attendees", "path": str(tmp_path / "hq-list.csv"), "applied": False})
+                     {"kind": "checkin.attendees", "path": str(hq_list), "applied": False})
     wait_for(lambda: service.ctx.db.scalar("SELECT name FROM checkin_tickets WHERE ticket_key = 'hq-secret-1'"), 10,
              what="document from HQ applied")
     assert service.ctx.db.scalar("SELECT source FROM kit_documents WHERE kind = 'checkin.attendees'") == "hq"

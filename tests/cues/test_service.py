@@ -159,15 +159,49 @@ def test_acting_out_sensors_in_simulation_runs_the_real_trigger_path(ctx, servic
 
 def test_a_sheet_downloaded_by_sync_is_imported_and_a_broken_one_refused(ctx, service, tmp_path):
     from cues.documents import DEMO_SHEET
+    from kit.payloads import downloads_dir
 
     announce = topics.event(ctx.config.kit_id, *topics.SYNC_DOCUMENT)
-    broken = tmp_path / "from-hq-broken.toml"
+    outside = tmp_path / "elsewhere.toml"
+    outside.write_text(DEMO_SHEET.read_text())
+    ctx.bus.publish(announce, {"kind": "cues.sheet", "path": str(outside), "version": 6})  # never read
+    folder = downloads_dir(ctx.config) / "cues.sheet"
+    folder.mkdir(parents=True, exist_ok=True)
+    broken = folder / "from-hq-broken.toml"
     broken.write_text(DEMO_SHEET.read_text().replace('at = "22:30"', 'at = "22:70"'))
     ctx.bus.publish(announce, {"kind": "cues.sheet", "path": str(broken), "version": 7})
     wait_for(lambda: "from HQ refused" in service.problem, 5, what="the broken sheet refused")
     assert "line " in service.problem and "22:70" in service.problem
-    good = tmp_path / "from-hq.toml"
+    good = folder / "from-hq.toml"
     good.write_text(DEMO_SHEET.read_text().replace('name = "Micro-stage demo"', 'name = "From HQ"'))
     ctx.bus.publish(announce, {"kind": "cues.sheet", "path": str(good), "version": 8})
     wait_for(lambda: (service.maintain(), service.engine.sheet.name == "From HQ")[1], 5, 0.1, what="the HQ sheet")
     assert service.sheet_version == 2 and service.problem == ""
+
+
+def test_reloads_from_the_bus_while_the_tick_runs_never_fail_a_loop(ctx, service, caplog):
+    """A burst of cues/cmd/reload (a hostile or clumsy neighbour) reopens the GPIO sensors again and again
+    while the tick loop publishes their state: no loop fails and the sensors still work afterwards."""
+    import logging
+    import threading
+
+    from kit import threads
+
+    caplog.set_level(logging.INFO)
+    done = threading.Event()
+
+    def maintain_loop():
+        while not done.is_set():
+            service.maintain()
+            service.health()
+
+    helper = threading.Thread(target=maintain_loop, daemon=True)
+    helper.start()
+    for _ in range(20):
+        ctx.bus.publish(topics.cmd(ctx.config.kit_id, "cues", "reload"), {"by": "burst"}, qos=1)
+    wait_for(lambda: caplog.text.count("event=cue_sheet_loaded") >= 20, 20, 0.1, what="20 reloads")
+    done.set()
+    helper.join(5)
+    assert "event=thread_failed" not in caplog.text and not threads.problems()
+    assert all(t.is_alive() for t in service._threads)
+    assert service.command("simulate", {"sensor": "panic", "active": True}) == "panic active"

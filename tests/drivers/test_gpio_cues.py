@@ -90,3 +90,31 @@ def test_lights_follow_levels(pins):
         assert not pins.pin("GPIO23").state
     finally:
         bank.close()
+
+
+def test_sensor_state_comes_from_edges_never_from_is_active_on_another_thread(pins, monkeypatch):
+    """gpiozero's sampling thread mutates the queue is_active reads ("deque mutated during iteration"):
+    the cue screen's status reads the state the edge callbacks recorded, so that race cannot reach it."""
+    from gpiozero import LineSensor, MotionSensor
+
+    edges = Edges()
+    sensors = {"pir": Sensor("pir", "motion", pin="GPIO4"), "beam": Sensor("beam", "beam", pin="GPIO27")}
+    bank = SensorBank(sensors, pins, edges)
+    try:
+        pins.pin("GPIO4").drive_high()
+        edges.wait(("pir", True))
+        pins.pin("GPIO27").drive_high()
+        edges.wait(("beam", True))
+        pins.pin("GPIO4").drive_low()
+        edges.wait(("pir", False))
+
+        def racing(_self):
+            raise RuntimeError("deque mutated during iteration")
+
+        with monkeypatch.context() as m:  # is_active, read from this thread, would now fail as in the race
+            for cls in (MotionSensor, LineSensor):
+                m.setattr(cls, "is_active", property(racing))
+            assert bank.status()["sensors"] == {"pir": False, "beam": True}
+            assert bank.is_active("beam") and not bank.is_active("pir")
+    finally:
+        bank.close()

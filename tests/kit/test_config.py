@@ -69,3 +69,11 @@ def test_every_setting_has_help_and_a_typed_default():
     for key, s in all_settings().items():
         assert s.help.strip(), f"{key} has no help"
         assert s.kind in ("str", "int", "float", "bool", "list"), key
+
+
+def test_a_kit_cannot_be_called_site(tmp_path):
+    """fieldkit/site/# is the site tree: a kit named site would publish its commands into it."""
+    for name in ("site", "SITE"):
+        with pytest.raises(ConfigError, match="reserved.*fieldkit/site"):
+            load_config(env_for(tmp_path, FIELDKIT_KIT_ID=name))
+    assert load_config(env_for(tmp_path, FIELDKIT_KIT_ID="site2")).kit_id == "site2"

@@ -122,7 +122,7 @@ def test_a_catalogue_from_hq_is_imported_by_the_service(service, pos_kit, tmp_pa
     outside = tmp_path / "elsewhere.csv"
     outside.write_text("sku,name,price\nEVIL,Evil,1.00\n")
     ctx.bus.publish(topics.event(ctx.config.kit_id, *topics.SYNC_DOCUMENT), {"kind": "pos.catalogue", "path": str(outside)})
-    path = ctx.config.data_dir / "sync" / "hq-catalogue.csv"
+    path = ctx.config.data_dir / "sync" / "documents" / "pos.catalogue" / "hq-catalogue.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("sku,name,price\nCAP,Cap,15.00\n")
 
