@@ -23,6 +23,7 @@ from kit.startid import is_sibling, start_id
 log = logging.getLogger("fieldkit.status")
 SETTLE_SECONDS = 10  # a service not heard from within this after start counts as down
 FOREIGN_MEMORY_SECONDS = 120  # "another kit is here" stays shown this long after it was last heard
+FOREIGN_MAX = 32  # start ids of other kits' processes remembered at once (a flood cannot grow it)
 
 
 def overall(states: dict[str, str], expected: list[str]) -> str:
@@ -66,7 +67,8 @@ class HealthBook:
                 if sid not in self.foreign:
                     log.warning("event=foreign_health topic=%s start_id=%s reason=another kit with id %s on this broker",
                                 topics.health(self.kit_id, name), sid, self.kit_id)
-                self.foreign[sid] = self.clock()
+                if sid in self.foreign or len(self.foreign) < FOREIGN_MAX:
+                    self.foreign[sid] = self.clock()
             return False
         elif sid is not None:
             self.owners[name] = sid  # nobody of ours is running it: show what we have
@@ -97,8 +99,17 @@ def run_status(ctx: ServiceContext) -> None:
     kit_id = ctx.config.kit_id
     book = HealthBook(kit_id)
 
+    known = set(expected)
+    refused: set[str] = set()
+
     def on_health(topic: str, payload: dict) -> None:
-        book.observe(topic.split("/")[2], payload)
+        name = topic.split("/")[2]
+        if name not in known:  # an invented service name must not grow the book
+            if len(refused) < 64 and name not in refused:
+                refused.add(name)
+                log.warning("event=health_ignored topic=%s reason=not a service of this kit", topic)
+            return
+        book.observe(name, payload)
 
     ctx.bus.subscribe(topics.health(kit_id, "+"), on_health)
     led = open_status_led(ctx.config)

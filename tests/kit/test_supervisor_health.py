@@ -58,3 +58,14 @@ def test_an_unsigned_offline_counts_once_our_process_is_gone():
     proc.wait(10)
     book.settle()
     assert book.states["pos"] == "offline" and book.reasons() == []
+
+
+def test_a_flood_of_foreign_start_ids_is_remembered_within_a_bound():
+    from kit.status import FOREIGN_MAX
+
+    book = HealthBook("demo", ours=is_running)
+    book.observe("pos", {"state": "ok", "start_id": start_id()})
+    for n in range(5000):
+        assert not book.observe("pos", {"state": "ok", "start_id": f"other-boot:{n}:1"})
+    assert len(book.foreign) == FOREIGN_MAX
+    assert book.states == {"pos": "ok"} and len(book.reasons()) == 1
