@@ -108,7 +108,7 @@ def test_a_running_kit_survives_the_hostile_set(kit_factory, mosquitto):
         synced = _ask(client, "sync", "now", {})
         assert "ok" in synced and "state" in synced  # not joined to an HQ here: a clear answer all the same
         printed = _ask(client, "pos", "print", {"source": "hostile-test", "lines": [{"text": "still printing"}]})
-        assert printed["status"] == "queued", printed
+        assert printed["status"] in ("queued", "printed"), printed  # a fast printer answers done at once
         scanned: list[dict] = []
         client.subscribe(f"fieldkit/{kit_id}/checkin/event/scanned", lambda _t, p: scanned.append(p))
         time.sleep(0.5)
