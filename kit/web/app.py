@@ -11,6 +11,7 @@ from flask import Flask, jsonify, request
 from kit.secrets import Secrets
 from kit.service import ServiceContext
 from kit.web import auth, dashboard, openapi, sse
+from kit.web.stream_roles import StreamRoles
 
 log = logging.getLogger("fieldkit.web")
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
@@ -30,15 +31,17 @@ def create_app(ctx: ServiceContext) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.extensions["fieldkit"] = ctx
+    from kit.features import load_features
+
+    features = load_features()
     if not hasattr(ctx.bus, "hub"):
-        ctx.bus.hub = sse.EventHub(ctx.bus, ctx.config.kit_id)
+        known = sse.known_stateful_topics([f.name for f in features] + ["appliance"])
+        ctx.bus.hub = sse.EventHub(ctx.bus, ctx.config.kit_id, known)
 
     for bp in (auth.bp, sse.bp, openapi.bp, dashboard.bp):
         app.register_blueprint(bp)
     nav = []
-    from kit.features import load_features
-
-    for feature in load_features():
+    for feature in features:
         if feature.blueprint:
             app.register_blueprint(feature.blueprint())
         if feature.nav:
@@ -51,6 +54,7 @@ def create_app(ctx: ServiceContext) -> Flask:
         app.register_blueprint(appliance_blueprint())
 
     app.before_request(auth.check_csrf)
+    app.extensions["fieldkit_stream_roles"] = StreamRoles.for_app(app)  # after every route is registered
 
     @app.context_processor
     def globals_for_templates():

@@ -126,8 +126,13 @@ def _now() -> float:
     return current_app.config.get("FIELDKIT_AUTH_CLOCK", time.time)()
 
 
-def wait_seconds(client: str) -> tuple[int, str]:
-    """How long before the next attempt may be made, and why ("" when it may be made now)."""
+def wait_seconds(client: str) -> int:
+    """How long this client must wait before its next PIN attempt (0 = may try now)."""
+    return wait_and_reason(client)[0]
+
+
+def wait_and_reason(client: str) -> tuple[int, str]:
+    """How long before the next attempt may be made, and why: "address", "kit" ("" when it may be now)."""
     config, db, now = kit().config, kit().db, _now()
     rows = db.query("SELECT at FROM kit_auth_failures WHERE client = ? AND at > ? ORDER BY at",
                     (client, now - ATTEMPT_WINDOW_SECONDS))
@@ -180,9 +185,9 @@ def login():
     if not next_url.startswith("/") or next_url.startswith("//"):
         next_url = ""
     if request.method != "POST":
-        return render_template("kit/login.html", error=None, next=next_url, wait=wait_seconds(_client())[0])
+        return render_template("kit/login.html", error=None, next=next_url, wait=wait_seconds(_client()))
     client = _client()
-    wait, why = wait_seconds(client)
+    wait, why = wait_and_reason(client)
     pin = (request.form.get("pin") or "").strip()
     if wait:
         log.warning("event=login_throttled client=%s wait=%s reason=%s", client, wait, why)
@@ -204,7 +209,7 @@ def login():
         return redirect(next_url or ROLE_HOME[role])
     record_failure(client)
     log.warning("event=login_failed client=%s", client)
-    wait, why = wait_seconds(client)
+    wait = wait_seconds(client)
     error = "Wrong PIN." + (f" Wait {wait} s and try again." if wait else "")
     return _login_answer(error, 401, next_url, wait)
 
