@@ -6,7 +6,8 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask, Request, jsonify, request
+from werkzeug.exceptions import BadRequest
 
 from kit.secrets import Secrets
 from kit.service import ServiceContext
@@ -15,17 +16,36 @@ from kit.web.stream_roles import StreamRoles
 
 log = logging.getLogger("fieldkit.web")
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+MAX_JSON_BYTES = 1024 * 1024  # no API call needs more; a bigger JSON body is refused unread
+
+
+class KitRequest(Request):
+    """A request whose JSON body is hostile-safe: too deep or too big reads as no body (or a 400)."""
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):
+        if (self.content_length or 0) > MAX_JSON_BYTES:
+            if silent:
+                return None
+            raise BadRequest(f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KiB")
+        try:
+            return super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:  # json's parser gives up on nesting ~1000 deep with this, not ValueError
+            log.warning("event=request_refused path=%s reason=JSON nested too deeply", self.path)
+            if silent:
+                return None
+            raise BadRequest("the JSON body is nested too deeply") from None
 
 
 def create_app(ctx: ServiceContext) -> Flask:
     here = Path(__file__).parent
     app = Flask("fieldkit", template_folder=str(here / "templates"), static_folder=str(here / "static"),
                 static_url_path="/static")
+    app.request_class = KitRequest
     app.secret_key = Secrets(ctx.config.secrets_dir).session_key()
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_NAME="fieldkit_session",
+        SESSION_COOKIE_NAME=openapi.SESSION_COOKIE,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=ctx.config["web.session_minutes"]),
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
         JSON_SORT_KEYS=False,
