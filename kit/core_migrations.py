@@ -25,4 +25,6 @@ CORE = MigrationSet("kit", [
         CREATE TABLE kit_auth_failures (client TEXT NOT NULL, at REAL NOT NULL);
         CREATE INDEX kit_auth_failures_client ON kit_auth_failures(client, at);
     """),
+    # the kit-wide ceiling on wrong PINs counts the last minute's failures from every address
+    Migration("0004_auth_kit_ceiling", "CREATE INDEX kit_auth_failures_at ON kit_auth_failures(at);"),
 ])
