@@ -32,6 +32,7 @@ QUEUE_SIZE = 500
 _STATEFUL = ("health", "state", "status")
 MAX_PATTERNS = 16
 MAX_PATTERN_CHARS = 128
+SPARE_THREADS = 8
 
 
 def known_stateful_topics(features: list[str]) -> frozenset[str]:
@@ -80,6 +81,10 @@ class EventHub:
                     q.put_nowait(item)
                 except (queue.Empty, queue.Full):
                     pass
+
+    def open_streams(self) -> int:
+        with self._lock:
+            return len(self._clients)
 
     def latest(self) -> dict[str, dict]:
         with self._lock:
@@ -155,6 +160,11 @@ def events():
         log.warning("event=stream_refused client=%s reason=%r", request.remote_addr, str(e))
         return Response(f"{e}\n", status=400, mimetype="text/plain")
     hub: EventHub = kit().bus.hub  # set by the app factory
+    # each open stream holds one of waitress's threads: keep some for every other request
+    if hub.open_streams() >= max(1, kit().config["web.threads"] - SPARE_THREADS):
+        log.warning("event=stream_refused client=%s reason=too many live streams open", request.remote_addr)
+        return Response("too many live streams are open; close a tab\n", status=503, mimetype="text/plain",
+                        headers={"Retry-After": "10"})
     roles: StreamRoles = current_app.extensions["fieldkit_stream_roles"]
     response = Response(stream_with_context(hub.stream(patterns, role, roles)), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"

@@ -5,6 +5,7 @@ the API's route roles; the hub's latest-state table keeps only known topics."""
 from __future__ import annotations
 
 import json
+import queue
 import re
 import threading
 
@@ -189,3 +190,18 @@ def test_a_stream_cannot_ask_for_too_many_or_too_long_patterns(server, kit_env):
     assert s.get(server + "/events", params={"topics": many}, timeout=5).status_code == 400
     assert s.get(server + "/events", params={"topics": "a" * 200}, timeout=5).status_code == 400
     assert s.get(server + "/events", params={"topics": "a/#/b"}, timeout=5).status_code == 400
+
+
+def test_live_streams_leave_threads_for_every_other_request(server, kit_env, ctx):
+    s = signed_in(server, kit_env["pins"]["door"])
+    limit = max(1, ctx.config["web.threads"] - sse.SPARE_THREADS)
+    hub = ctx.bus.hub
+    fillers = [queue.Queue(1) for _ in range(limit - hub.open_streams())]  # as many queues as open streams
+    hub._clients.update(fillers)
+    try:
+        r = s.get(server + "/events?topics=%23", timeout=5)
+        assert r.status_code == 503 and r.headers["Retry-After"]
+        assert s.get(server + "/api/v1/checkin/stats", timeout=5).status_code == 200
+    finally:
+        hub._clients.difference_update(fillers)
+    assert s.get(server + "/events?topics=%23", stream=True, timeout=5).status_code == 200
