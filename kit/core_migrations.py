@@ -25,6 +25,10 @@ CORE = MigrationSet("kit", [
         CREATE TABLE kit_auth_failures (client TEXT NOT NULL, at REAL NOT NULL);
         CREATE INDEX kit_auth_failures_client ON kit_auth_failures(client, at);
     """),
-    # the kit-wide ceiling on wrong PINs counts the last minute's failures from every address
-    Migration("0004_auth_kit_ceiling", "CREATE INDEX kit_auth_failures_at ON kit_auth_failures(at);"),
+    # The kit-wide ceiling counts the last minute's wrong PINs from every address, including those an
+    # address "cleared" by then signing in (else a known door PIN would reset the ceiling for lead guesses).
+    Migration("0004_auth_kit_ceiling", """
+        ALTER TABLE kit_auth_failures ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX kit_auth_failures_at ON kit_auth_failures(at);
+    """),
 ])

@@ -134,7 +134,7 @@ def wait_seconds(client: str) -> int:
 def wait_and_reason(client: str) -> tuple[int, str]:
     """How long before the next attempt may be made, and why: "address", "kit" ("" when it may be now)."""
     config, db, now = kit().config, kit().db, _now()
-    rows = db.query("SELECT at FROM kit_auth_failures WHERE client = ? AND at > ? ORDER BY at",
+    rows = db.query("SELECT at FROM kit_auth_failures WHERE client = ? AND cleared = 0 AND at > ? ORDER BY at",
                     (client, now - ATTEMPT_WINDOW_SECONDS))
     wait = 0.0
     if len(rows) >= FREE_ATTEMPTS:
@@ -145,7 +145,7 @@ def wait_and_reason(client: str) -> tuple[int, str]:
     ceiling = config["web.login_failures_per_minute"]
     recent = db.query("SELECT at FROM kit_auth_failures WHERE at > ? ORDER BY at DESC LIMIT ?",
                       (now - KIT_WINDOW_SECONDS, max(1, ceiling)))
-    if len(recent) >= ceiling:  # the oldest of the last `ceiling` failures must leave the minute first
+    if ceiling > 0 and len(recent) >= ceiling:  # the oldest of the last `ceiling` failures must leave the minute first
         return max(1, int(recent[-1]["at"] + KIT_WINDOW_SECONDS - now + 0.999)), "kit"
     return 0, ""
 
@@ -158,8 +158,9 @@ def record_failure(client: str) -> None:
 
 
 def clear_failures(client: str) -> None:
+    """After a right PIN: this address starts afresh, but its failures still count towards the kit's ceiling."""
     with kit().db.transaction() as conn:
-        conn.execute("DELETE FROM kit_auth_failures WHERE client = ?", (client,))
+        conn.execute("UPDATE kit_auth_failures SET cleared = 1 WHERE client = ?", (client,))
 
 
 def _wait_words(wait: int, why: str) -> str:

@@ -110,3 +110,24 @@ def test_sign_in_without_the_pages_token_is_refused(app, kit_env):
     assert c.get("/api/v1/status").status_code == 401  # not signed in
     r = try_pin(c, kit_env["pins"]["lead"])
     assert r.status_code == 302 and c.get("/api/v1/status").status_code == 200
+
+
+def test_signing_in_with_a_known_pin_does_not_reset_the_kits_ceiling(app, kit_env, ctx, clock):
+    """A door volunteer guessing the lead PIN cannot sign in as door between guesses to go faster."""
+    ceiling = ctx.config["web.login_failures_per_minute"]
+    c = client_at(app, "10.2.0.1")
+    guesses = 0
+    for _ in range(ceiling * 3):
+        r = try_pin(c, "333333")
+        if r.status_code == 429:
+            break
+        assert r.status_code == 401
+        guesses += 1
+        clock.now += 0.5
+        signed = try_pin(c, kit_env["pins"]["door"])  # clears this address's own delay...
+        if signed.status_code == 429:  # ...until the kit's ceiling is reached
+            break
+        assert signed.status_code == 302
+        c.post("/logout", data={"csrf_token": login_token(c)})
+    assert guesses == ceiling
+    assert "on this kit" in try_pin(c, "333333").get_data(as_text=True)
