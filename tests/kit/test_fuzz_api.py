@@ -8,11 +8,16 @@ import re
 import time
 
 import hypothesis
+import paho.mqtt.client as mqtt
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
+from paho.mqtt.enums import CallbackAPIVersion
 from schemathesis import GenerationMode
+
+from kit.bus import topic_matches
+from kit.web.stream_roles import KIT_RULES, SITE_RULES
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +96,18 @@ def fuzz(base: str, session: requests.Session, headers: dict, budget: float) -> 
     return stats
 
 
-def test_schemathesis_as_lead_and_as_nobody_finds_no_server_error(kit_factory):
+def topics_seen(port: int) -> tuple[mqtt.Client, set[str]]:
+    seen: set[str] = set()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fuzz-topic-watch")
+    client.on_message = lambda _c, _u, msg: seen.add(msg.topic)
+    client.on_connect = lambda c, *_a: c.subscribe("fieldkit/#")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client, seen
+
+
+def test_schemathesis_as_lead_and_as_nobody_finds_no_server_error(kit_factory, mosquitto):
+    watch, seen = topics_seen(mosquitto.port)
     kit = kit_factory(None, extra_env=SAFE_ENV)  # every service: the cue, sync and printer routes answer
     lead, csrf = lead_session(kit.url, kit.pins["lead"])
     for who, session, headers in (("lead", lead, {"X-CSRF-Token": csrf}), ("anonymous", requests.Session(), {})):
@@ -111,3 +127,13 @@ def test_schemathesis_as_lead_and_as_nobody_finds_no_server_error(kit_factory):
     # paper away and asked sync for an HQ this kit has not got)
     states = kit.health()["services"]
     assert all(states[s] in ("ok", "degraded") for s in kit.services if s != "status"), states
+    # every topic the running kit published on the way has a rule in the live stream's role table
+    watch.loop_stop()
+    prefix = f"fieldkit/{kit.health()['kit']}/"
+    mine = {t[len(prefix):] for t in seen if t.startswith(prefix)}
+    print(f"topics the kit published: {sorted(mine)}")
+    assert len(mine) > 10
+    unruled = {t for t in mine if not any(topic_matches(r.pattern, t) for r in KIT_RULES)}
+    unruled |= {t for t in seen if t.startswith("fieldkit/site/")
+                and not any(topic_matches(r.pattern, t[len("fieldkit/"):]) for r in SITE_RULES)}
+    assert not unruled, f"topics without a stream rule: {sorted(unruled)}"
