@@ -4,6 +4,7 @@ operation does not document. Bounded: a few examples per operation, a hard time 
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -19,7 +20,7 @@ from schemathesis import GenerationMode
 from kit.bus import topic_matches
 from kit.web.stream_roles import KIT_RULES, SITE_RULES
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.system]
 
 EXAMPLES_PER_OPERATION = 20
 BUDGET_SECONDS = {"lead": 55.0, "anonymous": 25.0}
@@ -98,7 +99,7 @@ def fuzz(base: str, session: requests.Session, headers: dict, budget: float) -> 
 
 def topics_seen(port: int) -> tuple[mqtt.Client, set[str]]:
     seen: set[str] = set()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fuzz-topic-watch")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fuzz-topic-watch-{os.getpid()}")
     client.on_message = lambda _c, _u, msg: seen.add(msg.topic)
     client.on_connect = lambda c, *_a: c.subscribe("fieldkit/#")
     client.connect("127.0.0.1", port)
