@@ -172,7 +172,7 @@ def test_a_reconnecting_door_gets_no_lead_state_from_the_latest_table(server, ki
     assert "power/state" not in door.topics()
 
 
-def test_the_latest_state_table_keeps_only_known_topics(ctx):
+def test_the_latest_state_table_keeps_only_known_topics(ctx, caplog):
     hub = sse.EventHub(ctx.bus, ctx.config.kit_id, sse.known_stateful_topics(FEATURES))
     before = len(hub.latest())
     for n in range(300):
@@ -182,6 +182,8 @@ def test_the_latest_state_table_keeps_only_known_topics(ctx):
     latest = hub.latest()
     assert not any(k.startswith("invented") for k in latest)
     assert latest["pos/state"] == {"printer": "ok"} and len(latest) <= max(before, 1) + 1
+    refusals = [r for r in caplog.records if "event=stream_state_refused" in r.getMessage()]
+    assert len(refusals) == 2  # the first refusal of each kind (state, health), not 600 lines
 
 
 def test_a_stream_cannot_ask_for_too_many_or_too_long_patterns(server, kit_env):
