@@ -28,12 +28,36 @@ class KitRequest(Request):
                 return None
             raise BadRequest(f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KiB")
         try:
-            return super().get_json(force=force, silent=silent, cache=cache)
+            body = super().get_json(force=force, silent=silent, cache=cache)
         except RecursionError:  # json's parser gives up on nesting ~1000 deep with this, not ValueError
-            log.warning("event=request_refused path=%s reason=JSON nested too deeply", self.path)
-            if silent:
-                return None
-            raise BadRequest("the JSON body is nested too deeply") from None
+            body, problem = None, "the JSON body is nested too deeply"
+        else:
+            problem = "" if _all_text_encodable(body) else "the JSON body has text that is not valid Unicode"
+        if not problem:
+            return body
+        log.warning("event=request_refused path=%s reason=%r", self.path, problem)
+        if silent:
+            return None
+        raise BadRequest(problem)
+
+
+def _all_text_encodable(body: object) -> bool:
+    """False when a string (key or value) holds a lone surrogate ("\\ud800" in JSON), which SQLite,
+    the ledger and the printer cannot store; iterative, so a deep body cannot exhaust the stack."""
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def create_app(ctx: ServiceContext) -> Flask:
@@ -115,6 +139,13 @@ def create_app(ctx: ServiceContext) -> Flask:
     @app.errorhandler(413)
     def too_large(e):
         return jsonify(error=f"the upload is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB"), 413
+
+    @app.errorhandler(OverflowError)
+    def number_too_large(e):  # e.g. a 30-digit integer in a JSON body reaching SQLite's 64-bit INTEGER
+        log.warning("event=request_refused path=%s reason=%r", request.path, f"a number is too large: {e}")
+        if request.path.startswith("/api/"):
+            return jsonify(error="a number in the request is too large", code="bad_request"), 400
+        return "A number in the request is too large.", 400
 
     @app.errorhandler(500)
     def server_error(e):

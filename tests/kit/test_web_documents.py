@@ -64,3 +64,13 @@ def test_openapi_names_the_real_session_cookie(lead, ctx):
     spec = lead.get("/api/v1/openapi.json").json
     assert spec["components"]["securitySchemes"]["session"]["name"] == "fieldkit_session"
     assert lead.get_cookie("fieldkit_session") is not None
+
+
+@pytest.mark.parametrize("url,body", [
+    ("/api/v1/checkin/undo", '{"seq": 100000000000000000000000000000}'),  # beyond SQLite's 64-bit INTEGER
+    ("/api/v1/checkin/undo", '{"seq": 1, "reason": "\\ud9c9"}'),  # a lone surrogate: no valid UTF-8
+    ("/api/v1/documents/import", '{"token": "\\udc00abc"}'),
+])
+def test_hostile_numbers_and_text_in_any_json_body_are_a_400(lead, url, body):
+    r = lead.post(url, data=body, content_type="application/json", headers={"X-CSRF-Token": lead.csrf})
+    assert r.status_code == 400 and r.json["error"]
