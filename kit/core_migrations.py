@@ -47,4 +47,10 @@ CORE = MigrationSet("kit", [
             published_seq INTEGER NOT NULL
         );
     """),
+    # The kit-wide ceiling counts the last minute's wrong PINs from every address, including those an
+    # address "cleared" by then signing in (else a known door PIN would reset the ceiling for lead guesses).
+    Migration("0005_auth_kit_ceiling", """
+        ALTER TABLE kit_auth_failures ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX kit_auth_failures_at ON kit_auth_failures(at);
+    """),
 ])

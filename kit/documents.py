@@ -8,11 +8,12 @@ inside a transaction that is rolled back, so what the preview says is what the i
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -26,6 +27,17 @@ MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 class DocumentError(Exception):
     """The document cannot be imported at all (wrong format, unreadable); the message says why."""
+
+
+def csv_rows(reader: Iterator, filename: str) -> list:
+    """Every row of a ``csv.reader``/``csv.DictReader``; a row the csv module cannot read (a field over
+    its 128 KiB limit, a stray NUL) is a DocumentError naming the line, never a traceback."""
+    try:
+        if isinstance(reader, csv.DictReader):
+            reader.fieldnames  # noqa: B018 -- reads the header row, which can fail like any other
+        return list(reader)
+    except csv.Error as e:
+        raise DocumentError(f"{filename}: line {reader.line_num} cannot be read as CSV ({e})") from None
 
 
 @dataclass

@@ -56,6 +56,8 @@ SETTINGS = [
     Setting("web.port", 8080, "Port the web server listens on."),
     Setting("web.threads", 32, "Waitress worker threads (each open live-update stream holds one)."),
     Setting("web.session_minutes", 720, "Minutes a staff sign-in lasts without activity."),
+    Setting("web.login_max_wait_seconds", 30, "Longest wait one address is made to sit out after its last wrong PIN."),
+    Setting("web.login_failures_per_minute", 20, "Wrong PINs the whole kit accepts per minute, from all addresses together."),
     Setting("web.public_url", "", "URL staff use to reach the kit (printed and shown as a QR); guessed when empty."),
     Setting("db.busy_timeout_ms", 5000, "How long a writer waits for another writer before giving up."),
     Setting("service.watchdog_seconds", 30, "Watchdog interval when not given by systemd (WATCHDOG_USEC)."),

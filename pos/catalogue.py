@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from kit.config import Config
-from kit.documents import DocumentError, ImportReport
+from kit.documents import DocumentError, ImportReport, csv_rows
 from pos.money import MAX_QTY, MoneyError, format_cents, parse_cents, parse_rate
 
 log = logging.getLogger("fieldkit.pos")
@@ -118,7 +118,7 @@ def _clean_row(raw: dict, config: Config) -> dict:
 def _rows_from_json(data: bytes) -> list[dict]:
     try:
         doc = json.loads(data.decode("utf-8-sig"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
         raise DocumentError(f"not valid JSON: {e}") from None
     items = doc.get("products") if isinstance(doc, dict) else doc
     if not isinstance(items, list):
@@ -138,7 +138,7 @@ def _rows_from_json(data: bytes) -> list[dict]:
     return rows
 
 
-def _rows_from_csv(data: bytes) -> list[dict]:
+def _rows_from_csv(data: bytes, filename: str = "catalogue") -> list[dict]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -148,7 +148,8 @@ def _rows_from_csv(data: bytes) -> list[dict]:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    reader = csv.DictReader(io.StringIO(text.replace("\x00", "")), dialect=dialect)
+    rows = csv_rows(reader, filename)  # a field over the csv module's limit is a clear refusal
     headers = {_norm_header(h) for h in (reader.fieldnames or [])}
     missing = [h for h in ("sku", "name", "price") if h not in headers]
     if missing:
@@ -156,14 +157,14 @@ def _rows_from_csv(data: bytes) -> list[dict]:
             f"the CSV header must name at least sku, name and price; missing: {', '.join(missing)} "
             f"(found: {', '.join(reader.fieldnames or []) or 'no header'})"
         )
-    return list(reader)
+    return rows
 
 
 def import_catalogue(conn: sqlite3.Connection, data: bytes, filename: str, config: Config,
                      progress: Callable[[int, int], None] | None = None) -> ImportReport:
     """The ``pos.catalogue`` importer: replaces the catalogue; bad rows are reported and skipped."""
     is_json = filename.lower().endswith(".json") or data.lstrip()[:1] in (b"[", b"{")
-    rows = _rows_from_json(data) if is_json else _rows_from_csv(data)
+    rows = _rows_from_json(data) if is_json else _rows_from_csv(data, filename)
     if len(rows) > MAX_ROWS:
         raise DocumentError(f"{len(rows)} products is more than the {MAX_ROWS} this kit accepts")
     report = ImportReport()

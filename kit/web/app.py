@@ -6,39 +6,86 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask, Request, jsonify, request
+from werkzeug.exceptions import BadRequest
 
 from kit.secrets import Secrets
 from kit.service import ServiceContext
 from kit.web import auth, dashboard, openapi, sse
+from kit.web.stream_roles import StreamRoles
 
 log = logging.getLogger("fieldkit.web")
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+MAX_JSON_BYTES = 1024 * 1024  # no API call needs more; a bigger JSON body is refused unread
+
+
+class KitRequest(Request):
+    """A request whose JSON body is hostile-safe: too deep or too big reads as no body (or a 400)."""
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True):
+        if (self.content_length or 0) > MAX_JSON_BYTES:
+            if silent:
+                return None
+            raise BadRequest(f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KiB")
+        try:
+            body = super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:  # json's parser gives up on nesting ~1000 deep with this, not ValueError
+            body, problem = None, "the JSON body is nested too deeply"
+        else:
+            problem = "" if _all_text_encodable(body) else "the JSON body has text that is not valid Unicode"
+        if not problem:
+            return body
+        log.warning("event=request_refused path=%s reason=%r", self.path, problem)
+        if silent:
+            return None
+        raise BadRequest(problem)
+
+
+def _all_text_encodable(body: object) -> bool:
+    """False when a string (key or value) holds a lone surrogate ("\\ud800" in JSON), which SQLite,
+    the ledger and the printer cannot store; iterative, so a deep body cannot exhaust the stack."""
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def create_app(ctx: ServiceContext) -> Flask:
     here = Path(__file__).parent
     app = Flask("fieldkit", template_folder=str(here / "templates"), static_folder=str(here / "static"),
                 static_url_path="/static")
+    app.request_class = KitRequest
     app.secret_key = Secrets(ctx.config.secrets_dir).session_key()
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_NAME="fieldkit_session",
+        SESSION_COOKIE_NAME=openapi.SESSION_COOKIE,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=ctx.config["web.session_minutes"]),
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
         JSON_SORT_KEYS=False,
     )
     app.extensions["fieldkit"] = ctx
+    from kit.features import load_features
+
+    features = load_features()
     if not hasattr(ctx.bus, "hub"):
-        ctx.bus.hub = sse.EventHub(ctx.bus, ctx.config.kit_id)
+        known = sse.known_stateful_topics([f.name for f in features] + ["appliance"])
+        ctx.bus.hub = sse.EventHub(ctx.bus, ctx.config.kit_id, known)
 
     for bp in (auth.bp, sse.bp, openapi.bp, dashboard.bp):
         app.register_blueprint(bp)
     nav = []
-    from kit.features import load_features
-
-    for feature in load_features():
+    for feature in features:
         if feature.blueprint:
             app.register_blueprint(feature.blueprint())
         if feature.nav:
@@ -51,6 +98,7 @@ def create_app(ctx: ServiceContext) -> Flask:
         app.register_blueprint(appliance_blueprint())
 
     app.before_request(auth.check_csrf)
+    app.extensions["fieldkit_stream_roles"] = StreamRoles.for_app(app)  # after every route is registered
 
     @app.context_processor
     def globals_for_templates():
@@ -91,6 +139,13 @@ def create_app(ctx: ServiceContext) -> Flask:
     @app.errorhandler(413)
     def too_large(e):
         return jsonify(error=f"the upload is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB"), 413
+
+    @app.errorhandler(OverflowError)
+    def number_too_large(e):  # e.g. a 30-digit integer in a JSON body reaching SQLite's 64-bit INTEGER
+        log.warning("event=request_refused path=%s reason=%r", request.path, f"a number is too large: {e}")
+        if request.path.startswith("/api/"):
+            return jsonify(error="a number in the request is too large", code="bad_request"), 400
+        return "A number in the request is too large.", 400
 
     @app.errorhandler(500)
     def server_error(e):

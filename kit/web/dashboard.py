@@ -14,7 +14,7 @@ from kit import topics
 from kit.documents import DocumentError, current_documents, document_kinds, import_document
 from kit.startid import is_running
 from kit.web.auth import current_role, require_role
-from kit.web.context import kit
+from kit.web.context import json_object, kit
 from kit.web.openapi import api_doc
 
 log = logging.getLogger("fieldkit.web.dashboard")
@@ -117,13 +117,15 @@ def clock_get():
     "type": "object", "required": ["now_ms"], "properties": {"now_ms": {"type": "integer", "description": "phone time, ms since 1970"}}},
     responses={200: "clock set", 400: "not a plausible time"})
 def clock_set():
-    body = request.get_json(silent=True) or {}
+    body = json_object()
+    if body is None:
+        return jsonify(error='send a JSON object: {"now_ms": <ms since 1970>}', code="bad_body"), 400
     now_ms = body.get("now_ms")
     if not isinstance(now_ms, int) or isinstance(now_ms, bool):
         return jsonify(error="now_ms must be an integer (milliseconds since 1970)"), 400
     from kit.clock import EARLIEST_PLAUSIBLE
 
-    if not EARLIEST_PLAUSIBLE <= now_ms / 1000 < EARLIEST_PLAUSIBLE + 50 * 365 * 86400:
+    if not EARLIEST_PLAUSIBLE * 1000 <= now_ms < (EARLIEST_PLAUSIBLE + 50 * 365 * 86400) * 1000:  # ints: no overflow
         return jsonify(error="that time is not plausible; check the phone's clock"), 400
     try:
         method = kit().clock.set_time(now_ms / 1000, who="lead (browser)")
@@ -174,10 +176,13 @@ def documents_preview():
 @bp.route("/api/v1/documents/import", methods=["POST"])
 @require_role("lead")
 @api_doc("Import a previewed upload", request={"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}},
-         responses={200: "the import report", 404: "no such preview (expired)"})
+         responses={200: "the import report", 400: "not a JSON object with a token", 404: "no such preview (expired)"})
 def documents_import():
-    token = str((request.get_json(silent=True) or {}).get("token", ""))
-    if not token.replace("-", "").replace("_", "").isalnum():
+    body = json_object()
+    if body is None or not isinstance(body.get("token"), str):
+        return jsonify(error='send a JSON object: {"token": "<the preview\'s token>"}', code="bad_body"), 400
+    token = body["token"]
+    if not token.replace("-", "").replace("_", "").isalnum() or len(token) > 64:
         return jsonify(error="unknown upload; upload the file again"), 404
     meta_path = _uploads_dir() / f"{token}.json"
     if not meta_path.exists():

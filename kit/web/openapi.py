@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, jsonify
 import kit
 
 bp = Blueprint("openapi", __name__)
+SESSION_COOKIE = "fieldkit_session"  # the app's SESSION_COOKIE_NAME (kit/web/app.py uses this constant)
 
 
 def api_doc(summary: str = "", request: dict | None = None, responses: dict | None = None,
@@ -55,7 +56,7 @@ def build_spec(app) -> dict:
         "openapi": "3.0.3",
         "info": {"title": "Field Kit", "version": kit.__version__,
                  "description": "The kit's local API. State-changing calls need the session's X-CSRF-Token header."},
-        "components": {"securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "session"}}},
+        "components": {"securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE}}},
         "paths": dict(sorted(paths.items())),
     }
 

@@ -1,8 +1,10 @@
 """Live updates: the web process relays the kit's bus messages to browsers as server-sent events.
 
 One bus subscription (``fieldkit/<kit>/#``) feeds a queue per open stream. The newest message on
-every ``health``/``state``/``status`` topic is kept, so a page that opens (or reconnects) starts
-from the current picture instead of waiting for the next change.
+known ``health``/``state``/``status`` topic is kept, so a page that opens (or reconnects) starts
+from the current picture instead of waiting for the next change. Only known topics are kept (the
+services' health, the kit's status, each feature's state), so invented topic names cannot grow that
+table. Each stream carries only what its role may read (``kit/web/stream_roles.py``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import threading
 import time
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, Response, current_app, request, stream_with_context
 
+from kit import topics
 from kit.bus import Bus, topic_matches
 from kit.web.auth import current_role
 from kit.web.context import kit
+from kit.web.stream_roles import StreamRoles
 
 log = logging.getLogger("fieldkit.web.sse")
 bp = Blueprint("sse", __name__)
@@ -26,23 +30,46 @@ bp = Blueprint("sse", __name__)
 HEARTBEAT_SECONDS = 15
 QUEUE_SIZE = 500
 _STATEFUL = ("health", "state", "status")
+MAX_PATTERNS = 16
+MAX_PATTERN_CHARS = 128
+SPARE_THREADS = 8
+
+
+def known_stateful_topics(features: list[str]) -> frozenset[str]:
+    """The topics whose newest message the hub keeps: services' health, the status, features' state."""
+    names = set(topics.SERVICES) | set(features)
+    return frozenset({f"{n}/health" for n in names} | {f"{f}/state" for f in features} | {"status"})
 
 
 class EventHub:
-    def __init__(self, bus: Bus, kit_id: str):
+    def __init__(self, bus: Bus, kit_id: str, known: frozenset[str] | None = None):
         self.prefix = f"fieldkit/{kit_id}/"
+        self.known = known if known is not None else known_stateful_topics([])
         self._clients: set[queue.Queue] = set()
         self._latest: dict[str, dict] = {}
+        self._refused_kinds: set[str] = set()
         self._lock = threading.Lock()
         self.closed = threading.Event()
         bus.subscribe(f"fieldkit/{kit_id}/#", self._on_message)
 
+    def _keep_latest(self, rel: str, payload: dict) -> None:
+        kind = rel.rsplit("/", 1)[-1]
+        if kind not in _STATEFUL:
+            return
+        with self._lock:
+            if rel in self.known:
+                self._latest[rel] = payload
+                return
+            first = kind not in self._refused_kinds
+            self._refused_kinds.add(kind)
+        if first:  # once per kind: a flood of invented names must not flood the log either
+            log.warning("event=stream_state_refused topic=%s reason=not a known %s topic; not kept "
+                        "(further ones are not logged)", rel[:200], kind)
+
     def _on_message(self, topic: str, payload: dict) -> None:
         rel = topic[len(self.prefix):]
         item = {"topic": rel, "payload": payload}
-        if rel.rsplit("/", 1)[-1] in _STATEFUL:
-            with self._lock:
-                self._latest[rel] = payload
+        self._keep_latest(rel, payload)
         with self._lock:
             clients = list(self._clients)
         for q in clients:
@@ -55,20 +82,32 @@ class EventHub:
                 except (queue.Empty, queue.Full):
                     pass
 
+    def open_streams(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
     def latest(self) -> dict[str, dict]:
         with self._lock:
             return dict(self._latest)
 
-    def stream(self, patterns: list[str]) -> Iterator[str]:
+    def stream(self, patterns: list[str], role: str, roles: StreamRoles) -> Iterator[str]:
+        """Messages matching ``patterns`` that ``role`` may read, as server-sent events, until closed."""
         q: queue.Queue = queue.Queue(QUEUE_SIZE)
         with self._lock:
             self._clients.add(q)
             snapshot = dict(self._latest)
+
+        def visible(rel: str, payload: dict) -> str | None:
+            if not _wanted(rel, patterns):
+                return None
+            shown = roles.view(role, rel, payload)
+            return None if shown is None else _format({"topic": rel, "payload": shown})
+
         try:
             yield ": connected\n\nretry: 2000\n\n"
             for rel, payload in snapshot.items():
-                if _wanted(rel, patterns):
-                    yield _format({"topic": rel, "payload": payload})
+                if (out := visible(rel, payload)) is not None:
+                    yield out
             last = time.monotonic()
             while not self.closed.is_set():
                 try:
@@ -78,9 +117,9 @@ class EventHub:
                         last = time.monotonic()
                         yield ": keepalive\n\n"
                     continue
-                if _wanted(item["topic"], patterns):
+                if (out := visible(item["topic"], item["payload"])) is not None:
                     last = time.monotonic()
-                    yield _format(item)
+                    yield out
         finally:
             with self._lock:
                 self._clients.discard(q)
@@ -92,17 +131,42 @@ def _wanted(rel: str, patterns: list[str]) -> bool:
     return any(topic_matches(p, rel) for p in patterns)
 
 
+def parse_patterns(raw: str) -> list[str]:
+    """The ``topics`` query: comma-separated MQTT patterns; ValueError says what is wrong."""
+    patterns = [p for p in raw.split(",") if p] or ["#"]
+    if len(patterns) > MAX_PATTERNS:
+        raise ValueError(f"at most {MAX_PATTERNS} topic patterns per stream")
+    for p in patterns:
+        levels = p.split("/")
+        if len(p) > MAX_PATTERN_CHARS:
+            raise ValueError(f"a topic pattern is at most {MAX_PATTERN_CHARS} characters")
+        if any(("#" in lv and lv != "#") or ("+" in lv and lv != "+") for lv in levels) or "#" in levels[:-1]:
+            raise ValueError(f"{p[:40]!r} is not an MQTT topic pattern")
+    return patterns
+
+
 def _format(item: dict) -> str:
     return "data: " + json.dumps(item, separators=(",", ":"), default=str) + "\n\n"
 
 
 @bp.route("/events")
 def events():
-    if current_role() is None:
+    role = current_role()
+    if role is None:
         return Response("sign in first\n", status=401, mimetype="text/plain")
-    patterns = [p for p in request.args.get("topics", "#").split(",") if p] or ["#"]
+    try:
+        patterns = parse_patterns(request.args.get("topics", "#"))
+    except ValueError as e:
+        log.warning("event=stream_refused client=%s reason=%r", request.remote_addr, str(e))
+        return Response(f"{e}\n", status=400, mimetype="text/plain")
     hub: EventHub = kit().bus.hub  # set by the app factory
-    response = Response(stream_with_context(hub.stream(patterns)), mimetype="text/event-stream")
+    # each open stream holds one of waitress's threads: keep some for every other request
+    if hub.open_streams() >= max(1, kit().config["web.threads"] - SPARE_THREADS):
+        log.warning("event=stream_refused client=%s reason=too many live streams open", request.remote_addr)
+        return Response("too many live streams are open; close a tab\n", status=503, mimetype="text/plain",
+                        headers={"Retry-After": "10"})
+    roles: StreamRoles = current_app.extensions["fieldkit_stream_roles"]
+    response = Response(stream_with_context(hub.stream(patterns, role, roles)), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response
