@@ -47,6 +47,13 @@ MIN_CATCHUP_INTERVAL = 1.0  # seconds between two catch-up requests of one chann
 # GAP_PATIENCE at the latest: asking with a cursor that lags what is in flight re-sends it all.
 QUIET = 0.5
 GAP_PATIENCE = 5.0
+# A peer that asks again and again from seq 0 would make this kit re-send everything on every pump:
+# one request per requester and channel per interval is answered, the rest dropped (it asks again).
+ANSWER_INTERVAL = 1.0
+REQUESTERS_KEPT = 1024
+# Refusals are logged one line each up to this many a minute, then counted in one line per minute,
+# so a hostile site member cannot fill the SD card with log lines.
+REFUSALS_LOGGED_PER_MINUTE = 100
 FEATURE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 RESERVED_FEATURES = ("catchup",)  # fieldkit/site/<site>/catchup/... is the link's own
 
@@ -116,6 +123,9 @@ class SiteLink:
         self._inbox: list[PeerEvent] = []  # checked on the network thread, stored by pump()
         self._seen_connects = -1
         self.refused = 0
+        self.catchups_dropped = 0
+        self._answered_at: dict[tuple[str, str], float] = {}
+        self._refusal_window = (0.0, 0, 0)  # (window start, lines logged, lines suppressed)
 
     # -- wiring ----------------------------------------------------------------------------------
     def register(self, channel: Channel) -> Channel:
@@ -256,7 +266,15 @@ class SiteLink:
         except PeerRefused as e:
             self._refused(feature, requester, topic, e.reason, detail=str(e), kind="catchup")
             return
+        now = time.monotonic()
         with self._lock:
+            key = (feature, requester)
+            if now - self._answered_at.get(key, -1e9) < ANSWER_INTERVAL:
+                self.catchups_dropped += 1
+                return
+            if len(self._answered_at) >= REQUESTERS_KEPT:
+                self._answered_at.clear()  # only ever full under a flood of invented kit ids
+            self._answered_at[key] = now
             self._answer_after[feature] = min(self._answer_after.get(feature, after), after)
         self.wake.set()
 
@@ -400,6 +418,16 @@ class SiteLink:
     def _refused(self, feature: str, origin: object, topic: str, reason: str, detail: str = "",
                  kind: str = "event") -> None:
         self.refused += 1
+        now = time.monotonic()
+        start, logged, suppressed = self._refusal_window
+        if now - start >= 60:
+            if suppressed:
+                log.warning("event=peer_refusals_suppressed count=%d seconds=60 reason=too many to log each", suppressed)
+            start, logged, suppressed = now, 0, 0
+        if logged >= REFUSALS_LOGGED_PER_MINUTE:
+            self._refusal_window = (start, logged, suppressed + 1)
+            return
+        self._refusal_window = (start, logged + 1, suppressed)
         log.warning("event=peer_refused feature=%s origin=%r topic=%s kind=%s reason=%s detail=%r", feature,
                     str(origin)[:40] if origin is not None else None, topic[:200], kind, reason, detail[:200])
 

@@ -308,3 +308,31 @@ def test_an_upgraded_kit_keeps_checkins_cursors_and_outbox_mark(tmp_path):
     assert db.scalar("SELECT published_seq FROM site_outbox WHERE feature = 'checkin'") == 17
     assert tuple(db.query_one("SELECT origin_kit, seq, prev_seq FROM site_peer_pending")) == ("doorA", 45, 44)
     assert not db.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('checkin_peer_cursor', 'checkin_site_outbox')")
+
+
+def test_a_peer_that_asks_again_and_again_is_answered_once_a_second(kits, mosquitto):
+    a = kits("kitA")
+    notes = [a.note(f"n{i}") for i in range(50)]
+    wait_for(lambda: a.link.published_seq("memo") == notes[-1], 10, what="A published")
+    seen: list[int] = []
+    c = mqtt.Client(CallbackAPIVersion.VERSION2)
+    c.on_message = lambda _c, _u, m: seen.append(json.loads(m.payload)["seq"])
+    c.connect("127.0.0.1", mosquitto.port)
+    c.subscribe(f"fieldkit/site/{kits.site}/memo/kitA", qos=1)
+    c.loop_start()
+    try:
+        time.sleep(0.3)
+        ask = json.dumps({"from": "evil", "cursors": {}})
+        publish_raw(mosquitto.port, [(f"fieldkit/site/{kits.site}/catchup/memo/evil", ask)] * 200)
+        wait_for(lambda: len(seen) >= 50, 10, what="one answer")
+        time.sleep(1.5)
+        # 200 requests from seq 0 in a burst: answered about once a second, not 200 times 50 events.
+        assert len(seen) <= 150, len(seen)
+        assert a.link.catchups_dropped >= 150
+        # A request after the interval is answered again in full: nothing legitimate is lost.
+        before = len(seen)
+        publish_raw(mosquitto.port, [(f"fieldkit/site/{kits.site}/catchup/memo/evil", ask)])
+        wait_for(lambda: len(seen) >= before + 50, 10, what="a later request answered")
+    finally:
+        c.loop_stop()
+        c.disconnect()
