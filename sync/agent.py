@@ -25,8 +25,8 @@ from kit import topics
 from kit.config import Config
 from kit.db import Database
 from kit.files import safe_filename, write_durably
-from kit.ledger import Event, events_after, last_seq
-from sync.client import BatchRejected, HQClient, SyncError
+from kit.ledger import last_seq
+from sync.client import BatchRejected, HQClient, Outgoing, SyncError, event_line
 from sync.credentials import NotJoined, hq_credentials
 
 log = logging.getLogger("fieldkit.sync")
@@ -91,6 +91,15 @@ class SessionLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+_OUTGOING = ("SELECT seq, id, kit, type, payload, hlc, wall_time, clock_synced, hash FROM events"
+             " WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
+
+
+def outgoing_events(db: Database, after: int, limit: int, upto: int = 2**63 - 1) -> list[Outgoing]:
+    """Up to ``limit`` ledger events with after < seq <= upto, as upload lines, straight from the rows."""
+    return [Outgoing(r[0], r[1], event_line(*r)) for r in db.query(_OUTGOING, (after, upto, limit))]
 
 
 class SyncAgent:
@@ -231,7 +240,7 @@ class SyncAgent:
         for first, last in holes:
             self._restore(client, first, last, batch_size, result, progress, total, stop)
         while not (stop and stop()):
-            events = events_after(self.db, cursor, batch_size)
+            events = outgoing_events(self.db, cursor, batch_size)
             if not events:
                 break
             cursor = self._upload(client, events, result)
@@ -255,11 +264,9 @@ class SyncAgent:
         """Send seqs first..last again (HQ lacks them); the cursor stays where it is."""
         seq = first - 1
         while not (stop and stop()):
-            rows = self.db.query("SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                                 (seq, last, batch_size))
-            if not rows:
+            events = outgoing_events(self.db, seq, batch_size, last)
+            if not events:
                 break
-            events = [Event.from_row(r) for r in rows]
             stored_before = result.stored
             self._upload(client, events, result, move_cursor=False)
             result.restored += result.stored - stored_before
@@ -284,23 +291,30 @@ class SyncAgent:
             hwm = None
         else:
             answers, hwm = answer.results, answer.hwm
+        refused, answered = [], []
+        for event, answer_ in zip(events, answers, strict=True):
+            status = answer_.get("status")
+            if status == "refused":
+                refused.append((event.seq, event.id, str(answer_.get("error") or "refused by HQ")[:500]))
+            elif status in ("stored", "duplicate"):
+                answered.append(event.seq)
+                result.stored += status == "stored"
+                result.duplicate += status == "duplicate"
+            else:
+                raise SyncError(f"HQ answered an unknown status {status!r} for seq {event.seq}")
         with self.db.transaction() as conn:
-            for event, answer_ in zip(events, answers, strict=True):
-                status = answer_.get("status")
-                if status == "refused":
-                    error = str(answer_.get("error") or "refused by HQ")[:500]
-                    conn.execute(
-                        "INSERT INTO sync_parked (seq, event_id, error, parked_at) VALUES (?,?,?,?)"
-                        " ON CONFLICT(seq) DO UPDATE SET error = excluded.error, attempts = sync_parked.attempts + 1",
-                        (event.seq, event.id, error, utc_now()))
-                    result.parked += 1
-                    log.warning("event=record_parked seq=%d id=%s error=%r", event.seq, event.id, error)
-                elif status in ("stored", "duplicate"):
-                    conn.execute("DELETE FROM sync_parked WHERE seq = ?", (event.seq,))
-                    result.stored += status == "stored"
-                    result.duplicate += status == "duplicate"
-                else:
-                    raise SyncError(f"HQ answered an unknown status {status!r} for seq {event.seq}")
+            # One statement for the batch, not one per record: parked records are rare, so first ask
+            # whether any is in this batch's range at all.
+            if answered and conn.execute("SELECT 1 FROM sync_parked WHERE seq BETWEEN ? AND ? LIMIT 1",
+                                         (answered[0], answered[-1])).fetchone():
+                conn.executemany("DELETE FROM sync_parked WHERE seq = ?", [(seq,) for seq in answered])
+            for seq, event_id, error in refused:
+                conn.execute(
+                    "INSERT INTO sync_parked (seq, event_id, error, parked_at) VALUES (?,?,?,?)"
+                    " ON CONFLICT(seq) DO UPDATE SET error = excluded.error, attempts = sync_parked.attempts + 1",
+                    (seq, event_id, error, utc_now()))
+                result.parked += 1
+                log.warning("event=record_parked seq=%d id=%s error=%r", seq, event_id, error)
             cursor = events[-1].seq
             if move_cursor:
                 self._set_cursor(conn, cursor, hwm)
