@@ -9,6 +9,7 @@ batches, move the cursor only after HQ answered for every record of a batch, par
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ from kit.config import Config
 from kit.db import Database
 from kit.files import safe_filename, write_durably
 from kit.ledger import last_seq
-from sync.client import BatchRejected, HQClient, Outgoing, SyncError, event_line
+from sync.client import BatchRejected, HQClient, Outgoing, SyncError, encode_batch, event_line
 from sync.credentials import NotJoined, hq_credentials
 
 log = logging.getLogger("fieldkit.sync")
@@ -239,11 +240,22 @@ class SyncAgent:
                         sum(last - first + 1 for first, last in holes))
         for first, last in holes:
             self._restore(client, first, last, batch_size, result, progress, total, stop)
+        ahead: list = []  # the next batch and its body, made while HQ stores the current one
+
+        def prepare_next(after: int) -> None:
+            following = outgoing_events(self.db, after, batch_size)
+            ahead[:] = [(following, encode_batch(following) if following else b"", after)]
+
         while not (stop and stop()):
-            events = outgoing_events(self.db, cursor, batch_size)
+            if ahead and ahead[0][2] == cursor:
+                events, body, _ = ahead.pop()
+            else:
+                events, body = outgoing_events(self.db, cursor, batch_size), None
+            ahead.clear()
             if not events:
                 break
-            cursor = self._upload(client, events, result)
+            cursor = self._upload(client, events, result, body=body,
+                                  while_waiting=functools.partial(prepare_next, events[-1].seq))
             result.hwm = max(result.hwm, hwm)
             done = result.uploaded
             total = max(total, done + max(0, last_seq(self.db) - cursor))
@@ -277,10 +289,15 @@ class SyncAgent:
         result.restored_ranges.append((first, last))
         log.info("event=hq_gap_restored first=%d last=%d restored=%d", first, last, result.restored)
 
-    def _upload(self, client: HQClient, events: list, result: SessionResult, move_cursor: bool = True) -> int:
-        """Send one batch (split when HQ refuses it whole); returns the new cursor."""
+    def _upload(self, client: HQClient, events: list, result: SessionResult, move_cursor: bool = True,
+                body: bytes | None = None, while_waiting: Callable[[], None] | None = None) -> int:
+        """Send one batch (split when HQ refuses it whole); returns the new cursor.
+
+        ``while_waiting`` runs while HQ works on the batch: the session reads and encodes the next one
+        then, so the kit's work and HQ's overlap instead of taking turns (one request still in flight).
+        """
         try:
-            answer = client.upload(events)
+            answer = client.upload(events, body, while_waiting)
         except BatchRejected as e:
             if len(events) > 1:
                 log.warning("event=batch_rejected status=%s size=%d action=split", e.status, len(events))

@@ -13,6 +13,7 @@ import http.client
 import json
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote  # JSON string, non-ASCII kept (C)
 from typing import NamedTuple
@@ -116,13 +117,20 @@ class HQClient:
             self._conn = None
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                auth: bool = True) -> tuple[int, dict, bytes]:
+                auth: bool = True, while_waiting: Callable[[], None] | None = None) -> tuple[int, dict, bytes]:
+        """One request; ``while_waiting`` runs once the request is sent, while HQ works on it."""
         hdrs = {"User-Agent": "fieldkit-sync", **(headers or {})}
         if auth:
             hdrs["Authorization"] = f"Bearer {self.token}"
         try:
             conn = self._connection()
             conn.request(method, self.base + path, body=body, headers=hdrs)
+            if while_waiting is not None:
+                try:
+                    while_waiting()
+                except BaseException:
+                    self.close()  # its answer is still on the way: this connection is spent
+                    raise
             response = conn.getresponse()
             data = response.read()
             status, rheaders = response.status, {k.lower(): v for k, v in response.getheaders()}
@@ -171,10 +179,11 @@ class HQClient:
             raise HQUnreachable(f"HQ answered missing ranges this kit cannot read: {str(missing)[:200]}")
         return HQMark(answer["hwm"], [(r[0], r[1]) for r in missing])
 
-    def upload(self, events: list[Outgoing]) -> UploadAnswer:
-        body = encode_batch(events)
-        status, _, data = self.request("POST", self.kit_path("events"), body=body, headers={
-            "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"})
+    def upload(self, events: list[Outgoing], body: bytes | None = None,
+               while_waiting: Callable[[], None] | None = None) -> UploadAnswer:
+        """Send one batch (``body``: its encode_batch, when made ahead); HQ answers for every record."""
+        status, _, data = self.request("POST", self.kit_path("events"), body=body or encode_batch(events), headers={
+            "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"}, while_waiting=while_waiting)
         try:
             answer = json.loads(data)
         except ValueError:

@@ -310,13 +310,13 @@ def ingest(engine: Engine, kit: str, records: Iterable[object], received_at: dat
     pending: dict[str, RecordResult] = {}
     refusals: list[tuple[int, str, str]] = []
     for record in records:
-        rid, rseq = validate.record_id(record), validate.record_seq(record)
         try:
             row = validate.validate_record(record, kit, received_at)
             if row["seq"] > limit:
                 raise ValueError(f"seq {row['seq']} is too far ahead of what HQ holds from this kit (it accepts "
                                  f"up to {limit} now): a kit sends its ledger in order")
         except ValueError as e:
+            rid, rseq = validate.record_id(record), validate.record_seq(record)
             results.append(RecordResult(rid, rseq, "refused", str(e)))
             log.warning("event=record_refused kit=%s seq=%s id=%s reason=%r", kit, rseq, rid, str(e))
             if rseq is not None and rseq <= limit:
@@ -324,7 +324,8 @@ def ingest(engine: Engine, kit: str, records: Iterable[object], received_at: dat
                 ok_hash = isinstance(digest, str) and validate.HASH_RE.match(digest)
                 refusals.append((rseq, digest if ok_hash else "", str(e)))
             continue
-        if row["id"] in pending:
+        rid, rseq = row["id"], row["seq"]  # what record_id and record_seq give for a valid record
+        if rid in pending:
             results.append(RecordResult(rid, rseq, "duplicate"))
             continue
         rows.append(row)
