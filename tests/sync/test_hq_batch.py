@@ -120,3 +120,25 @@ def test_the_agents_line_is_the_event_as_hq_reads_it():
     text = json.dumps(AWKWARD, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     line = event_line(event.seq, event.id, event.kit, event.type, text, event.hlc, event.wall_time, 1, event.hash)
     assert json.loads(line) == event.as_dict()
+
+
+BASE = {"id": "k-1", "kit": "k", "seq": 1, "type": "pos.sale", "payload": {"a": 1}, "hlc": 5,
+        "wall_time": "2026-11-20T18:00:00.000+00:00", "clock_synced": True, "hash": "ab" * 32}
+
+
+@pytest.mark.parametrize("change", [
+    {}, {"id": "x\x00"}, {"id": 7}, {"kit": "other"}, {"seq": 0}, {"seq": True}, {"seq": 2**63}, {"hlc": -1},
+    {"type": ""}, {"type": "a\x00"}, {"payload": []}, {"payload": {"a": "\x00"}}, {"payload": {"a": float("inf")}},
+    {"wall_time": "1969-01-01T00:00:00"}, {"wall_time": "2026-13-01T00:00:00"}, {"wall_time": "2099-01-01T00:00:00Z"},
+    {"clock_synced": 1}, {"clock_synced": False}, {"hash": "AB" * 32}, {"hash": None},
+])
+def test_the_quick_record_check_decides_as_the_checks_in_order_do(change):
+    record, now = dict(BASE, **change), datetime.now(UTC)
+
+    def outcome(check):
+        try:
+            return check(record, "k", now)
+        except ValueError as e:
+            return f"refused: {e}"
+
+    assert outcome(validate.validate_record) == outcome(validate._validate_in_order)
