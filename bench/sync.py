@@ -191,7 +191,8 @@ def plain_postgres(url: str, rows: list[tuple], batch: int, copy: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=500, help="events per upload (sync.batch_size's default)")
+    parser.add_argument("--batches", default="500,2000",
+                        help="events per upload; the first is the headline (500 is sync.batch_size's default)")
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     from sync.hq.testing import PostgresUnavailable, TestPostgres
@@ -205,43 +206,52 @@ def main() -> None:
     headline: dict = {}
     pg = None
     try:
-        agent = agent_upload(config, db, f"sqlite:///{work / 'hq.db'}", work / "hq-sqlite", args.batch)
-        plain = plain_sqlite(work / "plain.db", plain_rows(db, "sqlite"), args.batch)
-        ratio = agent["events_per_s"] / plain["events_per_s"]
-        rows += [{"backend": "sqlite", "method": "agent -> fieldkit hq serve", **agent, "ratio": ratio},
-                 {"backend": "sqlite", "method": "plain executemany", **plain, "ratio": 1.0}]
-        headline["sqlite_events_per_s"] = round(agent["events_per_s"])
-        headline["sqlite_vs_executemany"] = round(ratio, 2)
-        print(f"sqlite: agent {agent['events_per_s']:,.0f} ev/s, plain {plain['events_per_s']:,.0f} ev/s", flush=True)
         if not args.no_postgres:
             try:
                 pg = TestPostgres().start()
             except PostgresUnavailable as e:
                 print(f"note: PostgreSQL skipped in this run: {e}")
-        if pg:
-            tag = f"fk_bench_{os.getpid()}"
-            agent = agent_upload(config, db, pg.create_database(f"{tag}_hq"), work / "hq-pg", args.batch)
-            pg_rows = plain_rows(db, "postgresql")
-            many = plain_postgres(pg.create_database(f"{tag}_many"), pg_rows, args.batch, copy=False)
-            copy = plain_postgres(pg.create_database(f"{tag}_copy"), pg_rows, args.batch, copy=True)
-            rows += [{"backend": "postgresql", "method": "agent -> fieldkit hq serve", **agent,
+        sqlite_rows = plain_rows(db, "sqlite")
+        pg_rows = plain_rows(db, "postgresql") if pg else []
+        for n, batch in enumerate(int(b) for b in args.batches.split(",")):
+            agent = agent_upload(config, db, f"sqlite:///{work / f'hq{n}.db'}", work / f"hq-sqlite{n}", batch)
+            plain = plain_sqlite(work / f"plain{n}.db", sqlite_rows, batch)
+            ratio = agent["events_per_s"] / plain["events_per_s"]
+            rows += [{"backend": "sqlite", "batch": batch, "method": "agent -> fieldkit hq serve", **agent, "ratio": ratio},
+                     {"backend": "sqlite", "batch": batch, "method": "plain executemany", **plain, "ratio": 1.0}]
+            print(f"sqlite batch {batch}: agent {agent['events_per_s']:,.0f} ev/s, plain {plain['events_per_s']:,.0f}",
+                  flush=True)
+            if n == 0:
+                headline[f"sqlite_events_per_s_batch{batch}"] = round(agent["events_per_s"])
+                headline["sqlite_vs_executemany"] = round(ratio, 2)
+            if not pg:
+                continue
+            tag = f"fk_bench_{os.getpid()}_{n}"
+            agent = agent_upload(config, db, pg.create_database(f"{tag}_hq"), work / f"hq-pg{n}", batch)
+            many = plain_postgres(pg.create_database(f"{tag}_many"), pg_rows, batch, copy=False)
+            copy = plain_postgres(pg.create_database(f"{tag}_copy"), pg_rows, batch, copy=True)
+            rows += [{"backend": "postgresql", "batch": batch, "method": "agent -> fieldkit hq serve", **agent,
                       "ratio": agent["events_per_s"] / many["events_per_s"]},
-                     {"backend": "postgresql", "method": "plain executemany", **many, "ratio": 1.0},
-                     {"backend": "postgresql", "method": "plain COPY", **copy,
+                     {"backend": "postgresql", "batch": batch, "method": "plain executemany", **many, "ratio": 1.0},
+                     {"backend": "postgresql", "batch": batch, "method": "plain COPY", **copy,
                       "ratio": agent["events_per_s"] / copy["events_per_s"]}]
-            headline["postgresql_events_per_s"] = round(agent["events_per_s"])
-            headline["postgresql_vs_executemany"] = round(agent["events_per_s"] / many["events_per_s"], 2)
-            headline["postgresql_vs_copy"] = round(agent["events_per_s"] / copy["events_per_s"], 2)
-            print(f"postgresql: agent {agent['events_per_s']:,.0f} ev/s, executemany {many['events_per_s']:,.0f}, "
-                  f"COPY {copy['events_per_s']:,.0f}", flush=True)
+            print(f"postgresql batch {batch}: agent {agent['events_per_s']:,.0f} ev/s, executemany "
+                  f"{many['events_per_s']:,.0f}, COPY {copy['events_per_s']:,.0f}", flush=True)
+            if n == 0:
+                headline[f"postgresql_events_per_s_batch{batch}"] = round(agent["events_per_s"])
+                headline["postgresql_vs_executemany"] = round(agent["events_per_s"] / many["events_per_s"], 2)
+                headline["postgresql_vs_copy"] = round(agent["events_per_s"] / copy["events_per_s"], 2)
     finally:
         if pg:
             pg.stop()
         db.close()
-    note = (f"load average {load[0]:.2f} at the start on {os.cpu_count()} cores (a shared machine: other work "
-            f"ran alongside); ratio = the agent's events/s over that plain row's (first plain row = 1.0)")
-    print_table(f"Upload of a {args.events:,}-event backlog, batches of {args.batch} ({note})", rows)
-    write_json("sync", {"events": args.events, "batch": args.batch, "note": note, "load_average": load,
+    end_load = os.getloadavg()
+    note = (f"load average {load[0]:.2f} at the start, {end_load[0]:.2f} at the end, on {os.cpu_count()} cores: a "
+            f"shared machine, other work ran alongside; ratio: the agent's events/s over that row's plain method's, "
+            f"1.0 on the executemany rows; the plain rows insert in transactions of the same batch size")
+    print_table(f"Upload of a {args.events:,}-event backlog ({note})", rows)
+    write_json("sync", {"events": args.events, "batches": args.batches, "note": note,
+                        "load_average": {"start": load, "end": end_load},
                         "rows": rows, "headline": headline})
 
 
