@@ -1,8 +1,10 @@
 """HQ storage over SQLAlchemy Core: kits and their tokens, idempotent event ingest, high-water marks.
 
 Everything here runs on SQLite (one organiser) and on PostgreSQL (several HQ processes behind a load
-balancer). The only dialect-specific statement is ``INSERT ... ON CONFLICT (id) DO NOTHING``, which
-both support; it is what keeps a batch sent twice, or sent to two HQ processes at once, stored once.
+balancer). ``INSERT ... ON CONFLICT (id) DO NOTHING``, which both support, is what keeps a batch sent
+twice, or sent to two HQ processes at once, stored once. A batch goes in as one round per dialect
+(``_insert_batch``: executemany on SQLite, COPY into a temporary table on PostgreSQL); the row-by-row
+path through SQLAlchemy is kept for a batch the database refuses, so only the bad rows are refused.
 """
 
 from __future__ import annotations
