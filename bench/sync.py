@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -245,6 +246,7 @@ def main() -> None:
         if pg:
             pg.stop()
         db.close()
+        shutil.rmtree(work, ignore_errors=True)  # a 100k ledger and four HQ databases: a few hundred MB
     end_load = os.getloadavg()
     note = (f"load average {load[0]:.2f} at the start, {end_load[0]:.2f} at the end, on {os.cpu_count()} cores: a "
             f"shared machine, other work ran alongside; ratio: the agent's events/s over that row's plain method's, "
