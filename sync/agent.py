@@ -9,6 +9,7 @@ batches, move the cursor only after HQ answered for every record of a batch, par
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -25,8 +26,8 @@ from kit import topics
 from kit.config import Config
 from kit.db import Database
 from kit.files import safe_filename, write_durably
-from kit.ledger import Event, events_after, last_seq
-from sync.client import BatchRejected, HQClient, SyncError
+from kit.ledger import last_seq
+from sync.client import BatchRejected, HQClient, Outgoing, SyncError, encode_batch, event_line
 from sync.credentials import NotJoined, hq_credentials
 
 log = logging.getLogger("fieldkit.sync")
@@ -91,6 +92,15 @@ class SessionLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+_OUTGOING = ("SELECT seq, id, kit, type, payload, hlc, wall_time, clock_synced, hash FROM events"
+             " WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
+
+
+def outgoing_events(db: Database, after: int, limit: int, upto: int = 2**63 - 1) -> list[Outgoing]:
+    """Up to ``limit`` ledger events with after < seq <= upto, as upload lines, straight from the rows."""
+    return [Outgoing(r[0], r[1], event_line(*r)) for r in db.query(_OUTGOING, (after, upto, limit))]
 
 
 class SyncAgent:
@@ -230,11 +240,22 @@ class SyncAgent:
                         sum(last - first + 1 for first, last in holes))
         for first, last in holes:
             self._restore(client, first, last, batch_size, result, progress, total, stop)
+        ahead: list = []  # the next batch and its body, made while HQ stores the current one
+
+        def prepare_next(after: int) -> None:
+            following = outgoing_events(self.db, after, batch_size)
+            ahead[:] = [(following, encode_batch(following) if following else b"", after)]
+
         while not (stop and stop()):
-            events = events_after(self.db, cursor, batch_size)
+            if ahead and ahead[0][2] == cursor:
+                events, body, _ = ahead.pop()
+            else:
+                events, body = outgoing_events(self.db, cursor, batch_size), None
+            ahead.clear()
             if not events:
                 break
-            cursor = self._upload(client, events, result)
+            cursor = self._upload(client, events, result, body=body,
+                                  while_waiting=functools.partial(prepare_next, events[-1].seq))
             result.hwm = max(result.hwm, hwm)
             done = result.uploaded
             total = max(total, done + max(0, last_seq(self.db) - cursor))
@@ -255,11 +276,9 @@ class SyncAgent:
         """Send seqs first..last again (HQ lacks them); the cursor stays where it is."""
         seq = first - 1
         while not (stop and stop()):
-            rows = self.db.query("SELECT * FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                                 (seq, last, batch_size))
-            if not rows:
+            events = outgoing_events(self.db, seq, batch_size, last)
+            if not events:
                 break
-            events = [Event.from_row(r) for r in rows]
             stored_before = result.stored
             self._upload(client, events, result, move_cursor=False)
             result.restored += result.stored - stored_before
@@ -270,10 +289,15 @@ class SyncAgent:
         result.restored_ranges.append((first, last))
         log.info("event=hq_gap_restored first=%d last=%d restored=%d", first, last, result.restored)
 
-    def _upload(self, client: HQClient, events: list, result: SessionResult, move_cursor: bool = True) -> int:
-        """Send one batch (split when HQ refuses it whole); returns the new cursor."""
+    def _upload(self, client: HQClient, events: list, result: SessionResult, move_cursor: bool = True,
+                body: bytes | None = None, while_waiting: Callable[[], None] | None = None) -> int:
+        """Send one batch (split when HQ refuses it whole); returns the new cursor.
+
+        ``while_waiting`` runs while HQ works on the batch: the session reads and encodes the next one
+        then, so the kit's work and HQ's overlap instead of taking turns (one request still in flight).
+        """
         try:
-            answer = client.upload(events)
+            answer = client.upload(events, body, while_waiting)
         except BatchRejected as e:
             if len(events) > 1:
                 log.warning("event=batch_rejected status=%s size=%d action=split", e.status, len(events))
@@ -284,23 +308,30 @@ class SyncAgent:
             hwm = None
         else:
             answers, hwm = answer.results, answer.hwm
+        refused, answered = [], []
+        for event, answer_ in zip(events, answers, strict=True):
+            status = answer_.get("status")
+            if status == "refused":
+                refused.append((event.seq, event.id, str(answer_.get("error") or "refused by HQ")[:500]))
+            elif status in ("stored", "duplicate"):
+                answered.append(event.seq)
+                result.stored += status == "stored"
+                result.duplicate += status == "duplicate"
+            else:
+                raise SyncError(f"HQ answered an unknown status {status!r} for seq {event.seq}")
         with self.db.transaction() as conn:
-            for event, answer_ in zip(events, answers, strict=True):
-                status = answer_.get("status")
-                if status == "refused":
-                    error = str(answer_.get("error") or "refused by HQ")[:500]
-                    conn.execute(
-                        "INSERT INTO sync_parked (seq, event_id, error, parked_at) VALUES (?,?,?,?)"
-                        " ON CONFLICT(seq) DO UPDATE SET error = excluded.error, attempts = sync_parked.attempts + 1",
-                        (event.seq, event.id, error, utc_now()))
-                    result.parked += 1
-                    log.warning("event=record_parked seq=%d id=%s error=%r", event.seq, event.id, error)
-                elif status in ("stored", "duplicate"):
-                    conn.execute("DELETE FROM sync_parked WHERE seq = ?", (event.seq,))
-                    result.stored += status == "stored"
-                    result.duplicate += status == "duplicate"
-                else:
-                    raise SyncError(f"HQ answered an unknown status {status!r} for seq {event.seq}")
+            # One statement for the batch, not one per record: parked records are rare, so first ask
+            # whether any is in this batch's range at all.
+            if answered and conn.execute("SELECT 1 FROM sync_parked WHERE seq BETWEEN ? AND ? LIMIT 1",
+                                         (answered[0], answered[-1])).fetchone():
+                conn.executemany("DELETE FROM sync_parked WHERE seq = ?", [(seq,) for seq in answered])
+            for seq, event_id, error in refused:
+                conn.execute(
+                    "INSERT INTO sync_parked (seq, event_id, error, parked_at) VALUES (?,?,?,?)"
+                    " ON CONFLICT(seq) DO UPDATE SET error = excluded.error, attempts = sync_parked.attempts + 1",
+                    (seq, event_id, error, utc_now()))
+                result.parked += 1
+                log.warning("event=record_parked seq=%d id=%s error=%r", seq, event_id, error)
             cursor = events[-1].seq
             if move_cursor:
                 self._set_cursor(conn, cursor, hwm)

@@ -1,8 +1,10 @@
 """HQ storage over SQLAlchemy Core: kits and their tokens, idempotent event ingest, high-water marks.
 
 Everything here runs on SQLite (one organiser) and on PostgreSQL (several HQ processes behind a load
-balancer). The only dialect-specific statement is ``INSERT ... ON CONFLICT (id) DO NOTHING``, which
-both support; it is what keeps a batch sent twice, or sent to two HQ processes at once, stored once.
+balancer). ``INSERT ... ON CONFLICT (id) DO NOTHING``, which both support, is what keeps a batch sent
+twice, or sent to two HQ processes at once, stored once. A batch goes in as one round per dialect
+(``_insert_batch``: executemany on SQLite, COPY into a temporary table on PostgreSQL); the row-by-row
+path through SQLAlchemy is kept for a batch the database refuses, so only the bad rows are refused.
 """
 
 from __future__ import annotations
@@ -195,18 +197,90 @@ def _check_links(engine: Engine, kit: str, rows: list[dict]) -> None:
         log.exception("event=chain_check_failed kit=%s rows=%d", kit, len(rows))
 
 
+# In the order _sqlite_rows builds them; every column of hq_events.
+COLUMNS = ("id", "kit", "seq", "type", "payload", "hlc", "wall_time", "clock_synced", "hash", "received_at",
+           "event_time", "time_trusted")
+_SQLITE_INSERT = (f"INSERT INTO hq_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+                  " ON CONFLICT (id) DO NOTHING")
+_PG_STAGE = "CREATE TEMP TABLE IF NOT EXISTS hq_events_incoming (LIKE hq_events) ON COMMIT DELETE ROWS"
+_PG_COPY = f"COPY hq_events_incoming ({', '.join(COLUMNS)}) FROM STDIN"
+_PG_MERGE = (f"INSERT INTO hq_events ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM hq_events_incoming"
+             " ON CONFLICT (id) DO NOTHING RETURNING id")
+_SQLITE_CHUNK = 500  # ids per IN (...) lookup, well under SQLite's variable limit
+
+
+def _sqlite_time(value: datetime) -> str:
+    """A DateTime as SQLAlchemy itself stores it on SQLite, so both insert paths read back alike."""
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _sqlite_rows(rows: list[dict]) -> list[tuple]:
+    received: dict[datetime, str] = {}  # one batch, one received_at: formatted once
+    out = []
+    for r in rows:
+        at = r["received_at"]
+        if at not in received:
+            received[at] = _sqlite_time(at)
+        out.append((r["id"], r["kit"], r["seq"], r["type"], r["payload"], r["hlc"], r["wall_time"],
+                    int(r["clock_synced"]), r["hash"], received[at], _sqlite_time(r["event_time"]),
+                    int(r["time_trusted"])))
+    return out
+
+
+def _copy_text(value) -> str:
+    """One field in COPY's text format (validated values: no NUL; escape what the format reserves)."""
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def _insert_batch(conn, rows: list[dict]) -> set[str]:
+    """Every row in one round of statements, duplicates of stored ids ignored; returns the ids stored.
+
+    SQLite: inside the write lock (BEGIN IMMEDIATE), look up which ids are held, then one executemany.
+    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING
+    RETURNING id, which is right even with several HQ processes storing the same batch at once.
+    """
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        if conn.engine.dialect.name == "postgresql":
+            cursor.execute(_PG_STAGE)
+            with cursor.copy(_PG_COPY) as copy:
+                copy.write("".join("\t".join(_copy_text(r[c]) for c in COLUMNS) + "\n" for r in rows))
+            cursor.execute(_PG_MERGE)
+            return {r[0] for r in cursor.fetchall()}
+        ids = [r["id"] for r in rows]
+        held: set[str] = set()
+        for first in range(0, len(ids), _SQLITE_CHUNK):
+            chunk = ids[first:first + _SQLITE_CHUNK]
+            cursor.execute(f"SELECT id FROM hq_events WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            held.update(r[0] for r in cursor.fetchall())
+        cursor.executemany(_SQLITE_INSERT, _sqlite_rows([r for r in rows if r["id"] not in held]))
+        return set(ids) - held
+    finally:
+        cursor.close()
+
+
 def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, RecordResult]) -> set[str]:
-    """Insert in one statement; if the database refuses it, row by row so only the bad rows are refused."""
+    """Insert the whole batch at once; if the database refuses it, row by row so only the bad rows are refused."""
+    driver = engine.dialect.dbapi  # _insert_batch talks to the driver itself: its errors come unwrapped
     try:
         with engine.begin() as conn:
-            stored = {r[0] for r in conn.execute(_insert_ignoring_duplicates(engine), rows)}
-        _check_links(engine, kit, rows)
+            stored = _insert_batch(conn, rows)
+        _check_links(engine, kit, [r for r in rows if r["id"] in stored])
         return stored
-    except sa.exc.OperationalError:
+    except (sa.exc.OperationalError, driver.OperationalError):
         raise  # the database is down or locked: the whole batch is answered 5xx and sent again
-    except sa.exc.DBAPIError as e:
+    except (sa.exc.DBAPIError, driver.Error) as e:
         log.warning("event=batch_insert_refused kit=%s rows=%d reason=%r action=row_by_row", kit, len(rows),
-                    str(e.orig)[:200])
+                    str(getattr(e, "orig", None) or e)[:200])
     stored = set()
     for row in rows:
         try:
@@ -238,13 +312,13 @@ def ingest(engine: Engine, kit: str, records: Iterable[object], received_at: dat
     pending: dict[str, RecordResult] = {}
     refusals: list[tuple[int, str, str]] = []
     for record in records:
-        rid, rseq = validate.record_id(record), validate.record_seq(record)
         try:
             row = validate.validate_record(record, kit, received_at)
             if row["seq"] > limit:
                 raise ValueError(f"seq {row['seq']} is too far ahead of what HQ holds from this kit (it accepts "
                                  f"up to {limit} now): a kit sends its ledger in order")
         except ValueError as e:
+            rid, rseq = validate.record_id(record), validate.record_seq(record)
             results.append(RecordResult(rid, rseq, "refused", str(e)))
             log.warning("event=record_refused kit=%s seq=%s id=%s reason=%r", kit, rseq, rid, str(e))
             if rseq is not None and rseq <= limit:
@@ -252,7 +326,8 @@ def ingest(engine: Engine, kit: str, records: Iterable[object], received_at: dat
                 ok_hash = isinstance(digest, str) and validate.HASH_RE.match(digest)
                 refusals.append((rseq, digest if ok_hash else "", str(e)))
             continue
-        if row["id"] in pending:
+        rid, rseq = row["id"], row["seq"]  # what record_id and record_seq give for a valid record
+        if rid in pending:
             results.append(RecordResult(rid, rseq, "duplicate"))
             continue
         rows.append(row)

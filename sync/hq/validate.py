@@ -63,8 +63,59 @@ def check_payload(value: object, depth: int = 0, where: str = "payload") -> None
         raise ValueError(f"'{where}' holds a value that is not JSON")
 
 
+def _make_canonical():
+    """json.dumps(sort_keys, compact, ensure_ascii=False, allow_nan=False), its C encoder built once:
+    json.dumps builds a new one on every call, which costs about as much as encoding a small payload."""
+    from json import encoder
+
+    if encoder.c_make_encoder is None:  # a Python without the C accelerator
+        return encoder.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+    def refuse(value: object) -> object:
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    make = encoder.c_make_encoder(None, refuse, encoder.encode_basestring, None, ":", ",", True, False, False)
+    return lambda value: "".join(make(value, 0))
+
+
+_canonical = _make_canonical()
+
+
+def payload_text(payload: dict) -> str:
+    """The payload's canonical JSON text, after the same checks as ``check_payload``.
+
+    The walk over every value costs more than the rest of a record's checks together, so it runs only
+    when the canonical text shows it could find something: the text escapes a NUL as \\u0000, keeps a
+    lone surrogate (it will not encode), refuses NaN and infinities, and cannot nest deeper than it has
+    brackets. A suspicious text (a literal backslash-u0000 in a string, many brackets) gets the walk,
+    which decides exactly and gives the reason.
+    """
+    try:
+        text = _canonical(payload)
+        clean = ("\\u0000" not in text and text.count("{") + text.count("[") <= MAX_PAYLOAD_DEPTH
+                 and (text.isascii() or _encodes(text)))
+    except (ValueError, TypeError, RecursionError):
+        text, clean = "", False
+    if not clean:
+        check_payload(payload)
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _string(record: dict, name: str, pattern: re.Pattern, what: str) -> str:
     value = record.get(name)
+    # Every pattern here allows only ASCII letters and signs, so a match is also storable text; only a
+    # value that fails is looked at more closely, for the most useful reason.
+    if isinstance(value, str) and pattern.match(value):
+        return value
     if not isinstance(value, str):
         raise ValueError(f"'{name}' is missing or not a string")
     problem = bad_text(value)
@@ -85,7 +136,36 @@ def _integer(record: dict, name: str, low: int) -> int:
 
 
 def validate_record(record: object, kit: str, received_at: datetime) -> dict:
-    """One uploaded event as a row for hq_events, or ValueError saying what is wrong with it."""
+    """One uploaded event as a row for hq_events, or ValueError saying what is wrong with it.
+
+    A record whose fields are all of the right kind passes in one expression; any other goes through
+    the checks one by one (``_validate_in_order``), which find the first problem and say what it is.
+    """
+    if type(record) is dict:
+        get = record.get
+        id_, seq, hlc, type_, payload, wall, synced, digest = (
+            get("id"), get("seq"), get("hlc"), get("type"), get("payload"), get("wall_time"), get("clock_synced"),
+            get("hash"))
+        if (type(id_) is str and ID_RE.match(id_) and get("kit") == kit and type(seq) is int and 1 <= seq <= MAX_SEQ
+                and type(hlc) is int and 0 <= hlc <= MAX_SEQ and type(type_) is str and TYPE_RE.match(type_)
+                and type(payload) is dict and type(wall) is str and WALL_RE.match(wall) and type(synced) is bool
+                and type(digest) is str and HASH_RE.match(digest)):
+            try:
+                text = payload_text(payload)
+                wall_time = _parse_time(wall)
+            except ValueError:
+                text = ""
+            if text and len(text) <= MAX_PAYLOAD_CHARS and 1970 <= wall_time.year <= 9000:
+                return {
+                    "id": id_, "kit": kit, "seq": seq, "type": type_, "payload": text, "hlc": hlc, "wall_time": wall,
+                    "clock_synced": synced, "hash": digest, "received_at": received_at,
+                    "event_time": min(wall_time, received_at),
+                    "time_trusted": synced and not wall_time > received_at + CLOCK_TOLERANCE,
+                }
+    return _validate_in_order(record, kit, received_at)
+
+
+def _validate_in_order(record: object, kit: str, received_at: datetime) -> dict:
     if not isinstance(record, dict):
         raise ValueError(getattr(record, "reason", None) or "a record must be a JSON object")
     id_ = _string(record, "id", ID_RE, "an event id (1 to 64 letters, digits, '.', ':', '_' or '-')")
@@ -99,8 +179,7 @@ def validate_record(record: object, kit: str, received_at: datetime) -> dict:
     payload = record.get("payload")
     if not isinstance(payload, dict):
         raise ValueError("'payload' is missing or not a JSON object")
-    check_payload(payload)
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = payload_text(payload)
     if len(text) > MAX_PAYLOAD_CHARS:
         raise ValueError(f"'payload' is {len(text)} characters; the limit is {MAX_PAYLOAD_CHARS}")
     wall = _string(record, "wall_time", WALL_RE, "an ISO 8601 time")
