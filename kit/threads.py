@@ -75,7 +75,11 @@ class VitalThread:
         """Ended without being asked to: given up, or killed by a BaseException."""
         if self.given_up:
             return True
-        return self.thread is not None and not self.thread.is_alive() and not self.finished and not self.stop.is_set()
+        thread = self.thread
+        # ident is None until the thread has started: a thread being started is not a dead one (under
+        # load the runner's check could fall between registering and starting and end a healthy service).
+        return (thread is not None and thread.ident is not None and not thread.is_alive() and not self.finished
+                and not self.stop.is_set())
 
 
 class Registry:
@@ -87,9 +91,9 @@ class Registry:
               **options) -> VitalThread:
         vital = VitalThread(name, target, stop or threading.Event(), **options)
         vital.thread = threading.Thread(target=vital.run, name=name, daemon=True)
+        vital.thread.start()
         with self._lock:
             self._threads = [t for t in self._threads if not t.finished] + [vital]
-        vital.thread.start()
         return vital
 
     def reset(self) -> None:

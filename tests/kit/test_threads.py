@@ -167,3 +167,29 @@ def test_a_dead_bus_loop_ends_the_service_and_stops_the_watchdog(kit_env, mosqui
         sock.close()
         watcher.stop()
     assert json.dumps(seen)
+
+
+def test_a_thread_being_started_is_never_reported_dead():
+    """The runner polls dead() while services start threads (a cue sheet reload starts a sensor poller):
+    a thread registered but not yet running must not end a healthy service."""
+    import threading as _threading
+
+    from kit.threads import Registry
+
+    registry = Registry()
+    seen: list[list[str]] = []
+    done = _threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            dead = registry.dead()
+            if dead:
+                seen.append(dead)
+
+    poller = _threading.Thread(target=poll, daemon=True)
+    poller.start()
+    for n in range(1000):
+        registry.start(f"loop-{n}", lambda: time.sleep(0.001))  # returns by itself: finished, never dead
+    done.set()
+    poller.join(5)
+    assert seen == []
