@@ -52,6 +52,7 @@ class SaleRequest:
 class SaleResult:
     sale: dict  # the sale document (ledger payload)
     replayed: bool = False
+    lines: list[dict] | None = None  # its receipt's print lines, when this call made the sale
 
     @property
     def receipt(self) -> str:
@@ -150,11 +151,12 @@ def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest
         n = next_receipt_number(conn, prefix)
         doc = _sale_document(priced, request, request_hash, settlement, prefix, n, shift_id, config, ledger, by, oversold)
         record(conn, ledger, "pos.sale", doc)
+        lines = receipts.receipt_lines(doc, config)
         printqueue.enqueue(conn, f"receipt:{doc['receipt']}", "pos", f"Receipt {doc['receipt']}",
-                           receipts.receipt_lines(doc, config), receipt=doc["receipt"], clock=ledger.clock)
+                           lines, receipt=doc["receipt"], clock=ledger.clock)
     log.info("event=sale receipt=%s total_cents=%d change_cents=%d lines=%d oversold=%s",
              doc["receipt"], doc["total_cents"], doc["change_cents"], len(doc["lines"]), ",".join(oversold) or "-")
-    return SaleResult(doc)
+    return SaleResult(doc, lines=lines)
 
 
 def _price(conn, request: SaleRequest, config: Config) -> PricedCart:
@@ -222,16 +224,20 @@ def _sale_document(priced: PricedCart, request: SaleRequest, request_hash: str, 
 
 def sale_view(db: Database, config: Config, sale_id_or_receipt: str) -> dict | None:
     """A sale as the API and the screens show it: the document, its refunds and its paper status."""
+    doc = receipts.sale_document(db.conn, sale_id_or_receipt)
+    return None if doc is None else document_view(db, config, doc)
+
+
+def document_view(db: Database, config: Config, doc: dict, lines: list[dict] | None = None) -> dict:
+    """The view of a document already in hand (a sale just made need not be read back)."""
     conn = db.conn
-    doc = receipts.sale_document(conn, sale_id_or_receipt)
-    if doc is None:
-        return None
     refunds = [json.loads(r[0]) for r in conn.execute(
         receipts.DOCUMENT_SQL + " WHERE s.original_id = ? ORDER BY s.n", (doc["id"],))]
     original = None
     if doc.get("original_id"):
         original = conn.execute("SELECT receipt FROM pos_sales WHERE id = ?", (doc["original_id"],)).fetchone()[0]
-    lines = receipts.receipt_lines(doc, config, original)
+    if lines is None:
+        lines = receipts.receipt_lines(doc, config, original)
     return {"sale": doc, "refunds": [{"id": r["id"], "receipt": r["receipt"], "kind": r["kind"],
                                       "total_cents": r["total_cents"], "at": r["at"]} for r in refunds],
             "print": printqueue.receipt_status(conn, doc["receipt"]), "receipt_lines": lines,

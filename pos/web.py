@@ -12,7 +12,7 @@ from kit.web.context import kit
 from kit.web.openapi import api_doc
 from pos import printqueue, stats
 from pos.catalogue import CatalogueError, catalogue_view, edit_product, products
-from pos.checkout import IdempotencyConflict, make_sale, parse_sale_request, quote, sale_view
+from pos.checkout import IdempotencyConflict, document_view, make_sale, parse_sale_request, quote, sale_view
 from pos.money import MoneyError, parse_cents
 from pos.pickups import PickupError, collect, lookup
 from pos.pricing import CheckoutError
@@ -157,7 +157,7 @@ def api_sell():
         return _refuse(e, 409)
     except CheckoutError as e:
         return _refuse(e)
-    view = sale_view(ctx.db, ctx.config, result.sale["id"])
+    view = document_view(ctx.db, ctx.config, result.sale, result.lines)
     return jsonify(replayed=result.replayed, receipt=result.receipt, change_cents=result.change_cents,
                    printer=_printer_state(), **view), 200 if result.replayed else 201
 
