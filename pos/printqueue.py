@@ -80,10 +80,12 @@ def give_back_pages(db: Database, pages: int = 256) -> int:
     file and new rows reuse them, so the file stops growing instead of shrinking (`fieldkit pos compact`).
     """
     conn = db.conn
-    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2 or not conn.execute("PRAGMA freelist_count").fetchone()[0]:
+    if conn.in_transaction or conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2 \
+            or not conn.execute("PRAGMA freelist_count").fetchone()[0]:
         return 0
     before = conn.execute("PRAGMA page_count").fetchone()[0]
-    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    # executescript steps the pragma to its end; execute() would step it once and free a single page.
+    conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
     return before - conn.execute("PRAGMA page_count").fetchone()[0]
 
 
