@@ -121,14 +121,15 @@ def _discount_of(spec: dict | None):
 
 
 def _existing(conn, key: str, request_hash: str) -> SaleResult | None:
-    row = conn.execute("SELECT s.request_hash, e.payload AS document FROM pos_sales s JOIN events e ON e.seq = s.seq"
+    row = conn.execute("SELECT e.payload FROM pos_sales s JOIN events e ON e.seq = s.seq"
                        " WHERE s.idempotency_key = ?", (key,)).fetchone()
     if row is None:
         return None
-    if row["request_hash"] != request_hash:
+    doc = json.loads(row[0])
+    if doc.get("request_hash") != request_hash:  # read from the sale document: not copied into pos_sales
         raise IdempotencyConflict("this Pay was already used for a different cart or payment "
-                                  f"(receipt {json.loads(row['document'])['receipt']}); start a new sale")
-    return SaleResult(json.loads(row["document"]), replayed=True)
+                                  f"(receipt {doc['receipt']}); start a new sale")
+    return SaleResult(doc, replayed=True)
 
 
 def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest, *, by: str = "merch") -> SaleResult:
@@ -241,4 +242,4 @@ def document_view(db: Database, config: Config, doc: dict, lines: list[dict] | N
     return {"sale": doc, "refunds": [{"id": r["id"], "receipt": r["receipt"], "kind": r["kind"],
                                       "total_cents": r["total_cents"], "at": r["at"]} for r in refunds],
             "print": printqueue.receipt_status(conn, doc["receipt"]), "receipt_lines": lines,
-            "preview_html": receipts.lines_to_html(lines)}
+            "preview_html": receipts.lines_to_html(lines, qr_url=f"/api/v1/pos/sales/{doc['id']}/qr.svg")}

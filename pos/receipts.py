@@ -124,11 +124,19 @@ def _qr_svg(content: str, scale: int = 3, border: int = 2) -> str:
             f'<path stroke="#000" transform="translate(0 .5)" d="{"".join(runs)}"/></svg>')
 
 
-def lines_to_html(lines: list[dict]) -> str:
-    """The receipt preview: the print lines as monospace HTML (a QR shows as a labelled box)."""
+def lines_to_html(lines: list[dict], qr_url: str | None = None) -> str:
+    """The receipt preview: the print lines as monospace HTML, the QR code drawn as SVG.
+
+    With ``qr_url`` (a sale's own preview) the QR is an image the browser loads from that URL after the
+    sale has answered, so the till shows the change due without waiting for the QR encoder.
+    """
     parts = ['<div class="receipt-paper">']
     for line in lines:
-        if "qr" in line:
+        if "qr" in line and qr_url:
+            label = html.escape(line["qr"])
+            parts.append(f'<div class="r-qr" title="{label}"><img src="{html.escape(qr_url)}" alt="QR {label}"'
+                         ' width="99" height="99"></div>')
+        elif "qr" in line:
             parts.append(f'<div class="r-qr" title="{html.escape(line["qr"])}">{_qr_svg(line["qr"])}</div>')
         elif line.get("cut"):
             parts.append('<div class="r-cut">- - - - - - - - - - - - - - - - - - - -</div>')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Blueprint, g, jsonify, render_template, request
+from flask import Blueprint, Response, g, jsonify, render_template, request
 
 from kit.web.auth import require_role
 from kit.web.context import kit
@@ -192,6 +192,20 @@ def api_sale(sale_id: str):
     if view is None:
         return jsonify(error=f"no sale {sale_id[:80]!r} on this kit"), 404
     return jsonify(**view)
+
+
+@bp.route("/api/v1/pos/sales/<sale_id>/qr.svg")
+@require_role("merch")
+@api_doc("The QR code of a sale's receipt (its id) as SVG, as the paper shows it; the same for the life of the sale",
+         responses={200: "image/svg+xml", 404: "no such sale"})
+def api_sale_qr(sale_id: str):
+    from pos.receipts import _qr_svg, sale_document
+
+    doc = sale_document(kit().db.conn, sale_id[:80])
+    if doc is None:  # only sales of this kit: not a QR encoder for any text
+        return jsonify(error=f"no sale {sale_id[:80]!r} on this kit"), 404
+    return Response(_qr_svg(doc["id"]), mimetype="image/svg+xml",
+                    headers={"Cache-Control": "private, max-age=86400, immutable"})
 
 
 @bp.route("/api/v1/pos/sales/<sale_id>/refund", methods=["POST"])
