@@ -98,3 +98,21 @@ def receipt_status(conn: sqlite3.Connection, receipt: str) -> dict:
         # it printed more than pos.print_retention_hours ago (or the kit was rebuilt from its ledger).
         return {"status": "done", "attempts": None, "error": "", "printed_at": None, "pruned": True}
     return {"status": row["status"], "attempts": row["attempts"], "error": row["last_error"], "printed_at": row["printed_at"]}
+
+
+def compact(db: Database, retention_hours: float) -> dict:
+    """Prune printed jobs, then rewrite the file with auto_vacuum=INCREMENTAL (a kit made before it).
+
+    ``VACUUM`` rewrites the whole database and blocks every writer while it runs, and needs free space
+    the size of the file: only with the kit's services stopped (the caller holds the exclusive lock).
+    """
+    size = db.path.stat().st_size
+    pruned = 0
+    while (n := prune_printed(db, retention_hours, batch=5000)):
+        pruned += n
+    conn = db.conn
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    conn.execute("VACUUM")
+    db.checkpoint()
+    return {"pruned": pruned, "bytes_before": size, "bytes_after": db.path.stat().st_size,
+            "auto_vacuum": conn.execute("PRAGMA auto_vacuum").fetchone()[0]}

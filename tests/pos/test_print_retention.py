@@ -141,3 +141,37 @@ def test_the_receipt_qr_on_screen_scans_to_what_the_paper_says(content):
     assert svg == _qr_svg(content)  # made once, then the same drawing for this sale
     found = zxingcpp.read_barcodes(_svg_to_image(svg))
     assert [b.text for b in found] == [content]
+
+
+def test_compact_switches_an_old_kit_to_incremental_vacuum_and_refuses_while_services_run(pos_kit):
+    from click.testing import CliRunner
+
+    from kit.cli import cli
+    from kit.db import DatabaseLock
+
+    db = pos_kit.db
+    db.conn.execute("PRAGMA auto_vacuum=NONE")
+    db.conn.execute("VACUUM")  # now like a kit made before this version
+    assert db.scalar("PRAGMA auto_vacuum") == 0
+    with db.transaction() as conn:
+        for i in range(300):
+            printqueue.enqueue(conn, f"old:{i}", "test", "old", [{"text": "q" * 200}] * 20)
+    _backdate_printed(db, 2)
+    db.checkpoint()
+    service = DatabaseLock(pos_kit.config.db_path)
+    service.shared()
+    try:
+        busy = CliRunner().invoke(cli, ["pos", "compact"], catch_exceptions=False)
+    finally:
+        service.release()
+    assert busy.exit_code == 1 and "services are running" in busy.output
+    assert db.scalar("SELECT COUNT(*) FROM pos_print_jobs") == 300
+    before = pos_kit.config.db_path.stat().st_size
+    done = CliRunner().invoke(cli, ["pos", "compact"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert "300 printed job(s) deleted" in done.output and "incremental vacuum on" in done.output
+    fresh = sqlite3.connect(pos_kit.config.db_path)  # (an open connection keeps its cached header value)
+    assert fresh.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+    fresh.close()
+    assert db.scalar("SELECT COUNT(*) FROM pos_print_jobs") == 0
+    assert pos_kit.config.db_path.stat().st_size < before - 1_000_000
