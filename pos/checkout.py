@@ -229,10 +229,14 @@ def sale_view(db: Database, config: Config, sale_id_or_receipt: str) -> dict | N
     return None if doc is None else document_view(db, config, doc)
 
 
-def document_view(db: Database, config: Config, doc: dict, lines: list[dict] | None = None) -> dict:
-    """The view of a document already in hand (a sale just made need not be read back)."""
+def document_view(db: Database, config: Config, doc: dict, lines: list[dict] | None = None, *,
+                  just_made: bool = False) -> dict:
+    """The view of a document already in hand (a sale just made need not be read back).
+
+    ``just_made``: this request committed it a moment ago, so it has no refunds and its receipt waits.
+    """
     conn = db.conn
-    refunds = [json.loads(r[0]) for r in conn.execute(
+    refunds = [] if just_made else [json.loads(r[0]) for r in conn.execute(
         receipts.DOCUMENT_SQL + " WHERE s.original_id = ? ORDER BY s.n", (doc["id"],))]
     original = None
     if doc.get("original_id"):
@@ -241,5 +245,6 @@ def document_view(db: Database, config: Config, doc: dict, lines: list[dict] | N
         lines = receipts.receipt_lines(doc, config, original)
     return {"sale": doc, "refunds": [{"id": r["id"], "receipt": r["receipt"], "kind": r["kind"],
                                       "total_cents": r["total_cents"], "at": r["at"]} for r in refunds],
-            "print": printqueue.receipt_status(conn, doc["receipt"]), "receipt_lines": lines,
+            "print": {"status": "queued", "attempts": 0, "error": "", "printed_at": None} if just_made
+            else printqueue.receipt_status(conn, doc["receipt"]), "receipt_lines": lines,
             "preview_html": receipts.lines_to_html(lines, qr_url=f"/api/v1/pos/sales/{doc['id']}/qr.svg")}

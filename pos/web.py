@@ -61,10 +61,11 @@ def _refuse(e: Exception, status: int = 400):
 
 def _printer_state() -> dict:
     ctx = kit()
-    state = dict(ctx.bus.hub.latest().get("pos/state") or {})
+    latest = ctx.bus.hub.latest()
+    state = dict(latest.get("pos/state") or {})
     state["queued"] = printqueue.depth(ctx.db)
     state.setdefault("printer", "unknown")
-    state["service"] = (ctx.bus.hub.latest().get("pos/health") or {}).get("state", "unknown")
+    state["service"] = (latest.get("pos/health") or {}).get("state", "unknown")
     return state
 
 
@@ -157,7 +158,7 @@ def api_sell():
         return _refuse(e, 409)
     except CheckoutError as e:
         return _refuse(e)
-    view = document_view(ctx.db, ctx.config, result.sale, result.lines)
+    view = document_view(ctx.db, ctx.config, result.sale, result.lines, just_made=not result.replayed)
     return jsonify(replayed=result.replayed, receipt=result.receipt, change_cents=result.change_cents,
                    printer=_printer_state(), **view), 200 if result.replayed else 201
 
