@@ -18,7 +18,7 @@ from kit.config import Config
 from kit.db import Database
 from kit.ledger import Ledger, canonical_json
 from pos import printqueue, receipts
-from pos.catalogue import CatalogueError, check_qty, find_product, sold_by_sku
+from pos.catalogue import CatalogueError, check_qty, find_product
 from pos.money import MoneyError, check_cents, parse_cents
 from pos.pricing import CartItem, CheckoutError, PricedCart, Tender, parse_discount, price_cart, settle
 from pos.records import next_receipt_number, now_iso, receipt_prefix, record
@@ -184,16 +184,15 @@ def quote(db: Database, config: Config, body: object) -> dict:
 
 
 def _oversold(conn, priced: PricedCart) -> list[str]:
-    sold = sold_by_sku(conn)
+    """SKUs this cart sells past their stock: one query for the cart's SKUs, not one per SKU."""
     wanted: dict[str, int] = {}
     for ln in priced.lines:
         wanted[ln.sku] = wanted.get(ln.sku, 0) + ln.qty
-    out = []
-    for sku, qty in wanted.items():
-        stock = conn.execute("SELECT stock FROM pos_products WHERE sku = ?", (sku,)).fetchone()[0]
-        if stock is not None and sold.get(sku, 0) + qty > stock:
-            out.append(sku)
-    return out
+    marks = ",".join("?" * len(wanted))
+    left = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT p.sku, p.stock, COALESCE(s.sold, 0) FROM pos_products p LEFT JOIN pos_stock_sold s ON s.sku = p.sku"
+        f" WHERE p.sku IN ({marks})", list(wanted))}
+    return [sku for sku, qty in wanted.items() if left[sku][0] is not None and left[sku][1] + qty > left[sku][0]]
 
 
 def _sale_document(priced: PricedCart, request: SaleRequest, request_hash: str, settlement, prefix: str, n: int,
