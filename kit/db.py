@@ -52,6 +52,8 @@ class Database:
         if new and self.path.exists():  # sales and admissions: never readable by other users (WAL/SHM follow)
             os.chmod(self.path, DATA_FILE_MODE)
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        if new:  # only possible before the first table: lets features give deleted rows' pages back
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
             log.warning("event=db_not_wal path=%s mode=%s", self.path, mode)

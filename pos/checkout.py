@@ -18,7 +18,7 @@ from kit.config import Config
 from kit.db import Database
 from kit.ledger import Ledger, canonical_json
 from pos import printqueue, receipts
-from pos.catalogue import CatalogueError, check_qty, find_product, sold_by_sku
+from pos.catalogue import CatalogueError, check_qty, find_product
 from pos.money import MoneyError, check_cents, parse_cents
 from pos.pricing import CartItem, CheckoutError, PricedCart, Tender, parse_discount, price_cart, settle
 from pos.records import next_receipt_number, now_iso, receipt_prefix, record
@@ -52,6 +52,7 @@ class SaleRequest:
 class SaleResult:
     sale: dict  # the sale document (ledger payload)
     replayed: bool = False
+    lines: list[dict] | None = None  # its receipt's print lines, when this call made the sale
 
     @property
     def receipt(self) -> str:
@@ -120,14 +121,15 @@ def _discount_of(spec: dict | None):
 
 
 def _existing(conn, key: str, request_hash: str) -> SaleResult | None:
-    row = conn.execute("SELECT s.request_hash, e.payload AS document FROM pos_sales s JOIN events e ON e.seq = s.seq"
+    row = conn.execute("SELECT e.payload FROM pos_sales s JOIN events e ON e.seq = s.seq"
                        " WHERE s.idempotency_key = ?", (key,)).fetchone()
     if row is None:
         return None
-    if row["request_hash"] != request_hash:
+    doc = json.loads(row[0])
+    if doc.get("request_hash") != request_hash:  # read from the sale document: not copied into pos_sales
         raise IdempotencyConflict("this Pay was already used for a different cart or payment "
-                                  f"(receipt {json.loads(row['document'])['receipt']}); start a new sale")
-    return SaleResult(json.loads(row["document"]), replayed=True)
+                                  f"(receipt {doc['receipt']}); start a new sale")
+    return SaleResult(doc, replayed=True)
 
 
 def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest, *, by: str = "merch") -> SaleResult:
@@ -150,11 +152,12 @@ def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest
         n = next_receipt_number(conn, prefix)
         doc = _sale_document(priced, request, request_hash, settlement, prefix, n, shift_id, config, ledger, by, oversold)
         record(conn, ledger, "pos.sale", doc)
+        lines = receipts.receipt_lines(doc, config)
         printqueue.enqueue(conn, f"receipt:{doc['receipt']}", "pos", f"Receipt {doc['receipt']}",
-                           receipts.receipt_lines(doc, config), receipt=doc["receipt"], clock=ledger.clock)
+                           lines, receipt=doc["receipt"], clock=ledger.clock)
     log.info("event=sale receipt=%s total_cents=%d change_cents=%d lines=%d oversold=%s",
              doc["receipt"], doc["total_cents"], doc["change_cents"], len(doc["lines"]), ",".join(oversold) or "-")
-    return SaleResult(doc)
+    return SaleResult(doc, lines=lines)
 
 
 def _price(conn, request: SaleRequest, config: Config) -> PricedCart:
@@ -181,16 +184,15 @@ def quote(db: Database, config: Config, body: object) -> dict:
 
 
 def _oversold(conn, priced: PricedCart) -> list[str]:
-    sold = sold_by_sku(conn)
+    """SKUs this cart sells past their stock: one query for the cart's SKUs, not one per SKU."""
     wanted: dict[str, int] = {}
     for ln in priced.lines:
         wanted[ln.sku] = wanted.get(ln.sku, 0) + ln.qty
-    out = []
-    for sku, qty in wanted.items():
-        stock = conn.execute("SELECT stock FROM pos_products WHERE sku = ?", (sku,)).fetchone()[0]
-        if stock is not None and sold.get(sku, 0) + qty > stock:
-            out.append(sku)
-    return out
+    marks = ",".join("?" * len(wanted))
+    left = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT p.sku, p.stock, COALESCE(s.sold, 0) FROM pos_products p LEFT JOIN pos_stock_sold s ON s.sku = p.sku"
+        f" WHERE p.sku IN ({marks})", list(wanted))}
+    return [sku for sku, qty in wanted.items() if left[sku][0] is not None and left[sku][1] + qty > left[sku][0]]
 
 
 def _sale_document(priced: PricedCart, request: SaleRequest, request_hash: str, settlement, prefix: str, n: int,
@@ -222,17 +224,26 @@ def _sale_document(priced: PricedCart, request: SaleRequest, request_hash: str, 
 
 def sale_view(db: Database, config: Config, sale_id_or_receipt: str) -> dict | None:
     """A sale as the API and the screens show it: the document, its refunds and its paper status."""
+    doc = receipts.sale_document(db.conn, sale_id_or_receipt)
+    return None if doc is None else document_view(db, config, doc)
+
+
+def document_view(db: Database, config: Config, doc: dict, lines: list[dict] | None = None, *,
+                  just_made: bool = False) -> dict:
+    """The view of a document already in hand (a sale just made need not be read back).
+
+    ``just_made``: this request committed it a moment ago, so it has no refunds and its receipt waits.
+    """
     conn = db.conn
-    doc = receipts.sale_document(conn, sale_id_or_receipt)
-    if doc is None:
-        return None
-    refunds = [json.loads(r[0]) for r in conn.execute(
+    refunds = [] if just_made else [json.loads(r[0]) for r in conn.execute(
         receipts.DOCUMENT_SQL + " WHERE s.original_id = ? ORDER BY s.n", (doc["id"],))]
     original = None
     if doc.get("original_id"):
         original = conn.execute("SELECT receipt FROM pos_sales WHERE id = ?", (doc["original_id"],)).fetchone()[0]
-    lines = receipts.receipt_lines(doc, config, original)
+    if lines is None:
+        lines = receipts.receipt_lines(doc, config, original)
     return {"sale": doc, "refunds": [{"id": r["id"], "receipt": r["receipt"], "kind": r["kind"],
                                       "total_cents": r["total_cents"], "at": r["at"]} for r in refunds],
-            "print": printqueue.receipt_status(conn, doc["receipt"]), "receipt_lines": lines,
-            "preview_html": receipts.lines_to_html(lines)}
+            "print": {"status": "queued", "attempts": 0, "error": "", "printed_at": None} if just_made
+            else printqueue.receipt_status(conn, doc["receipt"]), "receipt_lines": lines,
+            "preview_html": receipts.lines_to_html(lines, qr_url=f"/api/v1/pos/sales/{doc['id']}/qr.svg")}

@@ -375,3 +375,32 @@ def printer_cmd() -> None:
     except DeviceUnavailable as e:
         click.echo(f"printer: {e}")
     click.echo(f"{printqueue.depth(get_db())} job(s) waiting")
+
+
+@pos.command("compact")
+def compact_cmd() -> None:
+    """Delete printed jobs past pos.print_retention_hours and give their space back (kit stopped).
+
+    Kits made from 2026-12 give space back by themselves; older kits reuse it but do not shrink until
+    this runs once (it switches them to incremental vacuum). Needs free space the size of kit.db.
+
+    \b
+    Example:
+      systemctl stop 'fieldkit-*' && fieldkit pos compact
+    """
+    from kit.db import DatabaseBusy, DatabaseLock
+    from pos import printqueue
+
+    config = get_config()
+    lock = DatabaseLock(config.db_path)
+    try:
+        lock.exclusive()
+    except DatabaseBusy as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(1)
+    try:
+        r = printqueue.compact(get_db(), config["pos.print_retention_hours"])
+    finally:
+        lock.release()
+    click.echo(f"{r['pruned']} printed job(s) deleted; {r['bytes_before']:,} -> {r['bytes_after']:,} bytes"
+               f" (incremental vacuum {'on' if r['auto_vacuum'] == 2 else 'OFF'})")

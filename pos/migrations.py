@@ -145,7 +145,16 @@ CREATE INDEX pos_print_jobs_queued ON pos_print_jobs(status, id);
 CREATE INDEX pos_print_jobs_receipt ON pos_print_jobs(receipt) WHERE receipt IS NOT NULL;
 """
 
-MIGRATIONS = MigrationSet("pos", [Migration("0001_initial", INITIAL)])
+# The queue's depth is read on every sale response and every printer check: a partial index holds only
+# waiting jobs, so counting them costs what is waiting, and printed jobs leave it. The second index
+# finds printed jobs past pos.print_retention_hours for the service's pruning, oldest first.
+PRINT_QUEUE_INDEXES = """
+DROP INDEX IF EXISTS pos_print_jobs_queued;
+CREATE INDEX pos_print_jobs_waiting ON pos_print_jobs(id) WHERE status = 'queued';
+CREATE INDEX pos_print_jobs_printed ON pos_print_jobs(printed_at) WHERE status = 'done';
+"""
+
+MIGRATIONS = MigrationSet("pos", [Migration("0001_initial", INITIAL), Migration("0002_print_queue_indexes", PRINT_QUEUE_INDEXES)])
 
 # Child tables first so emptying them never trips a foreign key.
 PROJECTION_TABLES = [

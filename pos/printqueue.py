@@ -1,14 +1,16 @@
 """The durable print queue: a table filled inside the writer's own transaction, emptied by the pos service.
 
 A sale never waits on paper: it inserts its receipt here and returns; the service prints queued jobs
-in order, marks them done, and retries while the printer is offline or out of paper.
+in order, marks them done, and retries while the printer is offline or out of paper. Printed jobs are
+deleted after ``pos.print_retention_hours`` (a reprint rebuilds the receipt from the sale), a few
+hundred at a time, so a day of sales does not stay on the SD card as print jobs.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from kit.db import Database
 
@@ -53,7 +55,38 @@ def mark_unprintable(db: Database, job_id: int, error: str) -> None:
 
 
 def depth(db: Database) -> int:
+    """Jobs waiting for paper: read through the partial index of waiting jobs (cost: what waits)."""
     return db.scalar("SELECT COUNT(*) FROM pos_print_jobs WHERE status = 'queued'") or 0
+
+
+def prune_printed(db: Database, retention_hours: float, batch: int = 200, clock=None) -> int:
+    """Delete up to ``batch`` jobs printed more than ``retention_hours`` ago; returns how many.
+
+    One short write transaction per call (a sale waits at most for one batch); failed jobs stay for a
+    person to see. The caller repeats while it returns ``batch``.
+    """
+    now = datetime.fromtimestamp(clock.time() if clock is not None else datetime.now(UTC).timestamp(), UTC)
+    cutoff = (now - timedelta(hours=max(0.0, float(retention_hours)))).isoformat(timespec="milliseconds")
+    with db.transaction() as conn:
+        return conn.execute(
+            "DELETE FROM pos_print_jobs WHERE id IN (SELECT id FROM pos_print_jobs WHERE status = 'done'"
+            " AND printed_at <= ? ORDER BY printed_at LIMIT ?)", (cutoff, int(batch))).rowcount
+
+
+def give_back_pages(db: Database, pages: int = 256) -> int:
+    """Return up to ``pages`` free pages to the file system when the database allows it (auto_vacuum=INCREMENTAL).
+
+    Databases made before this kit version have auto_vacuum=NONE: there the freed pages stay in the
+    file and new rows reuse them, so the file stops growing instead of shrinking (`fieldkit pos compact`).
+    """
+    conn = db.conn
+    if conn.in_transaction or conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2 \
+            or not conn.execute("PRAGMA freelist_count").fetchone()[0]:
+        return 0
+    before = conn.execute("PRAGMA page_count").fetchone()[0]
+    # executescript steps the pragma to its end; execute() would step it once and free a single page.
+    conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+    return before - conn.execute("PRAGMA page_count").fetchone()[0]
 
 
 def receipt_status(conn: sqlite3.Connection, receipt: str) -> dict:
@@ -61,5 +94,25 @@ def receipt_status(conn: sqlite3.Connection, receipt: str) -> dict:
     row = conn.execute("SELECT status, attempts, last_error, printed_at FROM pos_print_jobs WHERE receipt = ?"
                        " ORDER BY id DESC LIMIT 1", (receipt,)).fetchone()
     if row is None:
-        return {"status": "none"}
+        # Every sale and refund queues its receipt, and only printed jobs are deleted: no job left means
+        # it printed more than pos.print_retention_hours ago (or the kit was rebuilt from its ledger).
+        return {"status": "done", "attempts": None, "error": "", "printed_at": None, "pruned": True}
     return {"status": row["status"], "attempts": row["attempts"], "error": row["last_error"], "printed_at": row["printed_at"]}
+
+
+def compact(db: Database, retention_hours: float) -> dict:
+    """Prune printed jobs, then rewrite the file with auto_vacuum=INCREMENTAL (a kit made before it).
+
+    ``VACUUM`` rewrites the whole database and blocks every writer while it runs, and needs free space
+    the size of the file: only with the kit's services stopped (the caller holds the exclusive lock).
+    """
+    size = db.path.stat().st_size
+    pruned = 0
+    while (n := prune_printed(db, retention_hours, batch=5000)):
+        pruned += n
+    conn = db.conn
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    conn.execute("VACUUM")
+    db.checkpoint()
+    return {"pruned": pruned, "bytes_before": size, "bytes_after": db.path.stat().st_size,
+            "auto_vacuum": conn.execute("PRAGMA auto_vacuum").fetchone()[0]}

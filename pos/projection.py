@@ -23,6 +23,7 @@ def apply_event(conn: sqlite3.Connection, event: dict) -> None:
 
 
 def _sale(conn: sqlite3.Connection, p: dict, seq: int) -> None:
+    # request_hash stays NULL: the idempotency check reads it from the document (64 bytes a sale saved)
     conn.execute(
         "INSERT INTO pos_counters (prefix, last_n) VALUES (?, ?)"
         " ON CONFLICT(prefix) DO UPDATE SET last_n = MAX(last_n, excluded.last_n)", (p["prefix"], p["n"]))
@@ -31,7 +32,7 @@ def _sale(conn: sqlite3.Connection, p: dict, seq: int) -> None:
         " subtotal_cents, discount_cents, tax_cents, total_cents, change_cents, reason, by_role, oversold, seq)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (p["id"], p["receipt"], p["n"], p["kind"], p.get("original_id"), p["shift_id"], p["at"], p.get("idempotency_key"),
-         p.get("request_hash"), p["currency"], p["subtotal_cents"], p["discount_cents"], p["tax_cents"], p["total_cents"],
+         None, p["currency"], p["subtotal_cents"], p["discount_cents"], p["tax_cents"], p["total_cents"],
          p.get("change_cents", 0), p.get("reason", ""), p.get("by", ""), ",".join(p.get("oversold", [])), seq))
     sign = 1 if p["kind"] == "sale" else -1
     conn.executemany(

@@ -29,6 +29,8 @@ PRINT_FIELDS = {"title": text(200), "lines": items(2000)}
 REPRINT_FIELDS = {"receipt": text(80, required=True)}
 STATUS_EVERY = 15.0  # seconds between printer checks while the queue is empty
 CHECKPOINT_EVERY = 2.0  # seconds between background WAL checkpoints
+PRUNE_EVERY = 60.0  # seconds between looks for printed jobs past their retention
+PRUNE_BATCH = 200  # jobs deleted per short transaction, one batch per loop turn
 
 
 class PosService:
@@ -43,6 +45,8 @@ class PosService:
         self.next_status = 0.0
         self.published_state: dict | None = None
         self.printed_for: dict[int, str] = {}  # job id → cmd/print request id awaiting "printed"
+        self.retention_hours = max(0.0, float(ctx.config["pos.print_retention_hours"]))
+        self.next_prune = 0.0
 
     # --- bus commands ---------------------------------------------------------------------------
     def on_print(self, _topic: str, msg: dict) -> None:
@@ -119,6 +123,19 @@ class PosService:
             self.last_seq = rows[-1]["seq"]
         else:
             self.last_seq = max(self.last_seq, self.ctx.db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") or 0)
+
+    def prune_printed(self) -> int:
+        """One small batch of printed jobs past retention, then their pages back: never a long lock on a sale."""
+        if time.monotonic() < self.next_prune:
+            return 0
+        deleted = printqueue.prune_printed(self.ctx.db, self.retention_hours, PRUNE_BATCH, clock=self.ctx.clock)
+        freed = printqueue.give_back_pages(self.ctx.db) if deleted else 0
+        if deleted < PRUNE_BATCH:  # caught up: look again later; else the next loop turn takes the next batch
+            self.next_prune = time.monotonic() + PRUNE_EVERY
+        if deleted:
+            log.info("event=print_jobs_pruned deleted=%d pages_freed=%d retention_hours=%s",
+                     deleted, freed, self.retention_hours)
+        return deleted
 
     def print_queue(self) -> None:
         now = time.monotonic()
@@ -235,6 +252,7 @@ def run(ctx: ServiceContext) -> None:
         while ctx.sleep(0.2):
             service.announce_sales()
             service.print_queue()
+            service.prune_printed()
             if time.monotonic() >= next_checkpoint:
                 # Fold the WAL into the database here, off the sale path, so a sale's commit never pays
                 # for SQLite's automatic checkpoint (the cause of slow outliers). PASSIVE never blocks writers.

@@ -21,5 +21,8 @@ SETTINGS: list[Setting] = [
     Setting("pos.printer.host", "", "Address of a network receipt printer (raw port 9100)."),
     Setting("pos.printer.port", 9100, "TCP port of a network receipt printer."),
     Setting("pos.printer.file", "/dev/usb/lp0", "Device file of a printer driven through the kernel's usblp driver."),
+    Setting("pos.print_retention_hours", 24.0,
+            "Hours a printed job stays in the print queue before the pos service deletes it (a reprint rebuilds"
+            " the receipt from the sale); 0 deletes printed jobs at once."),
     Setting("pos.printer.retry_seconds", 3.0, "Seconds between attempts while the printer is offline or out of paper."),
 ]

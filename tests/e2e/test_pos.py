@@ -32,6 +32,8 @@ def test_merch_sells_two_items_with_cash_and_sees_change_and_receipt(kit_factory
     assert re.fullmatch(r"e2e\d+-1", receipt)
     preview = page.locator("#receipt-preview")
     assert f"Receipt {receipt}" in preview.inner_text() and "T-shirt L" in preview.inner_text()
+    page.wait_for_function("() => { const i = document.querySelector('#receipt-preview .r-qr img');"
+                           " return i && i.complete && i.naturalWidth > 0; }")  # the receipt's QR, from the kit itself
     page.locator("#print-status", has_text="Receipt printed").wait_for(timeout=15_000)
     # the simulated printer kept the bytes: they say what the preview said
     out = sorted((kit.home / "var" / "printer-sim" / "out").glob("*.bin"))

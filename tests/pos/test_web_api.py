@@ -42,7 +42,11 @@ def test_merch_sells_and_sees_change_and_preview(client, kit_env):
     assert r.status_code == 201
     assert r.json["receipt"] == "test1-1" and r.json["change_cents"] == 2100
     assert "Receipt test1-1" in r.json["preview_html"] and "CHANGE" in r.json["preview_html"]
-    assert "<svg" in r.json["preview_html"]  # the receipt's QR code drawn, not described
+    qr_url = f"/api/v1/pos/sales/{r.json['sale']['id']}/qr.svg"
+    assert f'<img src="{qr_url}"' in r.json["preview_html"]  # the receipt's QR code drawn, not described
+    qr = client.get(qr_url)
+    assert qr.status_code == 200 and qr.mimetype == "image/svg+xml" and "<svg" in qr.get_data(as_text=True)
+    assert client.get("/api/v1/pos/sales/not-a-sale/qr.svg").status_code == 404
     again = _post(client, csrf, "/api/v1/pos/sales", SALE)
     assert again.status_code == 200 and again.json["replayed"] and again.json["receipt"] == "test1-1"
     clash = _post(client, csrf, "/api/v1/pos/sales", {**SALE, "items": [{"sku": "TS-M", "qty": 1}]})
