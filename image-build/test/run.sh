@@ -131,6 +131,11 @@ while true; do
   echo "FKTEST issue=$(grep -c 'fieldkit-vmkit' /etc/issue.d/fieldkit.issue 2>/dev/null)"
   echo "FKTEST slip=$slip"
   echo "FKTEST user=$(id -nG fieldkit | tr ' ' ,)"
+  # Item 8 of the hardening: the data stays private and the two writers that are not the kit still work.
+  echo "FKTEST modes=$(stat -c %a /var/lib/fieldkit /var/lib/fieldkit/secrets /var/lib/fieldkit/kit.db 2>/dev/null | tr '\n' ,)"
+  echo "FKTEST mosquitto_db=$(find /var/lib/fieldkit/mosquitto -name 'mosquitto.db' -size +0 2>/dev/null | wc -l)"
+  echo "FKTEST mosquitto_errors=$(journalctl -b -u mosquitto -o cat --no-pager | grep -ci 'error')"
+  echo "FKTEST escpos_cache=$(find /var/lib/fieldkit/cache -type f 2>/dev/null | wc -l)"
   # polkit, asked about the web service's own process (user fieldkit): allowed, allowed, allowed, refused.
   web=$(systemctl show -p MainPID --value fieldkit-web.service)
   if [ "${web:-0}" != 0 ]; then
@@ -266,9 +271,17 @@ for action in org.freedesktop.login1.power-off org.freedesktop.timedate1.set-tim
 done
 grep -q "FKTEST polkit org.freedesktop.systemd1.manage-units=0" <<<"$report" \
   && fail "polkit lets user fieldkit manage units: the rule is too wide"
+grep -q '^FKTEST modes=751,700,640,$' <<<"$report" \
+  || fail "data dir, secrets and kit.db should be 751, 700, 640: $(grep '^FKTEST modes=' <<<"$report")"
+# Mosquitto saved its retained messages on the first boot's shutdown (as its own user, under the
+# kit's private data dir) and logged no error; python-escpos wrote its capability cache there.
+grep -q '^FKTEST mosquitto_db=1$' <<<"$report" || fail "Mosquitto kept no persistence file on the data partition"
+grep -q '^FKTEST mosquitto_errors=0$' <<<"$report" || fail "Mosquitto logged errors: $(grep '^FKTEST mosquitto_errors=' <<<"$report")"
+grep -q '^FKTEST escpos_cache=[1-9]' <<<"$report" || fail "python-escpos wrote no capability cache under the data dir"
 for g in gpio i2c spi dialout video input lp audio; do
   grep -q "FKTEST user=.*\b$g\b" <<<"$report" || fail "user fieldkit is not in group $g"
 done
 log "PASS: two boots; every unit active, /api/v1/health ok, hotspot skipped without Wi-Fi, setup slip queued by"
-log "      pos and on the console each boot, PINs kept across the reboot, polkit rule as intended$([ "$READONLY" = 1 ] && echo ", read-only root with the data partition")"
+log "      pos and on the console each boot, PINs kept across the reboot, polkit rule as intended$([ "$READONLY" = 1 ] && echo ", read-only root with the data partition"),"
+log "      data 751/secrets 700/kit.db 640, Mosquitto's persistence and python-escpos's cache on the data partition"
 rm -rf "$WORK"
