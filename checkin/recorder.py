@@ -1,18 +1,22 @@
 """Group commit for scans: many scans waiting at once share one durable commit.
 
 Every scan must be on disk (synchronous=FULL) before its verdict is shown, and an fsync costs
-milliseconds on an SD card. When several sources or browsers scan at the same moment, one writer
-thread takes every waiting scan into one transaction (each in its own savepoint, decided in order,
-so a duplicate inside the batch is still refused) and answers them all after the single commit.
-A lone scan is committed at once; nobody waits for a batch to fill.
+milliseconds on an SD card. The thread that finds the recorder free commits itself and every scan
+waiting at that moment in one transaction (each in its own savepoint, decided in order, so a
+duplicate inside the batch is still refused); scans arriving meanwhile wait for the lock and the
+next one to take it commits them all. A lone scan is committed at once on its own thread: no hand-off
+to a writer thread, no waiting for a batch to fill. The recorder keeps one connection of its own, so
+its statements stay prepared in that connection's cache from scan to scan.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import sqlite3
 import threading
-from dataclasses import dataclass, field
+import time
+from collections import deque
+from dataclasses import dataclass
 
 from checkin.scans import log_scan, record_in
 from checkin.validate import DoorRules, KeyRing
@@ -22,12 +26,12 @@ from kit.ledger import Ledger
 log = logging.getLogger("fieldkit.checkin.recorder")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     payload: str | bytes
     source: str
     direction: str | None
-    done: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
     result: dict | None = None
     error: BaseException | None = None
 
@@ -38,73 +42,83 @@ class ScanRecorder:
         self.db, self.ledger, self.rules = db, ledger, rules
         self.keyring = keyring or KeyRing()
         self.max_batch = max_batch
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._waiting: deque[_Pending] = deque()
+        self._waiting_lock = threading.Lock()
+        self._commit_lock = threading.Lock()  # held by the thread committing a batch
+        self._conn: sqlite3.Connection | None = None
         self.batches = 0
 
     def record(self, payload: str | bytes, *, source: str = "api", direction: str | None = None,
                timeout: float = 30.0) -> dict:
         """Validate and durably record one scan; returns its verdict (as ``record_scan``)."""
-        self._ensure_started()
         item = _Pending(payload, source, direction)
-        self._queue.put(item)
-        if not item.done.wait(timeout):
-            raise TimeoutError("the database did not answer in time; scan again")
+        with self._waiting_lock:
+            self._waiting.append(item)
+        deadline = time.monotonic() + timeout
+        while not item.done:
+            if not self._commit_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                with self._waiting_lock:
+                    if item in self._waiting:  # nobody took it: it is not recorded
+                        self._waiting.remove(item)
+                        raise TimeoutError("the database did not answer in time; scan again")
+                continue  # a committing thread holds it: its answer comes when that commit ends
+            try:
+                while not item.done:  # lead: commit what waits (our scan is among the first max_batch)
+                    with self._waiting_lock:
+                        batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
+                    self._commit(batch)
+            finally:
+                self._commit_lock.release()
         if item.error is not None:
             raise item.error
         assert item.result is not None
         return item.result
 
     def close(self) -> None:
-        if self._thread:
-            self._queue.put(None)
-            self._thread.join(10)
-            self._thread = None
-
-    def _ensure_started(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="checkin-recorder", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                self.db.close()
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)  # finish this batch, then stop
-                    break
-                batch.append(nxt)
-            self._commit(batch)
+        with self._commit_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            with self.db.transaction() as conn:
-                for item in batch:
-                    conn.execute("SAVEPOINT scan")
-                    try:
-                        item.result = record_in(conn, self.ledger, self.rules, item.payload, keyring=self.keyring,
-                                                source=item.source, direction=item.direction)
-                    except Exception as e:  # one scan's failure must not lose the others in the batch
-                        conn.execute("ROLLBACK TO scan")
-                        item.error = e
-                        log.exception("event=scan_record_failed source=%s", item.source)
-                    conn.execute("RELEASE scan")
-        except Exception as e:  # the commit itself failed: nobody in the batch was recorded
-            log.exception("event=scan_batch_failed size=%d", len(batch))
+            if self._conn is None:
+                self._conn = self.db.connect()
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if len(batch) == 1:  # alone: its failure is the transaction's, no savepoint needed
+                    item = batch[0]
+                    item.result = record_in(conn, self.ledger, self.rules, item.payload, keyring=self.keyring,
+                                            source=item.source, direction=item.direction)
+                else:
+                    self._record_each(conn, batch)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except BaseException as e:  # the commit (or a lone scan) failed: nobody in the batch was recorded
+            if isinstance(e, Exception):
+                log.exception("event=scan_batch_failed size=%d", len(batch))
             for item in batch:
                 item.result, item.error = None, item.error or e
-        self.batches += 1
+            if not isinstance(e, Exception):
+                raise
+        finally:
+            self.batches += 1
+            for item in batch:  # every waiter gets an answer, whatever happened
+                if item.result is not None:
+                    log_scan(self.rules, item.result)
+                item.done = True
+
+    def _record_each(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         for item in batch:
-            if item.result is not None:
-                log_scan(self.rules, item.result)
-            item.done.set()
+            conn.execute("SAVEPOINT scan")
+            try:
+                item.result = record_in(conn, self.ledger, self.rules, item.payload, keyring=self.keyring,
+                                        source=item.source, direction=item.direction)
+            except Exception as e:  # one scan's failure must not lose the others in the batch
+                conn.execute("ROLLBACK TO scan")
+                item.error = e
+                log.exception("event=scan_record_failed source=%s", item.source)
+            conn.execute("RELEASE scan")
