@@ -10,7 +10,8 @@ than once counted once per ticket type.
 
 Tables (migration 0003): ``checkin_counts`` (refused, exits, rehearsal_scans), ``checkin_type_counts``
 (expected and admitted per ticket type), and two tallies of live admissions, per ticket (its partial
-index finds double admissions) and per ticket and type (0 -> 1 and 1 -> 0 move the type's count).
+index finds double admissions) and per ticket and type (0 -> 1 and 1 -> 0 move the type's count), and
+``checkin_arrivals``: admissions per clock minute for the door's 15-minute chart.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ CREATE TABLE checkin_type_tally (
     n INTEGER NOT NULL,
     PRIMARY KEY (ticket_key, ticket_type)
 ) WITHOUT ROWID;
-CREATE INDEX checkin_peer_events_at ON checkin_peer_events(at);
--- Inserting (ticket_key, ticket_type, +1 or -1) here moves both tallies and the type's count.
-CREATE VIEW checkin_admission_delta (ticket_key, ticket_type, d) AS SELECT '', '', 0 WHERE 0;
+CREATE TABLE checkin_arrivals (minute INTEGER PRIMARY KEY, n INTEGER NOT NULL);  -- admissions per clock minute
+-- Inserting (ticket_key, ticket_type, at, +1 or -1) here moves both tallies, the type's count and the minute's.
+CREATE VIEW checkin_admission_delta (ticket_key, ticket_type, at, d) AS SELECT '', '', 0.0, 0 WHERE 0;
 """
 
 _DELTA = """
@@ -60,6 +61,8 @@ CREATE TRIGGER checkin_admission_delta_apply INSTEAD OF INSERT ON checkin_admiss
     INSERT INTO checkin_type_tally (ticket_key, ticket_type, n) VALUES (new.ticket_key, new.ticket_type, new.d)
         ON CONFLICT (ticket_key, ticket_type) DO UPDATE SET n = n + excluded.n;
     DELETE FROM checkin_type_tally WHERE ticket_key = new.ticket_key AND ticket_type = new.ticket_type AND n = 0;
+    INSERT INTO checkin_arrivals (minute, n) VALUES (CAST(new.at / 60 AS INTEGER), new.d)
+        ON CONFLICT (minute) DO UPDATE SET n = n + excluded.n;
 END;
 """
 
@@ -68,7 +71,7 @@ def _scan_effects(row: str, sign: str) -> str:
     """Statements that add (sign '+') or take away ('-') what one checkin_scans row counts."""
     d = "1" if sign == "+" else "-1"
     return f"""
-    INSERT INTO checkin_admission_delta SELECT {row}.ticket_key, {row}.ticket_type, {d}
+    INSERT INTO checkin_admission_delta SELECT {row}.ticket_key, {row}.ticket_type, {row}.at, {d}
         WHERE {row}.verdict = 'admit' AND {row}.rehearsal = 0 AND {row}.undone = 0;
     UPDATE checkin_counts SET n = n {sign} 1 WHERE name = CASE
         WHEN {row}.rehearsal != 0 THEN 'rehearsal_scans'
@@ -81,10 +84,10 @@ def _peer_effects(row: str, sign: str) -> str:
     is the only one of an admission (a peer undoes only its own scans, but a hostile one might repeat)."""
     d, undo_d = ("1", "-1") if sign == "+" else ("-1", "1")
     return f"""
-    INSERT INTO checkin_admission_delta SELECT {row}.ticket_key, {row}.ticket_type, {d}
+    INSERT INTO checkin_admission_delta SELECT {row}.ticket_key, {row}.ticket_type, {row}.at, {d}
         WHERE {row}.type = 'checkin.scanned' AND {row}.verdict = 'admit' AND {row}.rehearsal = 0
           AND NOT EXISTS (SELECT 1 FROM checkin_peer_events u WHERE u.undo_of = {row}.event_id);
-    INSERT INTO checkin_admission_delta SELECT p.ticket_key, p.ticket_type, {undo_d} FROM checkin_peer_events p
+    INSERT INTO checkin_admission_delta SELECT p.ticket_key, p.ticket_type, p.at, {undo_d} FROM checkin_peer_events p
         WHERE {row}.undo_of != '' AND p.event_id = {row}.undo_of AND p.type = 'checkin.scanned'
           AND p.verdict = 'admit' AND p.rehearsal = 0
           AND NOT EXISTS (SELECT 1 FROM checkin_peer_events u WHERE u.undo_of = {row}.undo_of
@@ -130,7 +133,8 @@ END;
 
 def recount(conn: sqlite3.Connection) -> None:
     """Fill the counts from the tables they count (the migration; a repair). Inside a transaction."""
-    for table in ("checkin_counts", "checkin_type_counts", "checkin_admit_tally", "checkin_type_tally"):
+    for table in ("checkin_counts", "checkin_type_counts", "checkin_admit_tally", "checkin_type_tally",
+                  "checkin_arrivals"):
         conn.execute(f"DELETE FROM {table}")
     conn.executemany("INSERT INTO checkin_counts (name, n) VALUES (?, 0)", [(n,) for n in COUNT_NAMES])
     conn.execute(
@@ -142,6 +146,8 @@ def recount(conn: sqlite3.Connection) -> None:
                  " GROUP BY ticket_key", (kit,))
     conn.execute(f"INSERT INTO checkin_type_tally (ticket_key, ticket_type, n) SELECT ticket_key, ticket_type, COUNT(*)"
                  f" FROM ({ADMIT_SQL}) GROUP BY ticket_key, ticket_type", (kit,))
+    conn.execute(f"INSERT INTO checkin_arrivals (minute, n) SELECT CAST(at / 60 AS INTEGER), COUNT(*) FROM ({ADMIT_SQL})"
+                 " WHERE true GROUP BY 1", (kit,))
     conn.execute("INSERT INTO checkin_type_counts (ticket_type, expected) SELECT ticket_type, COUNT(*)"
                  " FROM checkin_tickets WHERE status = 'valid' AND source != 'rehearsal' GROUP BY ticket_type")
     conn.execute("INSERT INTO checkin_type_counts (ticket_type, admitted) SELECT ticket_type, COUNT(*)"
@@ -164,6 +170,16 @@ def read_counts(conn: sqlite3.Connection) -> dict:
         "by_type": sorted(by_type.values(), key=lambda v: v["type"]),
         **{name: named.get(name, 0) for name in COUNT_NAMES},
     }
+
+
+def arrivals(conn: sqlite3.Connection, now: float, minutes: int = 15) -> list[int]:
+    """Admissions per clock minute, the last ``minutes`` of them ending with the current one."""
+    last = int(now // 60)
+    counts = [0] * minutes
+    for minute, n in conn.execute("SELECT minute, n FROM checkin_arrivals WHERE minute > ? AND minute <= ?",
+                                  (last - minutes, last)):
+        counts[minute - last + minutes - 1] = n
+    return counts
 
 
 def doubled_tickets(conn: sqlite3.Connection) -> list[str]:

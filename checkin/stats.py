@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from checkin.counts import ADMIT_SQL, doubled_tickets, read_counts
+from checkin.counts import ADMIT_SQL, arrivals, doubled_tickets, read_counts
 from checkin.validate import DoorRules, colour
 from kit.sitelink import peer_cursors
 
@@ -39,22 +39,13 @@ def double_admissions(conn: sqlite3.Connection, rules: DoorRules) -> list[dict]:
     return out
 
 
-def arrivals(conn: sqlite3.Connection, rules: DoorRules, now: float) -> list[int]:
-    """Admissions per minute over the last 15 minutes (by the time indexes of both tables)."""
-    start = now - 15 * 60
-    counts = [0] * 15
-    for (at,) in conn.execute(f"SELECT at FROM ({ADMIT_SQL}) WHERE at >= ?", (rules.kit, start)):
-        counts[min(14, max(0, int((at - start) // 60)))] += 1
-    return counts
-
-
 def stats(conn: sqlite3.Connection, rules: DoorRules, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     return {
         "door": rules.door,
         "kit": rules.kit,
         **read_counts(conn),
-        "arrivals_last_15_min": arrivals(conn, rules, now),
+        "arrivals_last_15_min": arrivals(conn, now),
         "double_admissions": double_admissions(conn, rules),
         "peers": peer_cursors(conn, "checkin"),
     }

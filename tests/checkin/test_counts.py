@@ -23,14 +23,14 @@ GUESTS = (
 )
 
 # Written out on purpose (not checkin.counts.ADMIT_SQL): the counters must agree with an independent count.
-DIRECT_IN = """
-SELECT ticket_type, COUNT(DISTINCT ticket_key) FROM (
-  SELECT ticket_key, ticket_type FROM checkin_scans WHERE verdict = 'admit' AND rehearsal = 0 AND undone = 0
+ADMISSIONS = """
+  SELECT ticket_key, ticket_type, at FROM checkin_scans WHERE verdict = 'admit' AND rehearsal = 0 AND undone = 0
   UNION ALL
-  SELECT ticket_key, ticket_type FROM checkin_peer_events p WHERE type = 'checkin.scanned' AND verdict = 'admit'
+  SELECT ticket_key, ticket_type, at FROM checkin_peer_events p WHERE type = 'checkin.scanned' AND verdict = 'admit'
      AND rehearsal = 0 AND NOT EXISTS (SELECT 1 FROM checkin_peer_events u WHERE u.undo_of = p.event_id)
-) GROUP BY ticket_type
 """
+DIRECT_IN = f"SELECT ticket_type, COUNT(DISTINCT ticket_key) FROM ({ADMISSIONS}) GROUP BY ticket_type"
+DIRECT_MINUTES = f"SELECT CAST(at / 60 AS INTEGER) AS m, COUNT(*) FROM ({ADMISSIONS}) GROUP BY m ORDER BY m"
 
 
 def direct(conn) -> dict:
@@ -52,6 +52,8 @@ def assert_exact(door) -> dict:
     conn = door.db.conn
     counts = read_counts(conn)
     assert counts == direct(conn)
+    minutes = conn.execute("SELECT minute, n FROM checkin_arrivals WHERE n != 0 ORDER BY minute").fetchall()
+    assert [tuple(r) for r in minutes] == [tuple(r) for r in conn.execute(DIRECT_MINUTES)]
     with door.db.transaction() as tx:
         s = stats(tx, door.rules)
     assert {k: s[k] for k in counts} == counts
@@ -75,6 +77,8 @@ def test_counts_follow_every_way_a_door_changes_and_survive_a_rebuild(door):
     door.scan("junk")  # unknown: refused
     counts = assert_exact(door)
     assert (counts["in"], counts["refused"]) == (3, 2)
+    with door.db.transaction() as tx:
+        assert sum(stats(tx, door.rules, admitted[0]["at"])["arrivals_last_15_min"]) == 3
 
     undo_scan(door.db, door.ledger, admitted[1]["seq"], "scanned the wrong phone")
     assert assert_exact(door)["in"] == 2

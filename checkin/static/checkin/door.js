@@ -72,7 +72,8 @@
     });
   }
 
-  let lastScans = [], arrivals = new Array(15).fill(0), arrivalsStart = Date.now() / 1000 - 15 * 60;
+  // arrivals[14] is the current clock minute (as /api/v1/checkin/stats counts them)
+  let lastScans = [], arrivals = new Array(15).fill(0), arrivalsMinute = Math.floor(Date.now() / 60000);
 
   function renderCounts(s) {
     text($("count-in"), s.in);
@@ -90,7 +91,7 @@
   function renderStats(s) {
     renderCounts(s);
     arrivals = s.arrivals_last_15_min.slice();
-    arrivalsStart = Date.now() / 1000 - 15 * 60;
+    arrivalsMinute = Math.floor(Date.now() / 60000);
     renderArrivals(arrivals);
     lastScans = s.last_scans;
     renderScans(lastScans);
@@ -196,9 +197,13 @@
   function applyVerdict(v) {
     if (v.counts) renderCounts(v.counts);
     if (v.verdict === "admit" && !v.rehearsal) {
-      const now = Date.now() / 1000, shift = Math.floor((now - arrivalsStart) / 60) - 14;
-      if (shift > 0) { arrivals = arrivals.slice(Math.min(15, shift)).concat(new Array(Math.min(15, shift)).fill(0)); arrivalsStart += shift * 60; }
-      arrivals[14] += 1;
+      const minute = Math.floor(v.at / 60), shift = Math.min(15, minute - arrivalsMinute);
+      if (shift > 0) {
+        arrivals = arrivals.slice(shift).concat(new Array(shift).fill(0));
+        arrivalsMinute = minute;
+      }
+      const i = 14 - (arrivalsMinute - minute);
+      if (i >= 0) arrivals[i] += 1;
       renderArrivals(arrivals);
     }
     lastScans = [{ ...v, undone: false }].concat(lastScans.filter((s) => s.seq !== v.seq)).slice(0, 12);
