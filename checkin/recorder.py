@@ -3,8 +3,8 @@
 Every scan must be on disk (synchronous=FULL) before its verdict is shown, and an fsync costs
 milliseconds on an SD card. The thread that finds the recorder free commits itself and every scan
 waiting at that moment in one transaction (each in its own savepoint, decided in order, so a
-duplicate inside the batch is still refused); scans arriving meanwhile wait for the lock and the
-next one to take it commits them all. A lone scan is committed at once on its own thread: no hand-off
+duplicate inside the batch is still refused); scans arriving meanwhile wait, are answered when a
+commit holds them, and the first of them not yet recorded commits the next batch. A lone scan is committed at once on its own thread: no hand-off
 to a writer thread, no waiting for a batch to fill. The recorder keeps one connection of its own, so
 its statements stay prepared in that connection's cache from scan to scan.
 """
@@ -43,8 +43,9 @@ class ScanRecorder:
         self.keyring = keyring or KeyRing()
         self.max_batch = max_batch
         self._waiting: deque[_Pending] = deque()
-        self._waiting_lock = threading.Lock()
-        self._commit_lock = threading.Lock()  # held by the thread committing a batch
+        self._cond = threading.Condition()  # guards _waiting and _committing; notified after each commit
+        self._committing = False
+        self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self.batches = 0
 
@@ -52,35 +53,43 @@ class ScanRecorder:
                timeout: float = 30.0) -> dict:
         """Validate and durably record one scan; returns its verdict (as ``record_scan``)."""
         item = _Pending(payload, source, direction)
-        with self._waiting_lock:
-            self._waiting.append(item)
         deadline = time.monotonic() + timeout
-        while not item.done:
-            if not self._commit_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                with self._waiting_lock:
-                    if item in self._waiting:  # nobody took it: it is not recorded
-                        self._waiting.remove(item)
-                        raise TimeoutError("the database did not answer in time; scan again")
-                continue  # a committing thread holds it: its answer comes when that commit ends
+        with self._cond:
+            self._waiting.append(item)
+            while self._committing and not item.done:
+                left = deadline - time.monotonic()
+                if left <= 0 and item in self._waiting:  # nobody took it: it is not recorded
+                    self._waiting.remove(item)
+                    raise TimeoutError("the database did not answer in time; scan again")
+                self._cond.wait(max(left, 0.05))  # past the deadline: taken, its commit is ending
+            if not item.done:
+                self._committing = True  # this thread commits: its scan and whatever waits with it
+        if not item.done:
             try:
-                while not item.done:  # lead: commit what waits (our scan is among the first max_batch)
-                    with self._waiting_lock:
+                while not item.done:
+                    with self._cond:
                         batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
                     self._commit(batch)
             finally:
-                self._commit_lock.release()
+                with self._cond:  # hand over: a waiting thread whose scan is not in yet commits next
+                    self._committing = False
+                    self._cond.notify_all()
         if item.error is not None:
             raise item.error
         assert item.result is not None
         return item.result
 
     def close(self) -> None:
-        with self._commit_lock:
+        with self._conn_lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
 
     def _commit(self, batch: list[_Pending]) -> None:
+        with self._conn_lock:
+            self._commit_locked(batch)
+
+    def _commit_locked(self, batch: list[_Pending]) -> None:
         try:
             if self._conn is None:
                 self._conn = self.db.connect()
@@ -109,7 +118,10 @@ class ScanRecorder:
             for item in batch:  # every waiter gets an answer, whatever happened
                 if item.result is not None:
                     log_scan(self.rules, item.result)
-                item.done = True
+            with self._cond:
+                for item in batch:
+                    item.done = True
+                self._cond.notify_all()
 
     def _record_each(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         for item in batch:
