@@ -337,6 +337,8 @@ def main() -> None:
         decode = checkin_decode.run()
         print_table("QR decode per 640x480 frame (bench/checkin_decode.py)",
                     [{"decoder": k, **v} for k, v in decode["decoders"].items()])
+        print_table("QR decode, kinds of frames held back from tuning",
+                    [{"decoder": k, **v} for k, v in decode["held back"]["decoders"].items()])
     one, many = throughput["rows"]
     targets = {
         "one at a time >= 0.5x plain SQLite": one["ratio (kit/plain rate)"] >= 0.5,
