@@ -135,3 +135,20 @@ def test_verdict_event_carries_the_counts_the_door_screen_shows(door):
                                                                                            "VIP": (0, 1)}
     refused = publish_scanned(None, door.db, door.rules, door.scan("sec-anna"))
     assert refused["counts"]["refused"] == 1 and refused["counts"]["in"] == 1
+
+
+def test_an_upgraded_kit_counts_what_it_recorded_before_the_counters_existed(door, tmp_path):
+    from checkin.scans import record_scan
+    from kit.db import Database, MigrationSet, all_migration_sets, apply_migrations
+
+    old = Database(tmp_path / "old.db")
+    apply_migrations(old, [MigrationSet("checkin", s.migrations[:2]) if s.name == "checkin" else s
+                           for s in all_migration_sets()])
+    assert old.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'checkin_counts'") == 0
+    import_document(door.config, old, ATTENDEES, GUESTS.encode(), "guests.csv")
+    for code in ("sec-anna", "sec-ben", "sec-anna", "junk"):
+        record_scan(old, door.ledger, door.rules, code, keyring=door.keyring)
+    apply_migrations(old, all_migration_sets())
+    counts = read_counts(old.conn)
+    assert counts == direct(old.conn) and (counts["in"], counts["refused"], counts["expected"]) == (2, 2, 4)
+    old.close()
