@@ -7,6 +7,7 @@ Nothing here writes; ``checkin.scans`` records the verdict in the ledger.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
@@ -59,7 +60,7 @@ class DoorRules:
         )
 
     def clock_text(self, at: float) -> str:
-        return datetime.fromtimestamp(at, self.tz).strftime("%H:%M")
+        return _clock_minute(self.tz, int(at // 60))
 
     def day_text(self, at: float) -> str:
         return datetime.fromtimestamp(at, self.tz).strftime("%a %d %b %H:%M")
@@ -74,6 +75,11 @@ class DoorRules:
             if (start <= minute < end) if start <= end else (minute >= start or minute < end):
                 return True
         return False
+
+
+@functools.lru_cache(maxsize=4096)  # the door's last scans and every verdict share a few minutes
+def _clock_minute(tz: ZoneInfo, minute: int) -> str:
+    return datetime.fromtimestamp(minute * 60, tz).strftime("%H:%M")
 
 
 def _minutes(hhmm: str) -> int:
