@@ -1,9 +1,16 @@
-"""Door camera decoding: the kit's pipeline vs plain zxing-cpp (QR only) vs OpenCV's QRCodeDetector.
+"""Door camera decoding: the kit's pipeline vs plain zxing-cpp vs OpenCV's QRCodeDetector.
 
 A deterministic set of 640x480 grey frames with real ticket-sized QR codes (sizes, rotation,
 perspective, blur, noise, dark, washed out, glare, combinations) plus one frame in seven with no code,
 reported apart. Each decoder sees every frame in the same run (best of ``rounds`` back to back), on
-one core. Run: .venv/bin/python bench/checkin_decode.py
+one core.
+
+Like with like: "zxing-cpp QR" is plain zxing-cpp with exactly the pipeline's reader options (QR model 2,
+``try_invert`` off, plain text), so the ratio measures only what the pipeline adds (its second attempt on
+low-contrast frames); zxing-cpp with its default options (``try_invert`` on) is shown beside it. The kinds
+of frames the pipeline was tuned on are reported apart from kinds held back from that tuning (made with
+another seed, distortions mixed differently), so a skeptic can see it was not fitted to the test set.
+Run: .venv/bin/python bench/checkin_decode.py
 """
 
 from __future__ import annotations
@@ -58,12 +65,32 @@ KINDS = {  # kind -> (geometry, photometry) from a generator
 }
 
 
-def make_frames(per_kind: int = PER_KIND, seed: int = SEED) -> list[tuple[str, str | None, np.ndarray]]:
+def _motion(frame: np.ndarray, length: int = 5) -> np.ndarray:
+    """A horizontal smear (a ticket waved past the camera)."""
+    acc = np.zeros(frame.shape, np.float32)
+    for dx in range(length):
+        acc += np.roll(frame, dx, axis=1)
+    return (acc / length).astype(np.uint8)
+
+
+# Held back: never used while choosing the pipeline's options (second attempt, LOW_CONTRAST_SPAN).
+HELD_BACK = {
+    "small + dark": lambda r: ({"module_px": r.uniform(2.4, 3.2)}, {"gain": r.uniform(0.08, 0.18), "noise": 1.5}),
+    "rotated + washed out": lambda r: ({"module_px": r.uniform(3.5, 5), "angle": r.uniform(15, 75)},
+                                       {"gain": r.uniform(0.2, 0.35), "offset": r.uniform(100, 150), "noise": 1.0}),
+    "noisy + glare": lambda r: ({"module_px": r.uniform(4, 5.5)}, {"noise": r.uniform(10, 20), "glare": 0.25}),
+    "motion smear": lambda r: ({"module_px": r.uniform(4.5, 6)}, {"motion": int(r.integers(3, 7))}),
+}
+HELD_BACK_SEED = SEED + 1
+
+
+def make_frames(per_kind: int = PER_KIND, seed: int = SEED, kinds: dict | None = None,
+                empty_share: bool = True) -> list[tuple[str, str | None, np.ndarray]]:
     """(kind, expected text or None, frame); one frame in seven has no code."""
     rng = np.random.default_rng(seed)
     backgrounds = [scene(SIZE, seed=s) for s in range(8)]
     frames = []
-    for kind, make in KINDS.items():
+    for kind, make in (kinds or KINDS).items():
         for _ in range(per_kind):
             text = ticket(rng)
             n = qr_modules(text).shape[0]
@@ -76,8 +103,10 @@ def make_frames(per_kind: int = PER_KIND, seed: int = SEED) -> list[tuple[str, s
                 cx, cy = place["center"]
                 photo["glare_at"] = (cx + rng.uniform(-0.3, 0.3) * side, cy + rng.uniform(-0.3, 0.3) * side)
                 photo["glare_radius"] = glare_share * side
-            frames.append((kind, text, distort(frame, rng, **photo)))
-    for i in range(len(frames) // 6):  # 300 with a code -> 50 without: one in seven
+            motion = photo.pop("motion", None)
+            out = distort(frame, rng, **photo)
+            frames.append((kind, text, _motion(out, motion) if motion else out))
+    for i in range(len(frames) // 6 if empty_share else 0):  # 300 with a code -> 50 without: one in seven
         photo = {"noise": rng.uniform(0, 25), "gain": rng.uniform(0.1, 1.0), "blur_sigma": rng.uniform(0, 1.5)}
         frames.append(("no code", None, distort(backgrounds[i % len(backgrounds)], rng, **photo)))
     return frames
@@ -87,7 +116,8 @@ def decoders() -> dict:
     import zxingcpp
 
     pipeline = QrDecoder()
-    fmt = zxingcpp.BarcodeFormat.QRCode  # what "restricted to QR" means without further tuning
+    plain = QrDecoder(second_attempt=False)  # zxing-cpp with the pipeline's very reader options
+    fmt = zxingcpp.BarcodeFormat.QRCode
     def stretch_first(f):
         # the rejected design: stretch low-contrast frames before the first attempt
         sample = f[::8, ::8]
@@ -98,7 +128,8 @@ def decoders() -> dict:
 
     out = {
         "pipeline": lambda f: [d.text for d in pipeline.decode(f)],
-        "zxing-cpp QR": lambda f: [b.text for b in zxingcpp.read_barcodes(f, formats=fmt)],
+        "zxing-cpp QR": lambda f: [d.text for d in plain.decode(f)],
+        "zxing-cpp defaults (try_invert on)": lambda f: [b.text for b in zxingcpp.read_barcodes(f, formats=fmt)],
         "stretch first (rejected)": stretch_first,
     }
     try:
@@ -119,8 +150,15 @@ def decoders() -> dict:
 def run(per_kind: int = PER_KIND, rounds: int = 3) -> dict:
     started = time.perf_counter()
     frames = make_frames(per_kind)
+    held = make_frames(per_kind, HELD_BACK_SEED, HELD_BACK, empty_share=False)
     generated = time.perf_counter() - started
     decs = decoders()
+    tuned = _measure(frames, KINDS, decs, rounds)
+    held_back = _measure(held, HELD_BACK, decs, rounds)
+    return _report(tuned, held_back, len(frames), len(held), rounds, generated, started)
+
+
+def _measure(frames: list, kinds: dict, decs: dict, rounds: int) -> dict:
     times = {name: [float("inf")] * len(frames) for name in decs}
     results: dict[str, list[list[str]]] = {name: [[] for _ in frames] for name in decs}
     for i, (_kind, _text, frame) in enumerate(frames):
@@ -141,40 +179,56 @@ def run(per_kind: int = PER_KIND, rounds: int = 3) -> dict:
         summary[name] = {
             "median ms": median([times[name][i] for i in with_code]),
             "p95 ms": percentile([times[name][i] for i in with_code], 95),
+            "p99 ms": percentile([times[name][i] for i in with_code], 99),
             "hit rate %": 100 * len(hits) / len(with_code),
             "misreads": len(misreads),
-            "empty median ms": median([times[name][i] for i in empty]),
-            "empty p95 ms": percentile([times[name][i] for i in empty], 95),
-            "false codes": sum(bool(results[name][i]) for i in empty),
+            "empty median ms": median([times[name][i] for i in empty]) if empty else "-",
+            "empty p95 ms": percentile([times[name][i] for i in empty], 95) if empty else "-",
+            "false codes": sum(bool(results[name][i]) for i in empty) if empty else "-",
         }
-        for kind in KINDS:
+        for kind in kinds:
             idx = [i for i in with_code if frames[i][0] == kind]
             by_kind.setdefault(kind, {"kind": kind})[name] = f"{100 * sum(i in hits for i in idx) / len(idx):.0f} %"
             ms_by_kind.setdefault(kind, {"kind": kind})[name] = median([times[name][i] for i in idx])
+    return {"decoders": summary, "by kind": list(by_kind.values()), "median ms by kind": list(ms_by_kind.values())}
+
+
+def _report(tuned: dict, held_back: dict, n_frames: int, n_held: int, rounds: int, generated: float,
+            started: float) -> dict:
+    summary = tuned["decoders"]
     base, mine = summary["zxing-cpp QR"], summary["pipeline"]
+    held_base, held_mine = held_back["decoders"]["zxing-cpp QR"], held_back["decoders"]["pipeline"]
     ratios = {
         "pipeline / zxing median": mine["median ms"] / base["median ms"],
         "pipeline / zxing p95": mine["p95 ms"] / base["p95 ms"],
+        "pipeline / zxing p99": mine["p99 ms"] / base["p99 ms"],
         "pipeline - zxing hit rate (points)": mine["hit rate %"] - base["hit rate %"],
+        "held back: pipeline / zxing median": held_mine["median ms"] / held_base["median ms"],
+        "held back: pipeline - zxing hit rate (points)": held_mine["hit rate %"] - held_base["hit rate %"],
     }
     if "OpenCV QRCodeDetector" in summary:
         ratios["OpenCV / pipeline median"] = summary["OpenCV QRCodeDetector"]["median ms"] / mine["median ms"]
     targets = {
         "median at most 2x plain zxing": ratios["pipeline / zxing median"] <= 2.0,
         "hit rate above plain zxing": mine["hit rate %"] > base["hit rate %"],
-        "no misreads, no codes in empty frames": mine["misreads"] == 0 and mine["false codes"] == 0,
+        "held back: hit rate not below plain zxing": held_mine["hit rate %"] >= held_base["hit rate %"],
+        "no misreads, no codes in empty frames": mine["misreads"] == 0 and mine["false codes"] == 0
+        and held_mine["misreads"] == 0,
     }
     headline = {
         "decode median ms": round(mine["median ms"], 3),
         "vs zxing-cpp": f"{ratios['pipeline / zxing median']:.2f}x",
         "read %": round(mine["hit rate %"], 1),
         "zxing-cpp read %": round(base["hit rate %"], 1),
+        "held-back read %": round(held_mine["hit rate %"], 1),
+        "held-back zxing-cpp read %": round(held_base["hit rate %"], 1),
     }
     return {
         "headline": headline,
-        "frames": {"with code": len(with_code), "without code": len(empty), "kinds": len(KINDS),
-                   "seed": SEED, "rounds": rounds, "generate s": generated},
-        "decoders": summary, "by kind": list(by_kind.values()), "median ms by kind": list(ms_by_kind.values()), "ratios": ratios, "targets": targets,
+        "frames": {"with code": n_frames - n_frames // 7, "without code": n_frames // 7, "kinds": len(KINDS),
+                   "held back with code": n_held, "held back kinds": len(HELD_BACK),
+                   "seed": SEED, "held back seed": HELD_BACK_SEED, "rounds": rounds, "generate s": generated},
+        **tuned, "held back": held_back, "ratios": ratios, "targets": targets,
         "seconds": time.perf_counter() - started,
     }
 
@@ -187,6 +241,10 @@ def main() -> None:
     print_table("decode time per frame and hit rate", [{"decoder": k, **v} for k, v in results["decoders"].items()])
     print_table("hit rate by kind of frame", results["by kind"])
     print_table("median ms by kind of frame", results["median ms by kind"])
+    held = results["held back"]
+    print_table(f"held-back kinds ({f['held back with code']} frames, not used to tune the pipeline)",
+                [{"decoder": k, **v} for k, v in held["decoders"].items()])
+    print_table("held back: hit rate by kind", held["by kind"])
     print_table("ratios", [{"ratio": k, "value": v} for k, v in results["ratios"].items()])
     print_table("targets", [{"target": k, "met": "yes" if v else "NO"} for k, v in results["targets"].items()])
     write_json("checkin_decode", results)

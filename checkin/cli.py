@@ -233,9 +233,9 @@ def scan_cmd(payload: str, door: str | None, is_exit: bool, as_json: bool) -> No
     Example:
       fieldkit checkin scan 'yJ1c2VyI...==' --door "Door 2" --json
     """
+    from checkin.counts import read_counts
     from checkin.events import scanned_message
     from checkin.scans import record_scan
-    from checkin.stats import admitted_total
     from checkin.validate import KeyRing
     from kit import topics
 
@@ -243,7 +243,7 @@ def scan_cmd(payload: str, door: str | None, is_exit: bool, as_json: bool) -> No
     rules = _rules(door)
     result = record_scan(ctx.db, ctx.ledger, rules, payload, keyring=KeyRing(), source="cli",
                          direction="exit" if is_exit else None)
-    message = scanned_message(result, rules, admitted_total(ctx.db.conn, rules.kit))
+    message = scanned_message(result, rules, read_counts(ctx.db.conn))
     _publish(ctx.config, topics.event(rules.kit, *topics.CHECKIN_SCANNED), message)
     if as_json:
         click.echo(json.dumps(message, ensure_ascii=False))

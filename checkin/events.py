@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from checkin.stats import admitted_total
+from checkin.counts import read_counts
 from checkin.validate import DoorRules
 from kit import topics
 
@@ -15,15 +15,20 @@ DOUBLE = "double_admission"  # fieldkit/<kit>/checkin/event/double_admission
 SIMULATE = "simulate"  # fieldkit/<kit>/checkin/cmd/simulate: {"payload", "source"?} from the demo panel
 
 
-def scanned_message(result: dict, rules: DoorRules, total: int) -> dict:
-    keys = ("verdict", "colour", "attention", "attention_reason", "ticket_type", "name", "door", "reason", "seq",
-            "rehearsal", "admitted", "order_code", "source", "at", "manual_reason")
-    return {**{k: result.get(k) for k in keys}, "time": rules.clock_text(result["at"]), "admitted_total": total}
+KEYS = ("verdict", "colour", "attention", "attention_reason", "ticket_type", "name", "door", "reason", "seq",
+        "rehearsal", "admitted", "order_code", "source", "at", "manual_reason")
+
+
+def scanned_message(result: dict, rules: DoorRules, counts: dict) -> dict:
+    """The verdict and the door's counts after it (``checkin.counts.read_counts``), so a door screen
+    updates its numbers from the event alone and does not ask for the stats after every scan."""
+    return {**{k: result.get(k) for k in KEYS}, "time": rules.clock_text(result["at"]), "admitted_total": counts["in"],
+            "counts": counts}
 
 
 def publish_scanned(bus, db, rules: DoorRules, result: dict) -> dict:
     """Publish a recorded verdict (best effort: the ledger already holds it)."""
-    message = scanned_message(result, rules, admitted_total(db.conn, rules.kit))
+    message = scanned_message(result, rules, read_counts(db.conn))
     if bus is not None:
         bus.publish(topics.event(rules.kit, *topics.CHECKIN_SCANNED), message, qos=1)
     return message

@@ -5,6 +5,9 @@ ticket types, peer events (the site link in kit/ keeps the cursors). Projections
 ``ledger rebuild``): scans and the door state.
 """
 
+from checkin.counts import TABLES as COUNT_TABLES
+from checkin.counts import TRIGGERS as COUNT_TRIGGERS
+from checkin.counts import recount
 from kit.db import Migration, MigrationSet
 
 SCHEMA = """
@@ -109,7 +112,6 @@ CREATE TABLE checkin_site_outbox (
 """
 
 
-
 def _move_to_site_link(conn) -> None:
     """The per-peer cursors and the outbox mark move to the site link's tables (kit 0004_site_link), so an
     upgraded kit neither asks its peers for everything again nor re-sends all its check-ins."""
@@ -127,6 +129,8 @@ def _move_to_site_link(conn) -> None:
 
 
 MIGRATIONS = MigrationSet("checkin", [Migration("0001_checkin", SCHEMA),
-                                      Migration("0002_site_link", _move_to_site_link)])
+                                      Migration("0002_site_link", _move_to_site_link),
+                                      Migration("0003_counts", COUNT_TABLES + COUNT_TRIGGERS),
+                                      Migration("0004_counts_filled", recount)])
 
 PROJECTION_TABLES = ["checkin_scans", "checkin_door_state"]

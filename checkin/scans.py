@@ -29,6 +29,11 @@ class DoorState:
     direction: str = "entry"
 
 
+SCAN_STATE_SQL = ("SELECT (SELECT rehearsal FROM checkin_door_state WHERE id = 1),"
+                  " (SELECT direction FROM checkin_door_state WHERE id = 1), (SELECT COUNT(*) FROM checkin_keys),"
+                  " (SELECT COALESCE(MAX(id), 0) FROM checkin_keys)")
+
+
 def door_state(conn: sqlite3.Connection) -> DoorState:
     row = conn.execute("SELECT rehearsal, direction FROM checkin_door_state WHERE id = 1").fetchone()
     return DoorState(bool(row[0]), row[1]) if row else DoorState()
@@ -61,12 +66,14 @@ def record_in(conn, ledger: Ledger, rules: DoorRules, payload: str | bytes, *, k
               now: float | None = None, direction: str | None = None) -> dict:
     """The scan inside the caller's write transaction (one scan, or one of a group commit)."""
     text = clean_payload(payload)
-    state = door_state(conn)
+    # The door's mode and the key table's stamp in one round trip: another process may change either.
+    mode_rehearsal, mode_direction, key_count, key_max = conn.execute(SCAN_STATE_SQL).fetchone()
+    rehearsal = bool(mode_rehearsal)
     now = ledger.clock.time() if now is None else now
-    found = find_ticket(conn, text, keyring, state.rehearsal)
-    decision = decide(conn, rules, found, now=now, direction=direction or state.direction, rehearsal=state.rehearsal)
-    result = _append(conn, ledger, rules, decision, source=source, now=now, rehearsal=state.rehearsal)
-    return result
+    found = find_ticket(conn, text, keyring, rehearsal, (key_count, key_max))
+    decision = decide(conn, rules, found, now=now, direction=direction or mode_direction or "entry",
+                      rehearsal=rehearsal)
+    return _append(conn, ledger, rules, decision, source=source, now=now, rehearsal=rehearsal)
 
 
 def log_scan(rules: DoorRules, result: dict) -> None:

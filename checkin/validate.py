@@ -7,6 +7,7 @@ Nothing here writes; ``checkin.scans`` records the verdict in the ledger.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
@@ -59,7 +60,7 @@ class DoorRules:
         )
 
     def clock_text(self, at: float) -> str:
-        return datetime.fromtimestamp(at, self.tz).strftime("%H:%M")
+        return _clock_minute(self.tz, int(at // 60))
 
     def day_text(self, at: float) -> str:
         return datetime.fromtimestamp(at, self.tz).strftime("%a %d %b %H:%M")
@@ -74,6 +75,11 @@ class DoorRules:
             if (start <= minute < end) if start <= end else (minute >= start or minute < end):
                 return True
         return False
+
+
+@functools.lru_cache(maxsize=4096)  # the door's last scans and every verdict share a few minutes
+def _clock_minute(tz: ZoneInfo, minute: int) -> str:
+    return datetime.fromtimestamp(minute * 60, tz).strftime("%H:%M")
 
 
 def _minutes(hhmm: str) -> int:
@@ -119,6 +125,9 @@ class Presence:
     doubles: list[dict] = field(default_factory=list)
 
 
+KEY_STAMP_SQL = "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM checkin_keys"
+
+
 class KeyRing:
     """Public keys loaded once and reloaded when the table changes (cheap check per scan)."""
 
@@ -127,8 +136,10 @@ class KeyRing:
         self._keys: list = []
         self._lock = threading.Lock()
 
-    def keys(self, conn: sqlite3.Connection, rehearsal: bool) -> list[tuple[str, object]]:
-        stamp = tuple(conn.execute("SELECT COUNT(*), COALESCE(MAX(id), 0) FROM checkin_keys").fetchone())
+    def keys(self, conn: sqlite3.Connection, rehearsal: bool, stamp: tuple | None = None) -> list[tuple[str, object]]:
+        """The keys to try; ``stamp`` is (count, max id) of checkin_keys when the caller read it already."""
+        if stamp is None:
+            stamp = tuple(conn.execute(KEY_STAMP_SQL).fetchone())
         with self._lock:
             if stamp != self._stamp:
                 self._keys, self._stamp = keymod.load_keys(conn, include_rehearsal=True), stamp
@@ -152,6 +163,8 @@ def clean_payload(payload: str | bytes) -> str:
         payload = payload.decode("utf-8", errors="replace")
     if not isinstance(payload, str):
         payload = str(payload)
+    if payload.isprintable():  # what a scanner sends, mostly: no character to drop
+        return payload[:MAX_PAYLOAD + 1].strip()
     return "".join(ch for ch in payload[:MAX_PAYLOAD + 1] if ch.isprintable()).strip()
 
 
@@ -164,14 +177,15 @@ def _row_ticket(row: sqlite3.Row) -> Ticket:
                   bool(row["attention"]), row["valid_from"], row["valid_until"], row["comment"])
 
 
-def find_ticket(conn: sqlite3.Connection, text: str, keyring: KeyRing, rehearsal: bool) -> Ticket | Decision:
+def find_ticket(conn: sqlite3.Connection, text: str, keyring: KeyRing, rehearsal: bool,
+                key_stamp: tuple | None = None) -> Ticket | Decision:
     """The ticket a code stands for, or a refusing Decision (unknown / invalid_signature)."""
     if not text:
         return Decision("unknown", "Unreadable code — scan again or search by name")
     if len(text) > MAX_PAYLOAD:
         return Decision("unknown", "Not a ticket: the code is far too long", code_excerpt=excerpt(text))
     try:
-        verified = signed.verify(text, keyring.keys(conn, rehearsal))
+        verified = signed.verify(text, keyring.keys(conn, rehearsal, key_stamp))
     except signed.NotSignedTicket:
         row = conn.execute("SELECT * FROM checkin_tickets WHERE ticket_key = ?", (text,)).fetchone()
         if row is None:
@@ -201,19 +215,20 @@ def find_ticket(conn: sqlite3.Connection, text: str, keyring: KeyRing, rehearsal
     return ticket
 
 
+_MARKS = ",".join(f"'{v}'" for v in PRESENCE_VERDICTS)
+# This kit's and its peers' admissions and exits of one ticket, in one statement (prepared once per connection).
+PRESENCE_SQL = (
+    f"SELECT hlc, at, verdict, door, event_id, ? FROM checkin_scans WHERE ticket_key = ? AND rehearsal = ?"
+    f" AND undone = 0 AND verdict IN ({_MARKS})"
+    f" UNION ALL SELECT hlc, at, verdict, door, event_id, origin_kit FROM checkin_peer_events p WHERE ticket_key = ?"
+    f" AND rehearsal = ? AND type = 'checkin.scanned' AND verdict IN ({_MARKS}) AND NOT EXISTS"
+    " (SELECT 1 FROM checkin_peer_events u WHERE u.undo_of = p.event_id)")
+
+
 def presence(conn: sqlite3.Connection, rules: DoorRules, ticket_key: str, rehearsal: bool) -> Presence:
     """Fold this ticket's admissions and exits from this kit and its peers, in HLC order."""
-    marks = ",".join("?" * len(PRESENCE_VERDICTS))
-    own = conn.execute(
-        f"SELECT hlc, at, verdict, door, event_id FROM checkin_scans WHERE ticket_key = ? AND rehearsal = ?"
-        f" AND undone = 0 AND verdict IN ({marks})", (ticket_key, int(rehearsal), *PRESENCE_VERDICTS)).fetchall()
-    peer = conn.execute(
-        f"SELECT hlc, at, verdict, door, event_id, origin_kit FROM checkin_peer_events p WHERE ticket_key = ?"
-        f" AND rehearsal = ? AND type = 'checkin.scanned' AND verdict IN ({marks}) AND NOT EXISTS"
-        " (SELECT 1 FROM checkin_peer_events u WHERE u.undo_of = p.event_id)",
-        (ticket_key, int(rehearsal), *PRESENCE_VERDICTS)).fetchall()
-    events = [(r[0], r[1], r[2], r[3], r[4], rules.kit) for r in own] + [tuple(r) for r in peer]
-    events.sort()
+    events = sorted(tuple(r) for r in conn.execute(PRESENCE_SQL, (rules.kit, ticket_key, int(rehearsal), ticket_key,
+                                                                 int(rehearsal))))
     state = Presence()
     for _hlc, at, verdict, door, event_id, kit in events:
         info = {"at": at, "door": door, "kit": kit, "event_id": event_id}

@@ -53,164 +53,178 @@ def _body() -> dict:
     return body if isinstance(body, dict) else {}
 
 
+# Registered by kit/web/app.py through checkin/feature.py (``Feature.blueprint``), like every feature's.
+bp = Blueprint("checkin", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/checkin/static")
+
+
 def blueprint() -> Blueprint:
-    bp = Blueprint("checkin", __name__, template_folder="templates", static_folder="static",
-                   static_url_path="/checkin/static")
-
-    @bp.route("/door")
-    @require_role("door")
-    def door_page():
-        ctx = kit()
-        state = door_state(ctx.db.conn)
-        return render_template("checkin/door.html", rules=_rules(), state=state, simulate=ctx.config.simulate,
-                               samples=SAMPLES if ctx.config.simulate and load_samples(ctx.config) else (),
-                               exits_allowed=ctx.config["checkin.exit_scans"])
-
-    @bp.route("/door/guestlist")
-    @require_role("door")
-    def guestlist_page():
-        ctx = kit()
-        page = guestlist_html(ctx.db.conn, ctx.config["kit.event"], ctx.config.tz, ctx.config.kit_id)
-        return Response(page, mimetype="text/html")
-
-    @bp.route("/door/rehearsal-sheet")
-    @require_role("lead")
-    def rehearsal_sheet_page():
-        ctx = kit()
-        with ctx.db.transaction() as conn:
-            sheet = practice_tickets(conn, ctx.config.secrets_dir, _rules())
-        return Response(sheet_html(sheet, _rules().door), mimetype="text/html")
-
-    @bp.route("/api/v1/checkin/scan", methods=["POST"])
-    @require_role("door")
-    @api_doc("Validate and record one scanned code; answers the verdict",
-             request={"type": "object", "required": ["payload"], "properties": {
-                 "payload": {"type": "string", "maxLength": MAX_PAYLOAD},
-                 "direction": {"type": "string", "enum": ["entry", "exit"]}}},
-             responses={200: f"the verdict: {VERDICT_SCHEMA}", 400: "no payload"})
-    def api_scan():
-        body = _body()
-        payload = body.get("payload")
-        if not isinstance(payload, str):
-            return _error("send {\"payload\": \"<the scanned text>\"}")
-        direction = body.get("direction")
-        if direction not in (None, "entry", "exit"):
-            return _error("direction must be entry or exit")
-        ctx = kit()
-        rules = _rules()
-        result = _recorder().record(payload[:MAX_PAYLOAD + 1], source="api", direction=direction)
-        return jsonify(publish_scanned(ctx.bus, ctx.db, rules, result))
-
-    @bp.route("/api/v1/checkin/stats")
-    @require_role("door")
-    @api_doc("Counts: in / expected, by type, arrivals in the last 15 minutes, double admissions")
-    def api_stats():
-        ctx = kit()
-        rules = _rules()
-        result = stats(ctx.db.conn, rules, ctx.clock.time())
-        state = door_state(ctx.db.conn)
-        result.update(rehearsal=state.rehearsal, direction=state.direction, last_scans=last_scans(ctx.db.conn, rules))
-        return jsonify(result)
-
-    @bp.route("/api/v1/checkin/search")
-    @require_role("door")
-    @api_doc("Find guests by name, e-mail or order code", query={"q": {"type": "string"}})
-    def api_search():
-        ctx = kit()
-        rehearsal = door_state(ctx.db.conn).rehearsal
-        return jsonify(results=search_tickets(ctx.db.conn, _rules(), request.args.get("q", ""), rehearsal=rehearsal))
-
-    @bp.route("/api/v1/checkin/admit", methods=["POST"])
-    @require_role("door")
-    @api_doc("Admit a guest by hand (dead phone) with a reason",
-             request={"type": "object", "required": ["ticket_key", "reason"],
-                      "properties": {"ticket_key": {"type": "string"}, "reason": {"type": "string"}}},
-             responses={200: f"the verdict: {VERDICT_SCHEMA}", 400: "no reason or unknown ticket"})
-    def api_admit():
-        body = _body()
-        key, reason = body.get("ticket_key"), body.get("reason")
-        if not isinstance(key, str) or not isinstance(reason, str):
-            return _error("send ticket_key and reason")
-        ctx = kit()
-        rules = _rules()
-        try:
-            result = manual_admit(ctx.db, ctx.ledger, rules, key, reason, by=request.remote_addr or "door")
-        except CheckinError as e:
-            return _error(str(e))
-        return jsonify(publish_scanned(ctx.bus, ctx.db, rules, result))
-
-    @bp.route("/api/v1/checkin/undo", methods=["POST"])
-    @require_role("lead")
-    @api_doc("Undo a mistaken admission (its own ledger event)",
-             request={"type": "object", "required": ["seq"],
-                      "properties": {"seq": {"type": "integer"}, "reason": {"type": "string"}}},
-             responses={200: "undone", 400: "not an admission, or already undone"})
-    def api_undo():
-        body = _body()
-        seq, reason = body.get("seq"), body.get("reason") or "undone by a lead"
-        if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(reason, str):
-            return _error("send seq (the scan number) and a reason")
-        ctx = kit()
-        try:
-            done = undo_scan(ctx.db, ctx.ledger, seq, reason, by="lead")
-        except CheckinError as e:
-            return _error(str(e))
-        ctx.bus.publish(topics.event(ctx.config.kit_id, "checkin", "undone"), done)
-        return jsonify(ok=True, **done)
-
-    @bp.route("/api/v1/checkin/mode", methods=["POST"])
-    @require_role("door")
-    @api_doc("Switch the door between entry and exit scans; a lead may switch rehearsal on or off",
-             request={"type": "object", "properties": {"rehearsal": {"type": "boolean"},
-                                                       "direction": {"type": "string", "enum": ["entry", "exit"]}}})
-    def api_mode():
-        from kit.web.auth import current_role
-
-        body = _body()
-        rehearsal, direction = body.get("rehearsal"), body.get("direction")
-        if rehearsal is not None and not isinstance(rehearsal, bool):
-            return _error("rehearsal must be true or false")
-        if rehearsal is not None and current_role() != "lead":
-            return _error("only a lead switches rehearsal", "forbidden", 403)
-        ctx = kit()
-        if direction == "exit" and not ctx.config["checkin.exit_scans"]:
-            return _error("this door does not take exit scans (checkin.exit_scans)")
-        try:
-            state = set_mode(ctx.db, ctx.ledger, rehearsal=rehearsal, direction=direction, by=current_role() or "")
-        except CheckinError as e:
-            return _error(str(e))
-        ctx.bus.publish(topics.event(ctx.config.kit_id, "checkin", "mode"), vars(state))
-        return jsonify(rehearsal=state.rehearsal, direction=state.direction)
-
-    @bp.route("/api/v1/checkin/rehearsal-sheet/print", methods=["POST"])
-    @require_role("lead")
-    @api_doc("Print the rehearsal sheet on the receipt printer (through the POS print queue)")
-    def api_print_sheet():
-        ctx = kit()
-        rules = _rules()
-        with ctx.db.transaction() as conn:
-            sheet = practice_tickets(conn, ctx.config.secrets_dir, rules)
-        job = sheet_print_job(sheet, rules.door, uuid.uuid4().hex)
-        ctx.bus.publish(topics.cmd(ctx.config.kit_id, *topics.POS_PRINT), job, qos=1)
-        return jsonify(ok=True, id=job["id"], tickets=len(sheet))
-
-    @bp.route("/api/v1/checkin/demo/show", methods=["POST"])
-    @require_role("door")
-    @api_doc("Demo: show a sample ticket to the simulated camera or scanner",
-             request={"type": "object", "required": ["sample"], "properties": {
-                 "sample": {"type": "string", "enum": list(SAMPLES)}, "source": {"type": "string"}}})
-    def api_demo_show():
-        ctx = kit()
-        samples = load_samples(ctx.config) if ctx.config.simulate else None
-        if not samples:
-            return _error("the demo panel needs a simulated kit with demo data (make demo)", "not_simulated", 409)
-        body = _body()
-        sample, source = body.get("sample"), body.get("source") or ""
-        if sample not in SAMPLES or not isinstance(source, str):
-            return _error(f"sample must be one of {', '.join(SAMPLES)}")
-        payload = pick_sample(ctx.db.conn, samples, sample)
-        ctx.bus.publish(topics.cmd(ctx.config.kit_id, "checkin", SIMULATE),
-                        {"payload": payload, "source": source, "id": uuid.uuid4().hex}, qos=1)
-        return jsonify(ok=True, sample=sample)
-
+    """The feature's blueprint (``Feature.blueprint``): routes are module-level, registered once per app."""
     return bp
+
+
+@bp.route("/door")
+@require_role("door")
+def door_page():
+    ctx = kit()
+    state = door_state(ctx.db.conn)
+    return render_template("checkin/door.html", rules=_rules(), state=state, simulate=ctx.config.simulate,
+                           samples=SAMPLES if ctx.config.simulate and load_samples(ctx.config) else (),
+                           exits_allowed=ctx.config["checkin.exit_scans"])
+
+
+@bp.route("/door/guestlist")
+@require_role("door")
+def guestlist_page():
+    ctx = kit()
+    page = guestlist_html(ctx.db.conn, ctx.config["kit.event"], ctx.config.tz, ctx.config.kit_id)
+    return Response(page, mimetype="text/html")
+
+
+@bp.route("/door/rehearsal-sheet")
+@require_role("lead")
+def rehearsal_sheet_page():
+    ctx = kit()
+    with ctx.db.transaction() as conn:
+        sheet = practice_tickets(conn, ctx.config.secrets_dir, _rules())
+    return Response(sheet_html(sheet, _rules().door), mimetype="text/html")
+
+
+@bp.route("/api/v1/checkin/scan", methods=["POST"])
+@require_role("door")
+@api_doc("Validate and record one scanned code; answers the verdict",
+         request={"type": "object", "required": ["payload"], "properties": {
+             "payload": {"type": "string", "maxLength": MAX_PAYLOAD},
+             "direction": {"type": "string", "enum": ["entry", "exit"]}}},
+         responses={200: f"the verdict: {VERDICT_SCHEMA}", 400: "no payload"})
+def api_scan():
+    body = _body()
+    payload = body.get("payload")
+    if not isinstance(payload, str):
+        return _error("send {\"payload\": \"<the scanned text>\"}")
+    direction = body.get("direction")
+    if direction not in (None, "entry", "exit"):
+        return _error("direction must be entry or exit")
+    ctx = kit()
+    rules = _rules()
+    result = _recorder().record(payload[:MAX_PAYLOAD + 1], source="api", direction=direction)
+    return jsonify(publish_scanned(ctx.bus, ctx.db, rules, result))
+
+
+@bp.route("/api/v1/checkin/stats")
+@require_role("door")
+@api_doc("Counts: in / expected, by type, arrivals in the last 15 minutes, double admissions")
+def api_stats():
+    ctx = kit()
+    rules = _rules()
+    result = stats(ctx.db.conn, rules, ctx.clock.time())
+    state = door_state(ctx.db.conn)
+    result.update(rehearsal=state.rehearsal, direction=state.direction, last_scans=last_scans(ctx.db.conn, rules))
+    return jsonify(result)
+
+
+@bp.route("/api/v1/checkin/search")
+@require_role("door")
+@api_doc("Find guests by name, e-mail or order code", query={"q": {"type": "string"}})
+def api_search():
+    ctx = kit()
+    rehearsal = door_state(ctx.db.conn).rehearsal
+    return jsonify(results=search_tickets(ctx.db.conn, _rules(), request.args.get("q", ""), rehearsal=rehearsal))
+
+
+@bp.route("/api/v1/checkin/admit", methods=["POST"])
+@require_role("door")
+@api_doc("Admit a guest by hand (dead phone) with a reason",
+         request={"type": "object", "required": ["ticket_key", "reason"],
+                  "properties": {"ticket_key": {"type": "string"}, "reason": {"type": "string"}}},
+         responses={200: f"the verdict: {VERDICT_SCHEMA}", 400: "no reason or unknown ticket"})
+def api_admit():
+    body = _body()
+    key, reason = body.get("ticket_key"), body.get("reason")
+    if not isinstance(key, str) or not isinstance(reason, str):
+        return _error("send ticket_key and reason")
+    ctx = kit()
+    rules = _rules()
+    try:
+        result = manual_admit(ctx.db, ctx.ledger, rules, key, reason, by=request.remote_addr or "door")
+    except CheckinError as e:
+        return _error(str(e))
+    return jsonify(publish_scanned(ctx.bus, ctx.db, rules, result))
+
+
+@bp.route("/api/v1/checkin/undo", methods=["POST"])
+@require_role("lead")
+@api_doc("Undo a mistaken admission (its own ledger event)",
+         request={"type": "object", "required": ["seq"],
+                  "properties": {"seq": {"type": "integer"}, "reason": {"type": "string"}}},
+         responses={200: "undone", 400: "not an admission, or already undone"})
+def api_undo():
+    body = _body()
+    seq, reason = body.get("seq"), body.get("reason") or "undone by a lead"
+    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(reason, str):
+        return _error("send seq (the scan number) and a reason")
+    ctx = kit()
+    try:
+        done = undo_scan(ctx.db, ctx.ledger, seq, reason, by="lead")
+    except CheckinError as e:
+        return _error(str(e))
+    ctx.bus.publish(topics.event(ctx.config.kit_id, "checkin", "undone"), done)
+    return jsonify(ok=True, **done)
+
+
+@bp.route("/api/v1/checkin/mode", methods=["POST"])
+@require_role("door")
+@api_doc("Switch the door between entry and exit scans; a lead may switch rehearsal on or off",
+         request={"type": "object", "properties": {"rehearsal": {"type": "boolean"},
+                                                   "direction": {"type": "string", "enum": ["entry", "exit"]}}})
+def api_mode():
+    from kit.web.auth import current_role
+
+    body = _body()
+    rehearsal, direction = body.get("rehearsal"), body.get("direction")
+    if rehearsal is not None and not isinstance(rehearsal, bool):
+        return _error("rehearsal must be true or false")
+    if rehearsal is not None and current_role() != "lead":
+        return _error("only a lead switches rehearsal", "forbidden", 403)
+    ctx = kit()
+    if direction == "exit" and not ctx.config["checkin.exit_scans"]:
+        return _error("this door does not take exit scans (checkin.exit_scans)")
+    try:
+        state = set_mode(ctx.db, ctx.ledger, rehearsal=rehearsal, direction=direction, by=current_role() or "")
+    except CheckinError as e:
+        return _error(str(e))
+    ctx.bus.publish(topics.event(ctx.config.kit_id, "checkin", "mode"), vars(state))
+    return jsonify(rehearsal=state.rehearsal, direction=state.direction)
+
+
+@bp.route("/api/v1/checkin/rehearsal-sheet/print", methods=["POST"])
+@require_role("lead")
+@api_doc("Print the rehearsal sheet on the receipt printer (through the POS print queue)")
+def api_print_sheet():
+    ctx = kit()
+    rules = _rules()
+    with ctx.db.transaction() as conn:
+        sheet = practice_tickets(conn, ctx.config.secrets_dir, rules)
+    job = sheet_print_job(sheet, rules.door, uuid.uuid4().hex)
+    ctx.bus.publish(topics.cmd(ctx.config.kit_id, *topics.POS_PRINT), job, qos=1)
+    return jsonify(ok=True, id=job["id"], tickets=len(sheet))
+
+
+@bp.route("/api/v1/checkin/demo/show", methods=["POST"])
+@require_role("door")
+@api_doc("Demo: show a sample ticket to the simulated camera or scanner",
+         request={"type": "object", "required": ["sample"], "properties": {
+             "sample": {"type": "string", "enum": list(SAMPLES)}, "source": {"type": "string"}}})
+def api_demo_show():
+    ctx = kit()
+    samples = load_samples(ctx.config) if ctx.config.simulate else None
+    if not samples:
+        return _error("the demo panel needs a simulated kit with demo data (make demo)", "not_simulated", 409)
+    body = _body()
+    sample, source = body.get("sample"), body.get("source") or ""
+    if sample not in SAMPLES or not isinstance(source, str):
+        return _error(f"sample must be one of {', '.join(SAMPLES)}")
+    payload = pick_sample(ctx.db.conn, samples, sample)
+    ctx.bus.publish(topics.cmd(ctx.config.kit_id, "checkin", SIMULATE),
+                    {"payload": payload, "source": source, "id": uuid.uuid4().hex}, qos=1)
+    return jsonify(ok=True, sample=sample)

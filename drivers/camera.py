@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from drivers.qr import Detection, QrDecoder, to_grey
-from drivers.scanner import ScanSource
+from drivers.scan_source import ScanSource
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import queue
 import select
 import time
 
-from drivers.scanner import ScanSource
+from drivers.scan_source import ScanSource
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import select
 import time
 import tty
 
-from drivers.scanner import ScanSource
+from drivers.scan_source import ScanSource
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import json
 import logging
 import shutil
@@ -28,6 +29,7 @@ _TIME_ERROR = 5  # adjtimex(2): clock not synchronised
 HLC_COUNTER_BITS = 16
 
 
+@functools.cache  # one boot per process: read once, not on every ledger event
 def _boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()

@@ -11,6 +11,8 @@ def test_door_sees_scanner_verdicts_live_and_admits_a_dead_phone_by_name(kit_fac
     sign_in(page, kit, "door", "/door")
     page.wait_for_selector("#demo-panel")
     page.select_option("#demo-source", "serial-scanner")
+    stats_calls: list[str] = []  # the verdict event carries the counts: no stats request per scan
+    page.on("request", lambda r: stats_calls.append(r.url) if "/api/v1/checkin/stats" in r.url else None)
 
     # A valid ticket shown to the handheld scanner (a real pty): the screen turns green, no reload.
     page.click("#demo-panel [data-sample=valid]")
@@ -45,3 +47,4 @@ def test_door_sees_scanner_verdicts_live_and_admits_a_dead_phone_by_name(kit_fac
     assert page.locator("#verdict-who").inner_text().startswith(name)
     page.wait_for_selector("#count-in:text-is('3')")
     assert name in page.locator("#last-scans li").first.inner_text()
+    assert len(stats_calls) <= 1, stats_calls  # four verdicts, at most the slow 30 s refresh

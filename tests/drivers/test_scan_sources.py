@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drivers.scanner import RepeatFilter, doctor_checks, open_scan_sources
+from drivers.scan_source import RepeatFilter
+from drivers.scanner import doctor_checks, open_scan_sources
 from kit.config import load_config
 from kit.testing import wait_for
 
@@ -180,7 +181,7 @@ def test_repeat_filter_restarts_the_window_on_every_sighting():
 
 def test_a_deliberate_new_showing_is_reported_even_within_the_repeat_window():
     """The demo panel's "duplicate" button shows the ticket just admitted: the door must answer again."""
-    from drivers.scanner import RepeatFilter
+    from drivers.scan_source import RepeatFilter
 
     now = [100.0]
     f = RepeatFilter(2.0, clock=lambda: now[0])
@@ -189,3 +190,15 @@ def test_a_deliberate_new_showing_is_reported_even_within_the_repeat_window():
     assert not f.accept("T1")  # the same phone still under the camera
     f.forget("T1")
     assert f.accept("T1")  # shown again on purpose
+
+
+def test_scan_backends_import_the_interface_not_the_factory():
+    """The factory picks backends; a backend importing it back would be an import circle."""
+    import subprocess
+    import sys
+
+    code = ("import sys, drivers.scanner_serial, drivers.scanner_hid, drivers.camera, drivers.camera_sim;"
+            "print('drivers.scanner' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

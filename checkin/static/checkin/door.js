@@ -72,10 +72,12 @@
     });
   }
 
-  function renderStats(s) {
+  // arrivals[14] is the current clock minute (as /api/v1/checkin/stats counts them)
+  let lastScans = [], arrivals = new Array(15).fill(0), arrivalsMinute = Math.floor(Date.now() / 60000);
+
+  function renderCounts(s) {
     text($("count-in"), s.in);
     text($("count-expected"), s.expected);
-    renderArrivals(s.arrivals_last_15_min);
     const table = $("by-type");
     table.replaceChildren();
     for (const t of s.by_type) {
@@ -84,7 +86,15 @@
       text(a, t.type); text(b, `${t.in} / ${t.expected}`);
       tr.append(a, b); table.append(tr);
     }
-    renderScans(s.last_scans);
+  }
+
+  function renderStats(s) {
+    renderCounts(s);
+    arrivals = s.arrivals_last_15_min.slice();
+    arrivalsMinute = Math.floor(Date.now() / 60000);
+    renderArrivals(arrivals);
+    lastScans = s.last_scans;
+    renderScans(lastScans);
     text($("peers"), (s.peers || []).map(p => `${p.kit}: last heard ${new Date(p.last_seen * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`).join(" · "));
     setMode(s.rehearsal, s.direction);
     const doubles = s.double_admissions || [];
@@ -183,9 +193,38 @@
     };
   }
 
-  fk.subscribe("checkin/event/scanned", (v) => { showVerdict(v); refresh(); });
-  fk.subscribe("checkin/event/+", (_m, topic) => { if (!topic.endsWith("/scanned")) refresh(); });
+  // A verdict carries the door's counts: update from it alone, no stats request per scan.
+  function applyVerdict(v) {
+    if (v.counts) renderCounts(v.counts);
+    if (v.verdict === "admit" && !v.rehearsal) {
+      const minute = Math.floor(v.at / 60), shift = Math.min(15, minute - arrivalsMinute);
+      if (shift > 0) {
+        arrivals = arrivals.slice(shift).concat(new Array(shift).fill(0));
+        arrivalsMinute = minute;
+      }
+      const i = 14 - (arrivalsMinute - minute);
+      if (i >= 0) arrivals[i] += 1;
+      renderArrivals(arrivals);
+    }
+    lastScans = [{ ...v, undone: false }].concat(lastScans.filter((s) => s.seq !== v.seq)).slice(0, 12);
+    renderScans(lastScans);
+  }
+  // Rare events (undo, mode, a peer's scan, a double admission) re-read the stats, at most every 2 s.
+  let refreshTimer = null;
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => { refreshTimer = null; refresh(); }, 2000);
+  }
+  fk.subscribe("checkin/event/scanned", (v) => { showVerdict(v); if (v.counts) applyVerdict(v); else refresh(); });
+  fk.subscribe("checkin/event/+", (_m, topic) => { if (!topic.endsWith("/scanned")) refreshSoon(); });
   fk.subscribe("checkin/preview", (m) => { if (m.jpeg) $("preview").src = "data:image/jpeg;base64," + m.jpeg; });
+  // Back on the live stream after a gap (kit.js marks the page disconnected): re-read what was missed.
+  let wasDown = false;
+  new MutationObserver(() => {
+    const down = document.body.classList.contains("disconnected");
+    if (wasDown && !down) refresh();
+    wasDown = down;
+  }).observe(document.body, { attributes: true, attributeFilter: ["class"] });
   refresh();
-  setInterval(refresh, 10000);  // peers' admissions arrive in the database, not as local events
+  setInterval(refresh, 30000);  // slow refresh: arrivals age, peers' cursors, anything missed while offline
 })();
