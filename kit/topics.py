@@ -5,7 +5,8 @@ All payloads are JSON objects. A payload from a door in rehearsal carries ``"reh
 Shared payloads (keys a consumer may rely on):
 
 - ``checkin/event/scanned``: {"verdict", "colour" (green|red|amber), "attention": bool, "ticket_type",
-  "name", "door", "reason", "seq", "rehearsal", "admitted_total"}
+  "name", "door", "reason", "seq", "rehearsal", "admitted_total", "counts": {"in", "expected", "by_type",
+  "refused", "exits", "rehearsal_scans"}} — the door page's numbers, so it need not ask for stats
 - ``pos/event/sale``: {"receipt", "total_cents", "currency", "items": [{"sku", "qty"}], "seq"}
 - ``power/event/low``: {"level": "warning"|"critical"|"ok", "soc_percent", "voltage"} — "ok" when it recovers
 - ``power/state``: retained, see power/
