@@ -40,7 +40,8 @@ LAST = ["Smith", "Jones", "Müller", "Rossi", "García", "Nakamura", "Okafor", "
 
 def kit_config(home: Path, port: int, kit_id: str, **extra: str):
     from kit.config import load_config
-    from kit.db import Database, all_migration_sets, apply_migrations
+    from kit.db import Database, apply_migrations
+    from kit.features import all_migration_sets
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDKIT_")}
     env.update({"FIELDKIT_HOME": str(home), "FIELDKIT_MQTT_PORT": str(port), "FIELDKIT_KIT_ID": kit_id,

@@ -34,7 +34,8 @@ COLUMNS = ("id", "kit", "seq", "type", "payload", "hlc", "wall_time", "clock_syn
 def make_kit(home: Path, events: int):
     from kit.clock import KitClock
     from kit.config import load_config
-    from kit.db import all_migration_sets, apply_migrations
+    from kit.db import apply_migrations
+    from kit.features import all_migration_sets
     from kit.ledger import Ledger
     from kit.service import open_database
 

@@ -183,7 +183,8 @@ def db_migrate() -> None:
     Example:
       fieldkit db migrate
     """
-    from kit.db import DatabaseLock, all_migration_sets, apply_migrations
+    from kit.db import DatabaseLock, apply_migrations
+    from kit.features import all_migration_sets
 
     config = get_config()
     lock = DatabaseLock(config.db_path)

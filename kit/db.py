@@ -200,10 +200,3 @@ def _split_sql(script: str) -> list[str]:
     if buf.strip():
         statements.append(buf.strip())
     return statements
-
-
-def all_migration_sets() -> list[MigrationSet]:
-    from kit import core_migrations
-    from kit.features import load_features
-
-    return [core_migrations.CORE] + [f.migrations for f in load_features() if f.migrations]

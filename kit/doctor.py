@@ -78,7 +78,8 @@ def check_disk(config: Config) -> list[Check]:
 
 
 def check_database(config: Config) -> list[Check]:
-    from kit.db import all_migration_sets, pending_migrations
+    from kit.db import pending_migrations
+    from kit.features import all_migration_sets
     from kit.service import open_database
 
     if not config.db_path.exists():

@@ -89,3 +89,12 @@ def get_feature(name: str) -> Feature:
         if f.name == name:
             return f
     raise KeyError(name)
+
+
+def all_migration_sets() -> list[MigrationSet]:
+    """The core's migration set, then each feature's: what the wiring (CLI, runner, supervisor) hands
+    to ``kit.db.apply_migrations``. Lives here, not in kit/db.py, so the database layer never reaches
+    up to the features."""
+    from kit import core_migrations
+
+    return [core_migrations.CORE] + [f.migrations for f in load_features() if f.migrations]

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kit.config import ConfigError, load_config, update_toml_file
-from kit.db import DatabaseLock, all_migration_sets, apply_migrations
+from kit.db import DatabaseLock, apply_migrations
+from kit.features import all_migration_sets
 from kit.secrets import Secrets
 
 

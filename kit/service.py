@@ -23,7 +23,8 @@ from kit import sdnotify, threads
 from kit.bus import Bus
 from kit.clock import KitClock
 from kit.config import Config
-from kit.db import Database, DatabaseLock, all_migration_sets, apply_migrations, pending_migrations
+from kit.db import Database, DatabaseLock, apply_migrations, pending_migrations
+from kit.features import all_migration_sets
 from kit.ledger import Ledger
 
 log = logging.getLogger("fieldkit.service")

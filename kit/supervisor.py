@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from kit.appliance.broker import MESSAGE_SIZE_LIMIT
 from kit.config import Config
-from kit.db import DatabaseLock, all_migration_sets, apply_migrations
+from kit.db import DatabaseLock, apply_migrations
+from kit.features import all_migration_sets
 from kit.files import write_durably
 from kit.runners import service_names
 from kit.secrets import Secrets

@@ -54,7 +54,8 @@ def kit_config(home, broker_port: int, kit_id: str, site: str = "testsite", **se
     import os
 
     from kit.config import load_config
-    from kit.db import Database, all_migration_sets, apply_migrations
+    from kit.db import Database, apply_migrations
+    from kit.features import all_migration_sets
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDKIT_")}
     env.update({"FIELDKIT_HOME": str(home), "FIELDKIT_MQTT_PORT": str(broker_port), "FIELDKIT_KIT_ID": kit_id,

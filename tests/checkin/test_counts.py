@@ -139,7 +139,8 @@ def test_verdict_event_carries_the_counts_the_door_screen_shows(door):
 
 def test_an_upgraded_kit_counts_what_it_recorded_before_the_counters_existed(door, tmp_path):
     from checkin.scans import record_scan
-    from kit.db import Database, MigrationSet, all_migration_sets, apply_migrations
+    from kit.db import Database, MigrationSet, apply_migrations
+    from kit.features import all_migration_sets
 
     old = Database(tmp_path / "old.db")
     apply_migrations(old, [MigrationSet("checkin", s.migrations[:2]) if s.name == "checkin" else s

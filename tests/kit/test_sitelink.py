@@ -21,7 +21,8 @@ from checkin.scans import record_scan
 from checkin.validate import DoorRules
 from kit.clock import HLC_COUNTER_BITS
 from kit.core_migrations import CORE
-from kit.db import Database, MigrationSet, all_migration_sets, apply_migrations
+from kit.db import Database, MigrationSet, apply_migrations
+from kit.features import all_migration_sets
 from kit.ledger import ClockAheadError, verify
 from kit.service import make_context
 from kit.sitelink import Channel, PeerEvent, PeerRefused, SiteLink

@@ -9,7 +9,8 @@ import pytest
 
 from kit.clock import KitClock
 from kit.config import load_config
-from kit.db import all_migration_sets, apply_migrations
+from kit.db import apply_migrations
+from kit.features import all_migration_sets
 from kit.ledger import Ledger
 from kit.service import open_database
 from sync.agent import SyncAgent
