@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -163,13 +164,7 @@ class RunningKit:
                               timeout=60, check=check)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc)
 
 
 def start_kit(tmp_path: Path, mosquitto, services: list[str] | None, extra_env: dict | None = None,
@@ -254,3 +249,34 @@ def _sign_in(page, kit: RunningKit, role: str = "lead", path: str = "") -> None:
 def sign_in():
     """sign_in(page, kit, role="lead", path="") signs the page in with that role's PIN."""
     return _sign_in
+
+
+@pytest.fixture
+def command_spy(tmp_path, monkeypatch):
+    """``command_spy("systemctl")`` puts a stand-in first on PATH that only records its arguments, and
+    returns the file it writes: the file exists if and only if the kit ran the host command."""
+    bin_dir = tmp_path / "spy-bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def install(name: str) -> Path:
+        mark = tmp_path / f"{name}-ran"
+        spy = bin_dir / name
+        spy.write_text(f"#!/bin/sh\necho \"$@\" >> {mark}\n")
+        spy.chmod(spy.stat().st_mode | stat.S_IXUSR)
+        assert shutil.which(name) == str(spy)
+        return mark
+
+    return install
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGINT (a clean stop, as Ctrl-C), then SIGKILL to the whole group if it has not ended in ``grace`` s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+

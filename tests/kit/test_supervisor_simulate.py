@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import stat
 import time
 
 
-def test_setting_the_clock_under_simulation_never_calls_timedatectl(kit_env, tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    mark = tmp_path / "timedatectl-ran"
-    spy = bin_dir / "timedatectl"
-    spy.write_text(f"#!/bin/sh\necho \"$@\" >> {mark}\n")
-    spy.chmod(spy.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+def test_setting_the_clock_under_simulation_never_calls_timedatectl(kit_env, command_spy, monkeypatch):
+    mark = command_spy("timedatectl")
     monkeypatch.setenv("FIELDKIT_KIT_CLOCK_METHOD", "timedated")  # what an appliance would use
     from kit.config import load_config
     from kit.service import make_context

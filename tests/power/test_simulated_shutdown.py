@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import stat
 
 import pytest
 
@@ -14,19 +11,11 @@ from kit.testing import wait_for
 
 
 @pytest.fixture
-def shutdown_spy(tmp_path, monkeypatch):
+def shutdown_spy(command_spy, monkeypatch):
     """A `systemctl` first on PATH that only leaves a mark: if the kit ran the command, we would see it."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    mark = tmp_path / "systemctl-ran"
-    spy = bin_dir / "systemctl"
-    spy.write_text(f"#!/bin/sh\necho \"$@\" >> {mark}\n")
-    spy.chmod(spy.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FIELDKIT_POWER_HOLD_SECONDS", "0.5")
     monkeypatch.delenv("FIELDKIT_POWER_SHUTDOWN_COMMAND", raising=False)
-    assert shutil.which("systemctl") == str(spy)
-    return mark
+    return command_spy("systemctl")
 
 
 def test_a_simulated_flat_battery_only_says_what_it_would_run(shutdown_spy, power_service, kit_env, db, caplog):

@@ -20,6 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kit.testing import free_port, port_open, wait_for
+from tests.conftest import stop_process_group
 
 SERVICES = ["web", "status", "cues"]
 
@@ -80,13 +81,7 @@ class Up:
         return json.loads((self.home / "var" / "broker.json").read_text())
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process_group(self.proc)
 
 
 def _dashboard(kit: Up) -> str:
