@@ -16,7 +16,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 from bench.common import RESULTS, print_table, write_json  # noqa: E402
 
-SKIP = {"run.py", "common.py", "checkin_decode.py"}  # checkin_decode is included by checkin.py
+SKIP = {"run.py", "common.py", "checkin_decode.py", "soak.py"}  # checkin_decode: in checkin.py; soak: 30 min, alone
 
 
 def main() -> int:

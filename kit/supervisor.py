@@ -102,6 +102,9 @@ class Supervisor:
         self.broker: subprocess.Popen | None = None
         self.stopping = False
         self.env = dict(os.environ)
+        # glibc gives each thread that allocates under contention an arena of its own (up to 8 per core), kept
+        # for the process's life; two are plenty for Python's GIL-bound threads (an operator's value wins)
+        self.env.setdefault("MALLOC_ARENA_MAX", "2")
         if simulate:
             self.env["FIELDKIT_KIT_SIMULATE"] = "1"
 
