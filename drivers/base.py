@@ -32,14 +32,43 @@ def choose_backend(config, key: str, factories: dict[str, Callable[[], T]]) -> T
 _mock_lock = threading.Lock()
 
 
+PIN_HISTORY = 256  # state changes a simulated pin remembers (gpiozero's mock pins keep every one)
+_sim_pin_classes: dict[str, type] = {}
+
+
+def simulated_pin_class(pwm: bool = True) -> type:
+    """gpiozero's MockPin / MockPWMPin with a bounded history.
+
+    gpiozero's mock pins append every state change to ``pin.states`` for test assertions and never
+    forget one: a demo's blinking door light grew the cues process by ~0.3 MB every 10 s. These keep
+    the newest ``PIN_HISTORY`` changes, which is all the kit's screens and tests read.
+    """
+    key = "pwm" if pwm else "plain"
+    with _mock_lock:
+        if key not in _sim_pin_classes:
+            from gpiozero.pins.mock import MockPin, MockPWMPin
+
+            base = MockPWMPin if pwm else MockPin
+
+            def _change_state(self, value):
+                changed = base._change_state(self, value)
+                if len(self.states) > PIN_HISTORY:
+                    del self.states[: len(self.states) - PIN_HISTORY // 2]
+                return changed
+
+            _sim_pin_classes[key] = type(f"Simulated{base.__name__}", (base,), {"_change_state": _change_state})
+        return _sim_pin_classes[key]
+
+
 def mock_pin_factory():
     """gpiozero's own mock pin factory (with PWM), shared per process as gpiozero expects."""
     from gpiozero import Device
-    from gpiozero.pins.mock import MockFactory, MockPWMPin
+    from gpiozero.pins.mock import MockFactory
 
+    pin_class = simulated_pin_class(pwm=True)
     with _mock_lock:
         if not isinstance(Device.pin_factory, MockFactory):
-            Device.pin_factory = MockFactory(pin_class=MockPWMPin)
+            Device.pin_factory = MockFactory(pin_class=pin_class)
         return Device.pin_factory
 
 

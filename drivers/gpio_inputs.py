@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from drivers.base import simulated_pin_class
 from kit.threads import start_vital
 
 log = logging.getLogger("fieldkit.sensors")
@@ -33,9 +34,7 @@ def _mock_spi_device_class():
         """
 
         def __init__(self, factory):
-            from gpiozero.pins.mock import MockPin
-
-            previous, factory.pin_class = factory.pin_class, MockPin
+            previous, factory.pin_class = factory.pin_class, simulated_pin_class(pwm=False)
             try:
                 super().__init__(11, 10, 9, 8, pin_factory=factory)
             finally:
@@ -114,12 +113,11 @@ class SensorBank:
     def _open_adc(self, adc_class, channel: int, factory, mock_class):
         if not isinstance(factory, mock_class):
             return adc_class(channel=channel, pin_factory=factory)
-        from gpiozero.pins.mock import MockPin
 
         if self.simulated_adc is None:
             self.simulated_adc = _mock_spi_device_class()(factory)
         # The mock SPI pins are plain mock pins; a PWM-capable default would refuse to share them.
-        previous, factory.pin_class = factory.pin_class, MockPin
+        previous, factory.pin_class = factory.pin_class, simulated_pin_class(pwm=False)
         try:
             return adc_class(channel=channel, pin_factory=factory)
         finally:

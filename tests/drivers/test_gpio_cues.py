@@ -118,3 +118,25 @@ def test_sensor_state_comes_from_edges_never_from_is_active_on_another_thread(pi
             assert bank.is_active("beam") and not bank.is_active("pir")
     finally:
         bank.close()
+
+
+def test_a_simulated_light_blinking_all_night_keeps_a_bounded_history():
+    """gpiozero's mock pins remember every change; the kit's simulated pins keep the newest few hundred,
+    so a demo's door light blinking for hours does not grow the cues process."""
+    from gpiozero import LED
+
+    from drivers.base import PIN_HISTORY, mock_pin_factory
+
+    factory = mock_pin_factory()
+    factory.reset()
+    try:
+        led = LED(17, pin_factory=factory)
+        for _ in range(5000):
+            led.on()
+            led.off()
+        pin = factory.pin(17)
+        assert len(pin.states) <= PIN_HISTORY
+        assert not pin.states[-1].state and pin.states[-2].state  # the newest changes are kept
+        led.close()
+    finally:
+        factory.reset()
