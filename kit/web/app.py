@@ -71,6 +71,9 @@ def create_app(ctx: ServiceContext) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME=openapi.SESSION_COOKIE,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=ctx.config["web.session_minutes"]),
+        # The cookie goes out only when the session changed (auth moves "seen" once a minute), not on
+        # every request: re-signing it is a large part of a small JSON request's cost.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
         JSON_SORT_KEYS=False,
     )

@@ -125,3 +125,27 @@ def test_lead_uploads_a_catalogue_sees_the_preview_then_imports_it(client, kit_e
                           data={"kind": "no.such", "file": (io.BytesIO(b"x"), "x.csv")},
                           content_type="multipart/form-data")
     assert refused.status_code == 400 and "unknown document kind" in refused.json["error"]
+
+
+def test_the_session_cookie_is_resent_only_when_seen_moves_once_a_minute(client, kit_env, ctx):
+    sign_in(client, kit_env["pins"]["lead"])
+    first = client.get("/api/v1/status")
+    assert first.status_code == 200 and "Set-Cookie" not in first.headers  # nothing changed: no new cookie
+    with client.session_transaction() as s:
+        seen_before = s["seen"]
+        s["seen"] -= 61  # a minute and a second of idling
+    moved = client.get("/api/v1/status")
+    assert moved.status_code == 200 and "Set-Cookie" in moved.headers
+    with client.session_transaction() as s:
+        assert s["seen"] >= seen_before  # the activity counts: the idle timeout starts again
+    assert "Set-Cookie" not in client.get("/api/v1/status").headers
+
+
+def test_a_session_idle_just_under_the_timeout_still_works_and_starts_again(client, kit_env, ctx):
+    sign_in(client, kit_env["pins"]["door"])
+    with client.session_transaction() as s:
+        s["seen"] -= ctx.config["web.session_minutes"] * 60 - 5
+    assert client.get("/api/v1/checkin/stats").status_code == 200
+    with client.session_transaction() as s:
+        s["seen"] -= ctx.config["web.session_minutes"] * 60 - 5  # idle again, from the refreshed time
+    assert client.get("/api/v1/checkin/stats").status_code == 200
