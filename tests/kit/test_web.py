@@ -149,3 +149,23 @@ def test_a_session_idle_just_under_the_timeout_still_works_and_starts_again(clie
     with client.session_transaction() as s:
         s["seen"] -= ctx.config["web.session_minutes"] * 60 - 5  # idle again, from the refreshed time
     assert client.get("/api/v1/checkin/stats").status_code == 200
+
+
+def test_a_forged_or_aged_session_cookie_is_refused_after_the_real_one_was_accepted(client, kit_env, app):
+    import time
+    from datetime import timedelta
+
+    from kit.web.openapi import SESSION_COOKIE
+
+    sign_in(client, kit_env["pins"]["lead"])
+    assert client.get("/api/v1/status").status_code == 200  # the real cookie checked (and kept)
+    real = client.get_cookie(SESSION_COOKIE).value
+    payload, stamp, signature = real.rsplit(".", 2)
+    forged = f"{payload}.{stamp}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+    client.set_cookie(SESSION_COOKIE, forged)
+    assert client.get("/api/v1/status").status_code == 401
+    client.set_cookie(SESSION_COOKIE, real)
+    assert client.get("/api/v1/status").status_code == 200
+    app.permanent_session_lifetime = timedelta(seconds=1)
+    time.sleep(2.1)
+    assert client.get("/api/v1/status").status_code == 401  # the cookie's own age still counts
