@@ -37,15 +37,20 @@ def _boot_id() -> str:
         return "unknown"
 
 
+class _Timex(ctypes.Structure):
+    _fields_ = [("modes", ctypes.c_uint)] + [(f"pad{i}", ctypes.c_long) for i in range(40)]
+
+
+@functools.cache  # find_library runs ldconfig: once per process, not on every ledger event
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 def kernel_clock_synchronised() -> bool:
     if Path("/run/systemd/timesync/synchronized").exists():
         return True
     try:
-        class Timex(ctypes.Structure):
-            _fields_ = [("modes", ctypes.c_uint)] + [(f"pad{i}", ctypes.c_long) for i in range(40)]
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        return libc.adjtimex(ctypes.byref(Timex())) != _TIME_ERROR
+        return _libc().adjtimex(ctypes.byref(_Timex())) != _TIME_ERROR
     except (OSError, AttributeError):
         return False
 
@@ -68,10 +73,17 @@ class ClockStatus:
         }
 
 
+# Bumped whenever this process writes a correction, so every KitClock in it re-reads at once.
+_local_writes = 0
+RECHECK_SECONDS = 1.0  # another process's correction (the web's clock setting) is seen within this
+
+
 class KitClock:
     """System time plus a lead's correction kept in ``<data_dir>/clock.json``.
 
-    The correction file is shared by every process; it is re-read when it changes.
+    The correction file is shared by every process. It is read once and kept: its mtime is checked at
+    most once every ``RECHECK_SECONDS`` (a ledger append must not cost file system calls), and at once
+    after this process wrote it. Whether the kernel clock is synchronised is kept for as long.
     """
 
     def __init__(self, data_dir: Path, assume_synced: bool = False, method: str = "auto"):
@@ -80,51 +92,68 @@ class KitClock:
         self.method = method
         self._mtime: float | None = None
         self._state: dict = {}
+        self._offset = 0.0
+        self._checked_at = float("-inf")  # time.monotonic() of the last stat
+        self._writes_seen = -1
+        self._kernel_synced: bool | None = None
 
     def _load(self) -> dict:
+        checked = time.monotonic()
+        if checked - self._checked_at < RECHECK_SECONDS and self._writes_seen == _local_writes:
+            return self._state
+        self._checked_at, self._writes_seen, self._kernel_synced = checked, _local_writes, None
         try:
-            mtime = self.path.stat().st_mtime
+            mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
-            self._state, self._mtime = {}, None
+            self._state, self._mtime, self._offset = {}, None, 0.0
             return self._state
         if mtime != self._mtime:
             try:
                 self._state = json.loads(self.path.read_text())
-            except (OSError, ValueError):
+                self._offset = float(self._state.get("offset_seconds", 0.0))
+            except (OSError, ValueError, TypeError, AttributeError):
                 log.warning("event=clock_file_unreadable path=%s", self.path)
-                self._state = {}
+                self._state, self._offset = {}, 0.0
             self._mtime = mtime
         return self._state
 
     @property
     def offset(self) -> float:
-        return float(self._load().get("offset_seconds", 0.0))
+        self._load()
+        return self._offset
 
     def time(self) -> float:
-        return time.time() + self.offset
+        self._load()
+        return time.time() + self._offset
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)
 
+    def _synced_and_reason(self, state: dict) -> tuple[bool, str]:
+        if self.assume_synced:
+            return True, "trusted by setting kit.clock_assume_synced"
+        if state.get("boot_id") == _boot_id() and "set_at" in state:
+            return True, f"set by a lead at {state['set_at']}"
+        if self._kernel_synced is None:  # cleared with the file check, at most once a RECHECK_SECONDS
+            self._kernel_synced = kernel_clock_synchronised()
+        if self._kernel_synced:
+            return True, "synchronised by NTP"
+        return False, "not synchronised since boot: set it from a phone on the dashboard"
+
     def status(self) -> ClockStatus:
-        state = self._load()
         now = self.time()
         plausible = now >= EARLIEST_PLAUSIBLE
-        set_this_boot = state.get("boot_id") == _boot_id() and "set_at" in state
-        if self.assume_synced:
-            synced, reason = True, "trusted by setting kit.clock_assume_synced"
-        elif set_this_boot:
-            synced, reason = True, f"set by a lead at {state['set_at']}"
-        elif kernel_clock_synchronised():
-            synced, reason = True, "synchronised by NTP"
-        else:
-            synced, reason = False, "not synchronised since boot: set it from a phone on the dashboard"
+        synced, reason = self._synced_and_reason(self._load())
         if not plausible:
             synced, reason = False, "the clock reads a date before this software was built"
-        return ClockStatus(now, synced and plausible, plausible, self.offset, reason)
+        return ClockStatus(now, synced and plausible, plausible, self._offset, reason)
+
+    def synced_at(self, now: float) -> bool:
+        """Whether a time ``now`` read from this clock can be vouched for (the ledger's clock_synced)."""
+        return now >= EARLIEST_PLAUSIBLE and self._synced_and_reason(self._load())[0]
 
     def is_synced(self) -> bool:
-        return self.status().synced
+        return self.synced_at(self.time())
 
     def set_time(self, true_unix: float, who: str = "lead") -> str:
         """Set the kit's time from a trusted source (a lead's phone). Returns how it was applied."""
@@ -145,6 +174,8 @@ class KitClock:
             "method": method,
         }
         write_durably(self.path, json.dumps(state))
+        global _local_writes
+        _local_writes += 1  # this process's clocks re-read now, not a RECHECK_SECONDS later
         log.info("event=clock_set method=%s offset_seconds=%.3f by=%s", method, offset, who)
         return method
 

@@ -110,10 +110,10 @@ class Ledger:
         text = canonical_json(payload)
         last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-        hlc = self._tick(conn)
-        status = self.clock.status()
-        wall = datetime.fromtimestamp(status.now, UTC).isoformat(timespec="milliseconds")
-        synced = int(status.synced)
+        now = self.clock.time()  # one reading for the HLC, the wall time and whether it is vouched for
+        hlc = self._tick(conn, int(now * 1000))
+        wall = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
+        synced = int(self.clock.synced_at(now))
         id_ = str(uuid.uuid4())
         digest = _chain_hash(prev, seq, id_, self.kit_id, type, text, hlc, wall, synced)
         conn.execute(
@@ -123,10 +123,10 @@ class Ledger:
         )
         return Event(seq, id_, self.kit_id, type, payload, hlc, wall, bool(synced), digest)
 
-    def _tick(self, conn: sqlite3.Connection, remote: int | None = None) -> int:
+    def _tick(self, conn: sqlite3.Connection, wall_ms: int, remote: int | None = None) -> int:
+        # The last value lives in the database, read inside the write transaction: monotonic across processes.
         row = conn.execute("SELECT last FROM kit_hlc WHERE id = 1").fetchone()
         last = row[0] if row else 0
-        wall_ms = int(self.clock.time() * 1000)
         value = hlc_next(last, wall_ms) if remote is None else hlc_merge(last, remote, wall_ms)
         conn.execute("INSERT INTO kit_hlc (id, last) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET last = excluded.last", (value,))
         return value
@@ -150,7 +150,8 @@ class Ledger:
         Refuses (ClockAheadError) a value further ahead of our clock than max_clock_ahead_seconds, so no
         caller can push this kit's clock to the end of its range.
         """
-        return self._tick(conn, self.check_remote_hlc(remote_hlc))
+        remote = self.check_remote_hlc(remote_hlc)
+        return self._tick(conn, int(self.clock.time() * 1000), remote)
 
 
 def events_after(db: Database, seq: int, limit: int = 1000) -> list[Event]:

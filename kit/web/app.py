@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, Request, jsonify, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from itsdangerous import BadSignature
 from werkzeug.exceptions import BadRequest
 
 from kit.secrets import Secrets
@@ -60,17 +63,57 @@ def _all_text_encodable(body: object) -> bool:
     return True
 
 
+class CheckedCookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signature check of a cookie value done once, not per request.
+
+    A browser sends the same cookie until the session changes (once a minute at most, see auth), so the
+    verified contents are kept per exact cookie value; the cookie's age is still checked on every request.
+    """
+
+    MAX_KEPT = 256  # cookies (signed-in screens) kept; the lot is dropped when full
+
+    def __init__(self) -> None:
+        self._verified: dict[str, tuple[dict, float]] = {}
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        value = request.cookies.get(self.get_cookie_name(app))
+        if not value:
+            return super().open_session(app, request)
+        max_age = app.permanent_session_lifetime.total_seconds()
+        kept = self._verified.get(value)
+        if kept is None:
+            serializer = self.get_signing_serializer(app)
+            if serializer is None:
+                return None
+            try:
+                data, signed = serializer.loads(value, max_age=int(max_age), return_timestamp=True)
+            except BadSignature:
+                return self.session_class()
+            if len(self._verified) >= self.MAX_KEPT:
+                self._verified.clear()
+            kept = self._verified[value] = (data, signed.timestamp())
+        data, signed_at = kept
+        if time.time() - signed_at > max_age:  # as itsdangerous's max_age: an old cookie is no session
+            self._verified.pop(value, None)
+            return self.session_class()
+        return self.session_class(dict(data))
+
+
 def create_app(ctx: ServiceContext) -> Flask:
     here = Path(__file__).parent
     app = Flask("fieldkit", template_folder=str(here / "templates"), static_folder=str(here / "static"),
                 static_url_path="/static")
     app.request_class = KitRequest
+    app.session_interface = CheckedCookieSessions()
     app.secret_key = Secrets(ctx.config.secrets_dir).session_key()
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_NAME=openapi.SESSION_COOKIE,
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=ctx.config["web.session_minutes"]),
+        # The cookie goes out only when the session changed (auth moves "seen" once a minute), not on
+        # every request: re-signing it is a large part of a small JSON request's cost.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
         JSON_SORT_KEYS=False,
     )

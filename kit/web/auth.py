@@ -55,16 +55,29 @@ def csrf_field() -> Markup:
     return Markup(f'<input type="hidden" name="csrf_token" value="{csrf_token()}">')
 
 
+SEEN_REFRESH_SECONDS = 60.0
+
+
 def current_role() -> str | None:
+    """The signed-in role, or None when signed out or idle longer than ``web.session_minutes``.
+
+    ``seen`` is moved forward at most once a minute (a tenth of the timeout when that is shorter): a
+    changed session is re-signed and re-sent as a cookie, which every request would otherwise pay for.
+    So a session may end up to that minute earlier than the timeout, never later. Cached per request.
+    """
+    if "fieldkit_role" in g:
+        return g.fieldkit_role
     role = session.get("role")
-    if not role:
-        return None
-    minutes = kit().config["web.session_minutes"]
-    if time.time() - session.get("seen", 0) > minutes * 60:
-        session.clear()
-        return None
-    session["seen"] = time.time()
-    return role
+    if role:
+        timeout = kit().config["web.session_minutes"] * 60
+        now, seen = time.time(), session.get("seen", 0)
+        if now - seen > timeout:
+            session.clear()
+            role = None
+        elif now - seen >= min(SEEN_REFRESH_SECONDS, timeout / 10):
+            session["seen"] = now
+    g.fieldkit_role = role or None
+    return g.fieldkit_role
 
 
 def role_allows(role: str | None, needed: str) -> bool:
@@ -205,6 +218,7 @@ def login():
         session.clear()
         session.permanent = True
         session.update(role=role, seen=time.time())
+        g.pop("fieldkit_role", None)
         csrf_token()
         log.info("event=login role=%s client=%s", role, client)
         return redirect(next_url or ROLE_HOME[role])
@@ -218,4 +232,5 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     session.clear()
+    g.pop("fieldkit_role", None)
     return redirect(url_for("auth.login"))

@@ -125,3 +125,47 @@ def test_lead_uploads_a_catalogue_sees_the_preview_then_imports_it(client, kit_e
                           data={"kind": "no.such", "file": (io.BytesIO(b"x"), "x.csv")},
                           content_type="multipart/form-data")
     assert refused.status_code == 400 and "unknown document kind" in refused.json["error"]
+
+
+def test_the_session_cookie_is_resent_only_when_seen_moves_once_a_minute(client, kit_env, ctx):
+    sign_in(client, kit_env["pins"]["lead"])
+    first = client.get("/api/v1/status")
+    assert first.status_code == 200 and "Set-Cookie" not in first.headers  # nothing changed: no new cookie
+    with client.session_transaction() as s:
+        seen_before = s["seen"]
+        s["seen"] -= 61  # a minute and a second of idling
+    moved = client.get("/api/v1/status")
+    assert moved.status_code == 200 and "Set-Cookie" in moved.headers
+    with client.session_transaction() as s:
+        assert s["seen"] >= seen_before  # the activity counts: the idle timeout starts again
+    assert "Set-Cookie" not in client.get("/api/v1/status").headers
+
+
+def test_a_session_idle_just_under_the_timeout_still_works_and_starts_again(client, kit_env, ctx):
+    sign_in(client, kit_env["pins"]["door"])
+    with client.session_transaction() as s:
+        s["seen"] -= ctx.config["web.session_minutes"] * 60 - 5
+    assert client.get("/api/v1/checkin/stats").status_code == 200
+    with client.session_transaction() as s:
+        s["seen"] -= ctx.config["web.session_minutes"] * 60 - 5  # idle again, from the refreshed time
+    assert client.get("/api/v1/checkin/stats").status_code == 200
+
+
+def test_a_forged_or_aged_session_cookie_is_refused_after_the_real_one_was_accepted(client, kit_env, app):
+    import time
+    from datetime import timedelta
+
+    from kit.web.openapi import SESSION_COOKIE
+
+    sign_in(client, kit_env["pins"]["lead"])
+    assert client.get("/api/v1/status").status_code == 200  # the real cookie checked (and kept)
+    real = client.get_cookie(SESSION_COOKIE).value
+    payload, stamp, signature = real.rsplit(".", 2)
+    forged = f"{payload}.{stamp}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+    client.set_cookie(SESSION_COOKIE, forged)
+    assert client.get("/api/v1/status").status_code == 401
+    client.set_cookie(SESSION_COOKIE, real)
+    assert client.get("/api/v1/status").status_code == 200
+    app.permanent_session_lifetime = timedelta(seconds=1)
+    time.sleep(2.1)
+    assert client.get("/api/v1/status").status_code == 401  # the cookie's own age still counts
