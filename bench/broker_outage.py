@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from bench.common import print_table, write_json  # noqa: E402
+from bench.common import print_table, stop_process_group, write_json  # noqa: E402
 from kit.testing import Mosquitto, free_port, port_open, wait_for  # noqa: E402
 
 SERVICES = ["web", "status", "checkin", "pos", "power", "cues", "sync"]
@@ -63,11 +63,7 @@ def all_ok_after(port: int, kit_id: str, since: float, timeout: float = 60) -> f
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_process_group(proc, grace=30)
 
 
 def outage_of_the_kits_broker(tmp: Path) -> float:

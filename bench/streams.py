@@ -19,7 +19,6 @@ import json
 import os
 import re
 import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import paho.mqtt.client as mqtt
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import percentile, print_table, write_json  # noqa: E402
+from bench.common import percentile, print_table, stop_process_group, write_json  # noqa: E402
 from kit.testing import Mosquitto, free_port, port_open, wait_for  # noqa: E402
 
 COUNTS = (1, 5, 20)
@@ -207,12 +206,7 @@ def start_web(tmp: Path, broker: Mosquitto, extra_env: dict) -> tuple[subprocess
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    stop_process_group(proc, grace=20)
 
 
 def run_kit(tmp: Path, broker: Mosquitto, pub: mqtt.Client, extra_env: dict, reading: bool) -> dict:

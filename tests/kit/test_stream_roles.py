@@ -17,7 +17,6 @@ from kit import topics
 from kit.features import load_features
 from kit.testing import free_port, wait_for
 from kit.web import sse
-from kit.web.app import create_app
 from kit.web.stream_roles import KIT_RULES, SITE_RULES, StreamRoles, route_roles
 
 FEATURES = [f.name for f in load_features()] + ["appliance"]
@@ -40,13 +39,6 @@ MAY_READ = {
     "lead": lambda t: True,
 }
 SUMMARY_KEYS = {"state", "services"}
-
-
-@pytest.fixture
-def app(ctx):
-    application = create_app(ctx)
-    application.testing = True
-    return application
 
 
 @pytest.fixture

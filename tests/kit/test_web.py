@@ -4,15 +4,6 @@ import re
 
 import pytest
 
-from kit.web.app import create_app
-
-
-@pytest.fixture
-def app(ctx):
-    application = create_app(ctx)
-    application.testing = True
-    return application
-
 
 @pytest.fixture
 def client(app):
