@@ -23,8 +23,8 @@ sys.path.insert(0, str(HERE.parent))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from bench.common import print_table, stop_process_group, write_json  # noqa: E402
-from kit.testing import Mosquitto, free_port, port_open, wait_for  # noqa: E402
+from bench.common import print_table, write_json  # noqa: E402
+from kit.testing import Mosquitto, free_port, port_open, stop_process_group, wait_for  # noqa: E402
 
 SERVICES = ["web", "status", "checkin", "pos", "power", "cues", "sync"]
 OUTAGE_SECONDS = 8.0

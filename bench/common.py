@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -59,13 +57,3 @@ def write_json(name: str, results: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2, default=str))
     print(f"\nwrote {path}")
     return path
-
-
-def stop_process_group(proc: subprocess.Popen, grace: float = 20) -> None:
-    """SIGINT (a clean stop), then SIGKILL to the whole process group if it has not ended in ``grace`` s."""
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

@@ -32,8 +32,8 @@ import paho.mqtt.client as mqtt
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import percentile, print_table, stop_process_group, write_json  # noqa: E402
-from kit.testing import Mosquitto, free_port, port_open, wait_for  # noqa: E402
+from bench.common import percentile, print_table, write_json  # noqa: E402
+from kit.testing import Mosquitto, free_port, port_open, stop_process_group, wait_for  # noqa: E402
 
 COUNTS = (1, 5, 20)
 THREADS = 32  # web.threads' default: the plain endpoint gets the same

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.testing import Mosquitto, free_port, wait_for
+from kit.testing import Mosquitto, free_port, stop_process_group, wait_for
 
 os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(Path.home() / ".cache" / "fieldkit-escpos"))
 
@@ -268,15 +267,3 @@ def command_spy(tmp_path, monkeypatch):
         return mark
 
     return install
-
-
-def stop_process_group(proc: subprocess.Popen, grace: float = 20) -> None:
-    """SIGINT (a clean stop, as Ctrl-C), then SIGKILL to the whole group if it has not ended in ``grace`` s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-

@@ -19,8 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kit.testing import free_port, port_open, wait_for
-from tests.conftest import stop_process_group
+from kit.testing import free_port, port_open, stop_process_group, wait_for
 
 SERVICES = ["web", "status", "cues"]
 
