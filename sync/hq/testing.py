@@ -171,7 +171,12 @@ class HQServer:
                 channel.close()
 
         try:
-            self.server.trigger.pull_trigger(close_all)
+            try:
+                self.server.trigger.pull_trigger(close_all)
+            except OSError:
+                # The trigger pipe is already gone (its loop ended, or an fd number was closed twice
+                # elsewhere in this process): close from here; the loop, if alive, ends on EBADF.
+                close_all()
             self.thread.join(timeout=5)
         finally:
             self.server.task_dispatcher.shutdown(timeout=5)
