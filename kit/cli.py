@@ -252,9 +252,10 @@ def ledger_tail(count: int) -> None:
       fieldkit ledger tail -n 5
     """
     from kit.clock import hlc_to_text
+    from kit.event_codec import unpack
 
     for row in reversed(get_db().query("SELECT * FROM events ORDER BY seq DESC LIMIT ?", (count,))):
-        click.echo(f"{row['seq']:>7} {hlc_to_text(row['hlc'])} {row['type']:<24} {row['payload']}")
+        click.echo(f"{row['seq']:>7} {hlc_to_text(row['hlc'])} {row['type']:<24} {unpack(row['payload'])}")
 
 
 # --- documents -----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from kit.clock import HLC_COUNTER_BITS, KitClock, hlc_merge, hlc_next
 from kit.db import Database, DatabaseLock
+from kit.event_codec import pack, unpack
 
 log = logging.getLogger("fieldkit.ledger")
 
@@ -83,7 +84,7 @@ class Event:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Event:
-        return cls(row["seq"], row["id"], row["kit"], row["type"], json.loads(row["payload"]), row["hlc"],
+        return cls(row["seq"], row["id"], row["kit"], row["type"], json.loads(unpack(row["payload"])), row["hlc"],
                    row["wall_time"], bool(row["clock_synced"]), row["hash"])
 
 
@@ -119,7 +120,7 @@ class Ledger:
         conn.execute(
             "INSERT INTO events (seq, id, kit, type, payload, hlc, wall_time, clock_synced, hash)"
             " VALUES (?,?,?,?,?,?,?,?,?)",
-            (seq, id_, self.kit_id, type, text, hlc, wall, synced, digest),
+            (seq, id_, self.kit_id, type, pack(text), hlc, wall, synced, digest),
         )
         return Event(seq, id_, self.kit_id, type, payload, hlc, wall, bool(synced), digest)
 
@@ -187,11 +188,13 @@ def verify(db: Database) -> tuple[int, list[str]]:
             problems.append(f"seq {row['seq']}: duplicate id {row['id']}")
         seen.add(row["id"])
         try:
-            if not isinstance(json.loads(row["payload"]), dict):
+            text = unpack(row["payload"])
+            if not isinstance(json.loads(text), dict):
                 problems.append(f"seq {row['seq']}: payload is not a JSON object")
-        except ValueError:
-            problems.append(f"seq {row['seq']}: payload is not valid JSON")
-        digest = _chain_hash(prev, row["seq"], row["id"], row["kit"], row["type"], row["payload"], row["hlc"],
+        except ValueError as e:  # PayloadFormatError is one
+            text = ""
+            problems.append(f"seq {row['seq']}: payload is not valid JSON ({e})")
+        digest = _chain_hash(prev, row["seq"], row["id"], row["kit"], row["type"], text, row["hlc"],
                              row["wall_time"], row["clock_synced"])
         if digest != row["hash"]:
             problems.append(f"seq {row['seq']}: hash does not match its contents and the row before")

@@ -33,6 +33,7 @@ from typing import Any
 
 from kit import topics
 from kit.db import Database
+from kit.event_codec import unpack
 from kit.ledger import ClockAheadError, Ledger
 from kit.sitepeer import MAX_EVENT_BYTES, PeerEvent, PeerRefused, check_catchup, check_event
 
@@ -203,7 +204,7 @@ class SiteLink:
         out = []
         for row in rows:
             out.append({"origin_kit": self.kit, "seq": row["seq"], "prev": prev, "id": row["id"], "type": row["type"],
-                        "hlc": row["hlc"], "payload": json.loads(row["payload"])})
+                        "hlc": row["hlc"], "payload": json.loads(unpack(row["payload"]))})
             prev = row["seq"]
         return out
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from kit.config import Config
 from kit.db import Database
+from kit.event_codec import unpack
 from kit.ledger import Ledger, canonical_json
 from pos import printqueue, receipts
 from pos.catalogue import CatalogueError, check_qty, find_product
@@ -125,7 +126,7 @@ def _existing(conn, key: str, request_hash: str) -> SaleResult | None:
                        " WHERE s.idempotency_key = ?", (key,)).fetchone()
     if row is None:
         return None
-    doc = json.loads(row[0])
+    doc = json.loads(unpack(row[0]))
     if doc.get("request_hash") != request_hash:  # read from the sale document: not copied into pos_sales
         raise IdempotencyConflict("this Pay was already used for a different cart or payment "
                                   f"(receipt {doc['receipt']}); start a new sale")
@@ -235,7 +236,7 @@ def document_view(db: Database, config: Config, doc: dict, lines: list[dict] | N
     ``just_made``: this request committed it a moment ago, so it has no refunds and its receipt waits.
     """
     conn = db.conn
-    refunds = [] if just_made else [json.loads(r[0]) for r in conn.execute(
+    refunds = [] if just_made else [json.loads(unpack(r[0])) for r in conn.execute(
         receipts.DOCUMENT_SQL + " WHERE s.original_id = ? ORDER BY s.n", (doc["id"],))]
     original = None
     if doc.get("original_id"):

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from kit.config import Config
 from kit.db import Database
+from kit.event_codec import unpack
 from pos import layout, printqueue
 from pos.money import format_cents, format_rate
 from pos.reports import columns
@@ -93,7 +94,7 @@ def receipt_lines(doc: dict, config: Config, original_receipt: str | None = None
 def sale_document(conn: sqlite3.Connection, receipt_or_id: str) -> dict | None:
     """A sale's or refund's whole document: its ledger event's payload (the ledger is the truth)."""
     row = conn.execute(DOCUMENT_SQL + " WHERE s.receipt = ? OR s.id = ?", (receipt_or_id, receipt_or_id)).fetchone()
-    return json.loads(row[0]) if row else None
+    return json.loads(unpack(row[0])) if row else None
 
 
 @functools.lru_cache(maxsize=256)

@@ -13,6 +13,7 @@ import uuid
 
 from kit.config import Config
 from kit.db import Database
+from kit.event_codec import unpack
 from kit.ledger import Ledger
 from pos import printqueue, receipts
 from pos.money import MoneyError, check_cents, format_cents, split_proportionally
@@ -62,7 +63,7 @@ def refund(db: Database, ledger: Ledger, config: Config, sale: str, *, reason: s
         if idempotency_key:
             row = conn.execute(receipts.DOCUMENT_SQL + " WHERE s.idempotency_key = ?", (idempotency_key,)).fetchone()
             if row:
-                return json.loads(row[0])
+                return json.loads(unpack(row[0]))
         orig = receipts.sale_document(conn, sale)
         if orig is None:
             raise RefundError(f"no sale {sale!r} on this kit")

@@ -20,6 +20,7 @@ import time
 from drivers.base import DeviceUnavailable
 from drivers.printer import PrinterStatus, open_printer, profile_info, render
 from kit import payloads, topics
+from kit.event_codec import unpack
 from kit.payloads import items, text
 from kit.service import ServiceContext
 from pos import layout, printqueue, receipts
@@ -114,7 +115,7 @@ class PosService:
         rows = self.ctx.db.query("SELECT seq, type, payload FROM events WHERE seq > ? AND type IN ('pos.sale', 'pos.refund')"
                                  " ORDER BY seq LIMIT 500", (self.last_seq,))
         for r in rows:
-            p = json.loads(r["payload"])
+            p = json.loads(unpack(r["payload"]))
             self.ctx.bus.publish(topics.event(self.kit, *topics.POS_SALE), {
                 "receipt": p["receipt"], "kind": p["kind"], "total_cents": p["total_cents"], "currency": p["currency"],
                 "items": [{"sku": ln["sku"], "qty": ln["qty"]} for ln in p["lines"]], "seq": r["seq"], "at": p["at"],

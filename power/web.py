@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, jsonify, render_template, request
 
+from kit.event_codec import unpack
 from kit.web.auth import require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
@@ -32,7 +33,7 @@ def recent_events(limit: int = 8) -> list[dict]:
                         "ORDER BY seq DESC LIMIT ?", (limit,))
     out = []
     for r in rows:
-        payload = json.loads(r["payload"])
+        payload = json.loads(unpack(r["payload"]))
         when = datetime.fromisoformat(r["wall_time"]).astimezone(ctx.config.tz)
         level = payload.get("level", "")
         what = {"power.shutdown": "shut down", "power.shutdown_failed": "shutdown command failed",

@@ -25,6 +25,7 @@ from pathlib import Path
 from kit import topics
 from kit.config import Config
 from kit.db import Database
+from kit.event_codec import unpack
 from kit.files import safe_filename, write_durably
 from kit.ledger import last_seq
 from sync.client import BatchRejected, HQClient, Outgoing, SyncError, encode_batch, event_line
@@ -100,7 +101,8 @@ _OUTGOING = ("SELECT seq, id, kit, type, payload, hlc, wall_time, clock_synced, 
 
 def outgoing_events(db: Database, after: int, limit: int, upto: int = 2**63 - 1) -> list[Outgoing]:
     """Up to ``limit`` ledger events with after < seq <= upto, as upload lines, straight from the rows."""
-    return [Outgoing(r[0], r[1], event_line(*r)) for r in db.query(_OUTGOING, (after, upto, limit))]
+    return [Outgoing(r[0], r[1], event_line(r[0], r[1], r[2], r[3], unpack(r[4]), *r[5:]))
+            for r in db.query(_OUTGOING, (after, upto, limit))]
 
 
 class SyncAgent:

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from cues.demo import demo_setup
 from kit import topics
+from kit.event_codec import unpack
 from kit.testing import wait_for
 
 
@@ -30,7 +31,7 @@ def level(svc, name: str) -> int:
 
 def ledger(ctx, prefix: str = "cues.") -> list[tuple[str, dict]]:
     rows = ctx.db.query("SELECT type, payload FROM events WHERE type LIKE ? ORDER BY seq", (prefix + "%",))
-    return [(r["type"], json.loads(r["payload"])) for r in rows]
+    return [(r["type"], json.loads(unpack(r["payload"]))) for r in rows]
 
 
 def test_an_admission_on_the_bus_fires_a_cue_and_rehearsals_do_not(ctx, service):

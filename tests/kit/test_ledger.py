@@ -8,7 +8,8 @@ import textwrap
 import pytest
 
 from kit.clock import HLC_COUNTER_BITS, KitClock, hlc_merge, hlc_next
-from kit.ledger import Ledger, events_after, verify
+from kit.ledger import Ledger, canonical_json, events_after, iter_events, verify
+from sync.agent import outgoing_events
 
 WRITER = textwrap.dedent("""
     import sys
@@ -104,3 +105,46 @@ def test_clock_correction_from_a_lead_is_kept_as_an_offset(tmp_path):
     status = KitClock(tmp_path).status()  # another process reads the same correction
     assert status.synced and "set by a lead" in status.reason
     assert 3599 < status.offset_seconds < 3601
+
+
+SALE_LIKE = {"lines": [{"name": "T-shirt", "sku": "TS-L", "qty": 1, "unit_cents": 2500, "total_cents": 2500,
+                        "discount_reason": "", "line_discount_cents": 0}] * 3,
+             "payments": [{"method": "cash", "amount_cents": 7500, "tendered_cents": 10000, "reference": ""}],
+             "receipt": "door1-17", "currency": "EUR", "total_cents": 7500, "discount_reason": "", "by": "merch"}
+
+
+def test_a_large_payload_is_kept_small_and_read_back_exactly(db, ctx):
+    with db.transaction() as conn:
+        big = ctx.ledger.append(conn, "pos.sale", SALE_LIKE)
+        small = ctx.ledger.append(conn, "test.one", {"x": 1})
+    stored = {r["seq"]: r["payload"] for r in db.query("SELECT seq, payload FROM events")}
+    text = canonical_json(SALE_LIKE)
+    assert isinstance(stored[big.seq], bytes) and len(stored[big.seq]) < len(text.encode()) // 3
+    assert stored[small.seq] == '{"x":1}'  # short payloads stay plain text, readable in the sqlite3 shell
+    assert [e.payload for e in iter_events(db.conn)] == [SALE_LIKE, {"x": 1}]
+    assert verify(db) == (2, [])
+    line = outgoing_events(db, 0, 10)[0].line  # what HQ receives is the canonical text, not the stored form
+    assert json.loads(line)["payload"] == SALE_LIKE and text in line
+
+
+def test_rows_written_as_text_before_packing_still_read_and_verify(db, ctx):
+    with db.transaction() as conn:
+        event = ctx.ledger.append(conn, "pos.sale", SALE_LIKE)
+        conn.execute("DROP TRIGGER events_no_update")
+        conn.execute("UPDATE events SET payload = ? WHERE seq = ?", (canonical_json(SALE_LIKE), event.seq))
+    assert next(iter_events(db.conn)).payload == SALE_LIKE
+    assert verify(db) == (1, [])
+
+
+def test_a_damaged_packed_payload_is_reported_not_raised(db, ctx):
+    with db.transaction() as conn:
+        event = ctx.ledger.append(conn, "pos.sale", SALE_LIKE)
+        conn.execute("DROP TRIGGER events_no_update")
+        blob = db.scalar("SELECT payload FROM events WHERE seq = ?", (event.seq,))
+        conn.execute("UPDATE events SET payload = ? WHERE seq = ?", (blob[:-9] + b"\xff" * 9, event.seq))
+        conn.execute("INSERT INTO events (seq, id, kit, type, payload, hlc, wall_time, clock_synced, hash)"
+                     " VALUES (2, 'x', 'k', 't', ?, 1, '', 0, '')", (b"\x07zz",))
+    count, problems = verify(db)
+    assert count == 2
+    assert any("seq 1" in p and "damaged" in p for p in problems)
+    assert any("seq 2" in p and "unknown format 07" in p for p in problems)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from kit.event_codec import unpack
 from kit.ledger import verify
 from pos.checkout import IdempotencyConflict, make_sale, parse_sale_request, sale_view
 from pos.pricing import CheckoutError
@@ -25,7 +26,7 @@ def test_cash_sale_records_receipt_change_stock_and_event(pos_kit):
     assert db.scalar("SELECT sold FROM pos_stock_sold WHERE sku='TS-L'") == 1
     assert db.scalar("SELECT sold FROM pos_stock_sold WHERE sku='STICKER'") == 2
     ev = db.query_one("SELECT type, payload FROM events WHERE type='pos.sale'")
-    assert json.loads(ev["payload"])["receipt"] == "test1-1"
+    assert json.loads(unpack(ev["payload"]))["receipt"] == "test1-1"
     job = db.query_one("SELECT status, receipt FROM pos_print_jobs")
     assert (job["status"], job["receipt"]) == ("queued", "test1-1")
     view = sale_view(db, pos_kit.config, s["id"])

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from kit.event_codec import unpack
 from kit.testing import wait_for
 
 
@@ -39,7 +40,7 @@ def test_a_simulated_flat_battery_only_says_what_it_would_run(shutdown_spy, powe
     types = [r["type"] for r in db.query("SELECT type FROM events WHERE type LIKE 'power.%' ORDER BY seq")]
     assert "power.shutdown_simulated" in types and "power.shutdown" not in types
     row = db.query_one("SELECT payload FROM events WHERE type = 'power.shutdown_simulated'")
-    assert json.loads(row["payload"])["command"] == "systemctl poweroff"
+    assert json.loads(unpack(row["payload"]))["command"] == "systemctl poweroff"
     assert ctx.health_state == "degraded"
     assert any("event=shutdown_simulated" in r.getMessage() and "would run: systemctl poweroff" in r.getMessage()
                for r in caplog.records)
