@@ -177,6 +177,11 @@ class Engine(Playback):
         with self.lock:
             return self._fire_gated(self.triggers.sale_cues(self.sheet), "sale")
 
+    def slot_event(self, payload: dict) -> list[str]:
+        """A run-sheet slot started, entered its last minute or ended (the lead service says when)."""
+        with self.lock:
+            return self._fire_gated(self.triggers.slot_cues(self.sheet, payload), f"slot:{payload.get('when')}")
+
     def battery_event(self, level: str, soc_percent: float | None = None) -> list[str]:
         """Battery news from the power service; entering low dims power-hungry cues at once."""
         with self.lock:

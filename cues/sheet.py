@@ -1,7 +1,7 @@
 """The cue sheet: a TOML reference document, parsed and validated into plain dataclasses.
 
 Every error names the line it comes from (``line 14: cue 'walk-in' action 2: unknown kind 'dmxx'``):
-tomllib gives the position of a syntax error, ``cues.lines.LineIndex`` maps a semantic error's key
+tomllib gives the position of a syntax error, ``kit.toml_lines.LineIndex`` maps a semantic error's key
 path back to its line. A sheet that fails validation is refused whole; the running one stays.
 """
 
@@ -12,11 +12,12 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from cues.lines import LineIndex, Path
+from kit.toml_lines import LineIndex, Path
 
 CONTINUE_MODES = ("stop", "auto-continue", "auto-follow")
 SENSOR_KINDS = ("motion", "button", "beam", "light")
-TRIGGER_KINDS = ("sensor", "admission", "sale", "battery_low", "time", "every", "manual")
+TRIGGER_KINDS = ("sensor", "admission", "sale", "battery_low", "time", "every", "slot", "manual")
+SLOT_MOMENTS = ("start", "ending", "end")  # the run-sheet's slot moments (lead/event/slot)
 ACTION_KINDS = ("dmx", "chase", "light", "sound", "sound_fade", "sound_stop", "publish", "wait", "stop_cue", "stop_all")
 LIGHT_KINDS = ("led", "pwm", "rgb")
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -61,6 +62,8 @@ class Trigger:
     level: str = "warning"  # battery_low: warning or critical (critical also fires "warning" triggers)
     at: str = ""  # time: HH:MM local
     minutes: float = 0.0  # every N minutes
+    when: str = ""  # slot: start, ending (its last minute) or end
+    slot: str = ""  # slot: only the run-sheet slot of this name ("" = every slot)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from cues.sheet import (
     LIGHT_KINDS,
     NAME,
     SENSOR_KINDS,
+    SLOT_MOMENTS,
     TIME_OF_DAY,
     TRIGGER_KINDS,
     Action,
@@ -187,7 +188,7 @@ def _trigger(raw: Any, path: tuple, c: _Checker, what: str, sensors: dict) -> Tr
     kind = c.text(table, "kind", path, what, choices=TRIGGER_KINDS)
     allowed = {
         "sensor": {"sensor", "on", "debounce"}, "admission": {"every", "colours"}, "sale": {"every"},
-        "battery_low": {"level"}, "time": {"at"}, "every": {"minutes"}, "manual": set(),
+        "battery_low": {"level"}, "time": {"at"}, "every": {"minutes"}, "slot": {"when", "slot"}, "manual": set(),
     }[kind] | {"kind"}
     c.unknown_keys(table, allowed, path, what)
     if kind == "sensor":
@@ -209,6 +210,11 @@ def _trigger(raw: Any, path: tuple, c: _Checker, what: str, sensors: dict) -> Tr
     if kind == "every":
         minutes = c.number(table, "minutes", path, what, default=-1, low=0.5, high=1440)
         return Trigger(kind, minutes=minutes)
+    if kind == "slot":
+        slot = c.text(table, "slot", path, what, default="")
+        if len(slot) > 80:
+            raise c.fail((*path, "slot"), f"{what}: a slot name is at most 80 characters")
+        return Trigger(kind, when=c.text(table, "when", path, what, choices=SLOT_MOMENTS), slot=slot)
     return Trigger(kind)
 
 

@@ -98,6 +98,13 @@ class TriggerState:
         return [c for c in sheet.cues for t in c.triggers if t.kind == "sale" and self.sales % t.every == 0]
 
     @staticmethod
+    def slot_cues(sheet: Sheet, payload: dict) -> list[Cue]:
+        """Cues a run-sheet slot moment fires (lead/event/slot): start, ending or end, of any or one slot."""
+        when, name = payload.get("when"), payload.get("slot")
+        return [c for c in sheet.cues for t in c.triggers
+                if t.kind == "slot" and t.when == when and (not t.slot or t.slot == name)]
+
+    @staticmethod
     def battery_cues(sheet: Sheet, level: str) -> list[Cue]:
         rank = BATTERY_LEVELS.get(level, 0)
         return [c for c in sheet.cues for t in c.triggers

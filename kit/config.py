@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from kit.files import write_durably
 from kit.settings import Setting
 
-FEATURE_PACKAGES = ("checkin", "pos", "power", "cues", "sync")
+FEATURE_PACKAGES = ("checkin", "pos", "power", "cues", "sync", "lead")
 KIT_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 APPLIANCE_KIT_TOML = Path("/etc/fieldkit/kit.toml")

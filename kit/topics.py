@@ -8,6 +8,9 @@ Shared payloads (keys a consumer may rely on):
   "name", "door", "reason", "seq", "rehearsal", "admitted_total", "counts": {"in", "expected", "by_type",
   "refused", "exits", "rehearsal_scans"}} — the door page's numbers, so it need not ask for stats
 - ``pos/event/sale``: {"receipt", "total_cents", "currency", "items": [{"sku", "qty"}], "seq"}
+- ``lead/event/slot``: {"when": "start"|"ending"|"end", "slot" (its name), "index", "stage", "host",
+  "starts_at", "ends_at" (unix seconds)} — the run-sheet's slot moments; ``lead/state`` (retained): the
+  current and next slot, how far behind plan ({"runsheet", "current", "next", "behind_seconds", "at"})
 - ``power/event/low``: {"level": "warning"|"critical"|"ok", "soc_percent", "voltage"} — "ok" when it recovers
 - ``power/state``: retained, see power/
 - ``sync/event/document``: {"kind", "path", "version", "source_version"} — a document downloaded from HQ
@@ -71,6 +74,8 @@ def kit_wildcard(kit: str) -> str:
 CHECKIN_SCANNED = ("checkin", "scanned")
 POS_SALE = ("pos", "sale")
 POWER_LOW = ("power", "low")
+# A run-sheet slot moment: {"when": "start"|"ending"|"end", "slot", "index", "stage", "starts_at", "ends_at"}.
+LEAD_SLOT = ("lead", "slot")
 SYNC_DOCUMENT = ("sync", "document")
 # A reference document was imported on this kit ({"kind", "version"}): services reload their caches.
 DOCUMENT_IMPORTED = ("kit", "document")

@@ -48,6 +48,7 @@ KIT_RULES: tuple[StreamRule, ...] = (
     StreamRule("pos/#", "GET /api/v1/pos/sales", why="sales and print results, as the merch screen lists them"),
     StreamRule("power/#", "GET /api/v1/power/state"),
     StreamRule("cues/#", "GET /api/v1/cues/state"),
+    StreamRule("lead/#", "GET /api/v1/lead/now", why="the run-sheet's current slot and its moments: every screen shows the slot"),
     StreamRule("sync/#", "GET /api/v1/sync/state"),
     StreamRule("appliance/#", "GET /api/v1/network"),
     StreamRule("kit/#", "GET /documents", why="a reference document was imported"),

@@ -206,3 +206,12 @@ def test_reloads_from_the_bus_while_the_tick_runs_never_fail_a_loop(ctx, service
     assert "event=thread_failed" not in caplog.text and not threads.problems()
     assert all(t.is_alive() for t in service._threads)
     assert service.command("simulate", {"sensor": "panic", "active": True}) == "panic active"
+
+
+def test_a_run_sheet_slot_entering_its_last_minute_rings_the_bell(ctx, service):
+    slot = topics.event(ctx.config.kit_id, *topics.LEAD_SLOT)
+    ctx.bus.publish(slot, {"when": "start", "slot": "Poetry bench", "index": 0})
+    ctx.bus.publish(slot, {"when": "ending", "slot": "Poetry bench", "index": 0})
+    wait_for(lambda: ("cues.fired", {"cue": "slot-ending", "title": "A bell when a run-sheet slot enters its last minute",
+                                     "reason": "slot:ending"}) in ledger(ctx), 5, what="the slot-ending cue in the ledger")
+    assert [p["cue"] for t, p in ledger(ctx) if t == "cues.fired"] == ["slot-ending"]  # "start" has no cue

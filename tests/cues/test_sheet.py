@@ -111,3 +111,11 @@ def test_cues_check_names_the_line_without_importing(tmp_path):
     result = CliRunner().invoke(cli, ["cues", "check", str(sheet)])
     assert result.exit_code == 1
     assert "show.toml line 17: cue 'one' action 1: fade = -2 is outside 0..3600" in result.output
+
+
+def test_slot_triggers_name_a_moment_and_optionally_a_slot():
+    sheet = parse_sheet(GOOD + '[[cues.triggers]]\nkind = "slot"\nwhen = "ending"\nslot = "Poetry bench"\n')
+    trigger = sheet.cues[-1].triggers[0]
+    assert (trigger.kind, trigger.when, trigger.slot) == ("slot", "ending", "Poetry bench")
+    error = error_of(GOOD + '[[cues.triggers]]\nkind = "slot"\nwhen = "soon"\n')
+    assert error.line == GOOD.count("\n") + 3 and "unknown when 'soon' (expected one of start, ending, end)" in str(error)

@@ -17,7 +17,7 @@ from kit import topics
 from kit.features import load_features
 from kit.testing import free_port, wait_for
 from kit.web import sse
-from kit.web.stream_roles import KIT_RULES, SITE_RULES, StreamRoles, route_roles
+from kit.web.stream_roles import ANY_SIGNED_IN, KIT_RULES, SITE_RULES, StreamRoles, route_roles
 
 FEATURES = [f.name for f in load_features()] + ["appliance"]
 
@@ -30,12 +30,15 @@ PUBLISHED = (
         "power/event/low", "power/cmd/sim",
         "cues/event/fired", "cues/event/done", "cues/cmd/fire", "cues/cmd/stop_all",
         "sync/event/now", "sync/event/document", "sync/cmd/now",
-        "kit/event/document",
+        "kit/event/document", "lead/event/slot",
     ])
 # What the issue says each role may read (the REST API's answer), written out independently of the table.
+# Every screen shows the run-sheet's current slot, so lead/ (state and slot moments) is for every role.
 MAY_READ = {
-    "door": lambda t: t == "status" or t.endswith("/health") or (t.startswith("checkin/") and "/cmd/" not in t),
-    "merch": lambda t: t == "status" or t.endswith("/health") or (t.startswith("pos/") and "/cmd/" not in t),
+    "door": lambda t: t == "status" or t.endswith("/health") or t.startswith("lead/")
+    or (t.startswith("checkin/") and "/cmd/" not in t),
+    "merch": lambda t: t == "status" or t.endswith("/health") or t.startswith("lead/")
+    or (t.startswith("pos/") and "/cmd/" not in t),
     "lead": lambda t: True,
 }
 SUMMARY_KEYS = {"state", "services"}
@@ -99,7 +102,7 @@ def test_the_stream_table_agrees_with_each_features_api(app):
         api_prefix = {"appliance": "GET /api/v1/network"}.get(feature, f"GET /api/v1/{feature}/")
         api = {k: v for k, v in by_route.items() if k.startswith(api_prefix)}
         assert api, f"no GET API for {feature}"
-        least = {"door", "merch"} & set(api.values()) or {"lead"}
+        least = {"door", "merch", ANY_SIGNED_IN} & set(api.values()) or {"lead"}
         for topic in (f"{feature}/state", f"{feature}/event/x"):
             _rule, full, _summary = stream.rule_for(topic)
             assert {full} <= least, f"{topic}: stream role {full}, API's least role {least}"

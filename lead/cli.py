@@ -1,0 +1,148 @@
+"""``fieldkit runsheet ...``: import, check and show the evening's run-sheet; Next slot and Running late."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from kit.cli import get_config, get_db, print_report
+
+
+def _ledger(config):
+    from kit.clock import KitClock
+    from kit.ledger import Ledger
+
+    clock = KitClock(config.data_dir, config["kit.clock_assume_synced"], config["kit.clock_method"])
+    return Ledger(config.kit_id, clock, config["site.max_clock_ahead_seconds"])
+
+
+@click.group("runsheet")
+def runsheet() -> None:
+    """The evening's run-sheet: micro-stage slots, Now / Next, moving on early or running late.
+
+    \b
+    Example:
+      fieldkit runsheet import friday.toml
+      fieldkit runsheet show
+    """
+
+
+@runsheet.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def import_cmd(file: str) -> None:
+    """Import a run-sheet (TOML) and make it the site's: every kit of the site runs it.
+
+    \b
+    Example:
+      fieldkit runsheet import friday.toml
+    """
+    from kit.documents import import_document
+    from lead.documents import KIND
+
+    _, report = import_document(get_config(), get_db(), KIND, Path(file).read_bytes(), Path(file).name)
+    print_report(report)
+
+
+@runsheet.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def check_cmd(file: str) -> None:
+    """Check a run-sheet without importing it: every slot with its times, or the line that is wrong.
+
+    \b
+    Example:
+      fieldkit runsheet check friday.toml
+    """
+    from lead.runsheet import RunSheetError, parse_runsheet
+
+    config = get_config()
+    try:
+        sheet = parse_runsheet(Path(file).read_bytes(), config.tz, Path(file).name)
+    except RunSheetError as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(1)
+    click.echo(f"OK {sheet.name}: {len(sheet.slots)} slots")
+    for s in sheet.slots:
+        click.echo(f"  {_hm(s.start, config.tz)}–{_hm(s.end, config.tz)}  {s.name}"
+                   + (f"  ({s.stage})" if s.stage else ""))
+
+
+@runsheet.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_cmd(as_json: bool) -> None:
+    """The run-sheet as it runs now: every slot's time (moved by Next / Running late), now and next.
+
+    \b
+    Example:
+      fieldkit runsheet show --json
+    """
+    from lead.evening import evening
+
+    config = get_config()
+    db = get_db()
+    ev = evening(db.conn, config.kit_id, config.tz)
+    if ev.sheet is None:
+        click.echo("no run-sheet: import one with `fieldkit runsheet import FILE`")
+        sys.exit(1)
+    now = _ledger(config).clock.time()
+    view = ev.at(now)
+    if as_json:
+        click.echo(json.dumps({"name": ev.sheet.name, "date": ev.sheet.evening, **view.as_dict(),
+                               "slots": [t.as_dict() for t in ev.slots]}, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{ev.sheet.name} ({ev.sheet.evening})" + (f", {round(view.behind_seconds / 60)} min behind plan"
+                                                          if view.behind_seconds > 30 else ""))
+    for t in ev.slots:
+        mark = "NOW " if view.current and t.slot.index == view.current.slot.index else (
+            "NEXT" if view.next and t.slot.index == view.next.slot.index else "    ")
+        moved = "" if abs(t.start - t.slot.start) < 30 else f"  (planned {_hm(t.slot.start, config.tz)})"
+        click.echo(f"{mark} {_hm(t.start, config.tz)}–{_hm(t.end, config.tz)}  {t.slot.name}{moved}")
+
+
+def _change(action: str, minutes: float | None = None) -> None:
+    from lead.evening import LeadError, next_slot, running_late
+
+    config = get_config()
+    db = get_db()
+    ledger = _ledger(config)
+    try:
+        with db.transaction() as conn:
+            view = (next_slot(conn, ledger, config.tz, by="cli") if action == "next"
+                    else running_late(conn, ledger, config.tz, minutes, by="cli"))
+    except LeadError as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(1)
+    cur, nxt = view["current"], view["next"]
+    click.echo(f"now: {cur['name']} until {_hm(cur['ends_at'], config.tz)}" if cur
+               else "now: the programme is over" if view["finished"] else "now: between slots")
+    click.echo(f"next: {nxt['name']} at {_hm(nxt['starts_at'], config.tz)}" if nxt else "next: nothing after this")
+
+
+@runsheet.command("next")
+def next_cmd() -> None:
+    """Move on now: the next slot starts now and every later slot moves with it (every kit follows).
+
+    \b
+    Example:
+      fieldkit runsheet next
+    """
+    _change("next")
+
+
+@runsheet.command("late")
+@click.argument("minutes", type=click.FloatRange(min=0, min_open=True, max=240))
+def late_cmd(minutes: float) -> None:
+    """Running late: the running slot gets MINUTES more and every later slot moves (every kit follows).
+
+    \b
+    Example:
+      fieldkit runsheet late 5
+    """
+    _change("late", minutes)
+
+
+def _hm(at: float, tz) -> str:
+    return datetime.fromtimestamp(at, tz).strftime("%H:%M")
