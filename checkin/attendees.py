@@ -15,10 +15,10 @@ import logging
 import re
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from kit.documents import DocumentError, ImportReport
+from kit.localtime import parse_when
 
 log = logging.getLogger("fieldkit.checkin.import")
 FORMATS = ("auto", "pretix", "eventbrite", "tito", "csv")
@@ -87,28 +87,6 @@ def map_columns(headers: list[str]) -> dict[str, int]:
                 found[field] = norm.index(name)
                 break
     return found
-
-
-def parse_when(value: str, tz: ZoneInfo, end_of_day: bool = False) -> float:
-    """ISO dates/times or d.m.Y; a bare day is its start (or, for an end, the next morning 06:00)."""
-    v = value.strip()
-    for fmt in ("%d.%m.%Y %H:%M", "%d.%m.%Y"):
-        try:
-            dt = datetime.strptime(v, fmt)
-            break
-        except ValueError:
-            continue
-    else:
-        try:
-            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{value!r} is not a date (use 2026-11-24 or 2026-11-24T18:00)") from None
-    bare_day = len(v) <= 10
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=tz)
-    if bare_day and end_of_day:
-        dt = datetime.combine(dt.date() + timedelta(days=1), time(6, 0), tzinfo=dt.tzinfo)
-    return dt.timestamp()
 
 
 def _truthy(value: str) -> bool:

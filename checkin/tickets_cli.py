@@ -113,9 +113,9 @@ def issue_cmd(ticket_type: str, count: int, out_dir: str, valid_from: str | None
     Example:
       fieldkit tickets issue --type "Day pass" --count 50 --out tickets/
     """
-    from checkin.attendees import parse_when
     from checkin.issue import issue_tickets
     from checkin.keys import load_private_key, newest_private_key
+    from kit.localtime import parse_when
 
     config = get_config()
     if key_file:

@@ -182,6 +182,11 @@ class Engine(Playback):
         with self.lock:
             return self._fire_gated(self.triggers.slot_cues(self.sheet, payload), f"slot:{payload.get('when')}")
 
+    def pickup_window(self, payload: dict) -> list[str]:
+        """A pickup window opened: pre-orders may be collected from now."""
+        with self.lock:
+            return self._fire_gated(self.triggers.pickup_cues(self.sheet, payload), "pickup")
+
     def battery_event(self, level: str, soc_percent: float | None = None) -> list[str]:
         """Battery news from the power service; entering low dims power-hungry cues at once."""
         with self.lock:

@@ -16,7 +16,7 @@ from kit.toml_lines import LineIndex, Path
 
 CONTINUE_MODES = ("stop", "auto-continue", "auto-follow")
 SENSOR_KINDS = ("motion", "button", "beam", "light")
-TRIGGER_KINDS = ("sensor", "admission", "sale", "battery_low", "time", "every", "slot", "manual")
+TRIGGER_KINDS = ("sensor", "admission", "sale", "battery_low", "time", "every", "slot", "pickup", "manual")
 SLOT_MOMENTS = ("start", "ending", "end")  # the run-sheet's slot moments (lead/event/slot)
 ACTION_KINDS = ("dmx", "chase", "light", "sound", "sound_fade", "sound_stop", "publish", "wait", "stop_cue", "stop_all")
 LIGHT_KINDS = ("led", "pwm", "rgb")

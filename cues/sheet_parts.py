@@ -188,7 +188,7 @@ def _trigger(raw: Any, path: tuple, c: _Checker, what: str, sensors: dict) -> Tr
     kind = c.text(table, "kind", path, what, choices=TRIGGER_KINDS)
     allowed = {
         "sensor": {"sensor", "on", "debounce"}, "admission": {"every", "colours"}, "sale": {"every"},
-        "battery_low": {"level"}, "time": {"at"}, "every": {"minutes"}, "slot": {"when", "slot"}, "manual": set(),
+        "battery_low": {"level"}, "time": {"at"}, "every": {"minutes"}, "slot": {"when", "slot"}, "pickup": {"when"}, "manual": set(),
     }[kind] | {"kind"}
     c.unknown_keys(table, allowed, path, what)
     if kind == "sensor":
@@ -215,6 +215,8 @@ def _trigger(raw: Any, path: tuple, c: _Checker, what: str, sensors: dict) -> Tr
         if len(slot) > 80:
             raise c.fail((*path, "slot"), f"{what}: a slot name is at most 80 characters")
         return Trigger(kind, when=c.text(table, "when", path, what, choices=SLOT_MOMENTS), slot=slot)
+    if kind == "pickup":
+        return Trigger(kind, when=c.text(table, "when", path, what, default="opens", choices=("opens",)))
     return Trigger(kind)
 
 

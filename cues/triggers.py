@@ -105,6 +105,11 @@ class TriggerState:
                 if t.kind == "slot" and t.when == when and (not t.slot or t.slot == name)]
 
     @staticmethod
+    def pickup_cues(sheet: Sheet, payload: dict) -> list[Cue]:
+        """Cues a pickup window opening fires (pos/event/pickup_window)."""
+        return [c for c in sheet.cues for t in c.triggers if t.kind == "pickup" and t.when == payload.get("when")]
+
+    @staticmethod
     def battery_cues(sheet: Sheet, level: str) -> list[Cue]:
         rank = BATTERY_LEVELS.get(level, 0)
         return [c for c in sheet.cues for t in c.triggers

@@ -7,6 +7,7 @@ Shared payloads (keys a consumer may rely on):
 - ``checkin/event/scanned``: {"verdict", "colour" (green|red|amber), "attention": bool, "ticket_type",
   "name", "door", "reason", "seq", "rehearsal", "admitted_total", "counts": {"in", "expected", "by_type",
   "refused", "exits", "rehearsal_scans"}} — the door page's numbers, so it need not ask for stats
+- ``pos/event/pickup_window``: {"when": "opens", "opens_at", "orders"} — pre-orders may be collected from now
 - ``pos/event/sale``: {"receipt", "total_cents", "currency", "items": [{"sku", "qty"}], "seq"}
 - ``lead/event/slot``: {"when": "start"|"ending"|"end", "slot" (its name), "index", "stage", "host",
   "starts_at", "ends_at" (unix seconds)} — the run-sheet's slot moments; ``lead/state`` (retained): the
@@ -76,6 +77,8 @@ POS_SALE = ("pos", "sale")
 POWER_LOW = ("power", "low")
 # A run-sheet slot moment: {"when": "start"|"ending"|"end", "slot", "index", "stage", "starts_at", "ends_at"}.
 LEAD_SLOT = ("lead", "slot")
+# A pickup window opened: {"when": "opens", "opens_at" (unix seconds), "orders"}.
+POS_PICKUP_WINDOW = ("pos", "pickup_window")
 SYNC_DOCUMENT = ("sync", "document")
 # A reference document was imported on this kit ({"kind", "version"}): services reload their caches.
 DOCUMENT_IMPORTED = ("kit", "document")

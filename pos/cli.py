@@ -144,9 +144,13 @@ def catalogue_list() -> None:
 @pos.command("pickup")
 @click.argument("code")
 @click.option("--check", is_flag=True, help="Only show the order; do not mark it collected.")
+@click.option("--early-ok", is_flag=True, help="Hand over before the pickup window opens (a lead's decision).")
 @domain_errors
-def pickup(code: str, check: bool) -> None:
+def pickup(code: str, check: bool, early_ok: bool) -> None:
     """Hand over a pre-ordered pickup: shows what to hand over and marks it collected (once).
+
+    Before its pickup window it says when to come back (--early-ok hands over anyway); after the
+    window it is handed over and recorded as late.
 
     \b
     Example:
@@ -155,14 +159,17 @@ def pickup(code: str, check: bool) -> None:
     from pos.pickups import collect, lookup
 
     config = get_config()
-    order = lookup(get_db().conn, code) if check else collect(get_db(), _ledger(config), code, by="cli")
+    ledger = _ledger(config)
+    order = (lookup(get_db().conn, code, ledger.clock.time(), config.tz) if check
+             else collect(get_db(), ledger, code, by="cli", tz=config.tz, early_ok=early_ok))
     click.echo(f"{order['code']} {order['name']}".strip())
     for it in order["items"]:
         click.secho(f"  {it['qty']}x {it['description'] or it['sku']}", bold=True)
     if check:
-        click.echo("already collected" if order["collected_at"] else "not collected yet")
+        click.echo(order["verdict"] if not order["collected_at"] else "already collected")
     else:
-        click.echo("hand over and done")
+        click.echo({"late": "late — handed over and recorded as late", "early_override": "early — handed over by a lead"}
+                   .get(order["timing"], "hand over and done"))
 
 
 @pos.command("refund")

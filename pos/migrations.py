@@ -154,7 +154,19 @@ CREATE INDEX pos_print_jobs_waiting ON pos_print_jobs(id) WHERE status = 'queued
 CREATE INDEX pos_print_jobs_printed ON pos_print_jobs(printed_at) WHERE status = 'done';
 """
 
-MIGRATIONS = MigrationSet("pos", [Migration("0001_initial", INITIAL), Migration("0002_print_queue_indexes", PRINT_QUEUE_INDEXES)])
+# Timed pickups: a window (unix seconds, NULL = any time) per order, and which window openings were
+# announced on the bus (cue triggers), so a restart does not announce one twice.
+PICKUP_WINDOWS = """
+ALTER TABLE pos_pickup_orders ADD COLUMN pickup_from REAL;
+ALTER TABLE pos_pickup_orders ADD COLUMN pickup_until REAL;
+CREATE TABLE pos_pickup_windows_announced (
+    opens_at INTEGER PRIMARY KEY,
+    announced_at REAL NOT NULL
+);
+"""
+
+MIGRATIONS = MigrationSet("pos", [Migration("0001_initial", INITIAL), Migration("0002_print_queue_indexes", PRINT_QUEUE_INDEXES),
+                                  Migration("0003_pickup_windows", PICKUP_WINDOWS)])
 
 # Child tables first so emptying them never trips a foreign key.
 PROJECTION_TABLES = [

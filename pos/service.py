@@ -23,7 +23,7 @@ from kit import payloads, topics
 from kit.event_codec import unpack
 from kit.payloads import items, text
 from kit.service import ServiceContext
-from pos import layout, printqueue, receipts
+from pos import layout, pickups, printqueue, receipts
 
 log = logging.getLogger("fieldkit.pos")
 PRINT_FIELDS = {"title": text(200), "lines": items(2000)}
@@ -32,6 +32,7 @@ STATUS_EVERY = 15.0  # seconds between printer checks while the queue is empty
 CHECKPOINT_EVERY = 2.0  # seconds between background WAL checkpoints
 PRUNE_EVERY = 60.0  # seconds between looks for printed jobs past their retention
 PRUNE_BATCH = 200  # jobs deleted per short transaction, one batch per loop turn
+WINDOW_GRACE_SECONDS = 120.0  # a pickup window that opened longer ago than this is not announced
 
 
 class PosService:
@@ -41,6 +42,7 @@ class PosService:
         self.profile = ctx.config["pos.printer.profile"]
         self.retry = float(ctx.config["pos.printer.retry_seconds"])
         self.last_seq = ctx.db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") or 0
+        self.next_window_check = 0.0
         self.printer_status: PrinterStatus | None = None
         self.next_attempt = 0.0
         self.next_status = 0.0
@@ -124,6 +126,27 @@ class PosService:
             self.last_seq = rows[-1]["seq"]
         else:
             self.last_seq = max(self.last_seq, self.ctx.db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") or 0)
+
+    def announce_pickup_windows(self) -> list[dict]:
+        """A pickup window opened (the cue sheet's ``pickup`` trigger): once each, also across restarts.
+
+        Windows that opened while the kit was off longer than two minutes are not announced late.
+        """
+        now = self.ctx.clock.time()
+        if now < self.next_window_check:
+            return []
+        self.next_window_check = now + 1.0
+        opening = pickups.windows_opening(self.ctx.db.conn, now - WINDOW_GRACE_SECONDS, now)
+        if not opening:
+            return []
+        with self.ctx.db.transaction() as conn:
+            conn.executemany("INSERT OR IGNORE INTO pos_pickup_windows_announced (opens_at, announced_at) VALUES (?, ?)",
+                             [(opens, now) for opens, _ in opening])
+        out = [{"when": "opens", "opens_at": opens, "orders": n} for opens, n in opening]
+        for message in out:
+            self.ctx.bus.publish(topics.event(self.kit, *topics.POS_PICKUP_WINDOW), message, qos=1)
+            log.info("event=pickup_window_open opens_at=%d orders=%d", message["opens_at"], message["orders"])
+        return out
 
     def prune_printed(self) -> int:
         """One small batch of printed jobs past retention, then their pages back: never a long lock on a sale."""
@@ -252,6 +275,7 @@ def run(ctx: ServiceContext) -> None:
     try:
         while ctx.sleep(0.2):
             service.announce_sales()
+            service.announce_pickup_windows()
             service.print_queue()
             service.prune_printed()
             if time.monotonic() >= next_checkpoint:

@@ -14,7 +14,7 @@ from pos import printqueue, stats
 from pos.catalogue import CatalogueError, catalogue_view, edit_product, products
 from pos.checkout import IdempotencyConflict, document_view, make_sale, parse_sale_request, quote, sale_view
 from pos.money import MoneyError, parse_cents
-from pos.pickups import PickupError, collect, lookup
+from pos.pickups import PickupEarly, PickupError, board, collect, lookup
 from pos.pricing import CheckoutError
 from pos.records import record
 from pos.refunds import RefundError, refund
@@ -286,22 +286,47 @@ def api_stats():
 @require_role("merch")
 @api_doc("What a pickup code is for and whether it was collected", responses={200: "the order", 404: "unknown code"})
 def api_pickup(code: str):
+    ctx = kit()
     try:
-        return jsonify(lookup(kit().db.conn, code[:128]))
+        return jsonify(lookup(ctx.db.conn, code[:128], ctx.clock.time(), ctx.config.tz))
     except PickupError as e:
         return _refuse(e, 404)
 
 
 @bp.route("/api/v1/pos/pickups/<path:code>/collect", methods=["POST"])
 @require_role("merch")
-@api_doc("Mark a pickup handed over (once)", responses={200: "what to hand over", 404: "unknown code",
-                                                        409: "already collected"})
+@api_doc("Mark a pickup handed over (once); before its window only a lead may, with early_ok",
+         request={"type": "object", "properties": {"early_ok": {"type": "boolean"}}},
+         responses={200: "what to hand over (timing: any, in_window, late or early_override)", 404: "unknown code",
+                    403: "early_ok needs the lead role", 409: "already collected, or early: when to come back"})
 def api_collect(code: str):
     ctx = kit()
+    body = request.get_json(silent=True)
+    early_ok = isinstance(body, dict) and body.get("early_ok") is True
+    if early_ok and g.role != "lead":
+        return jsonify(error="only a lead may hand over a pickup before its window", code="forbidden"), 403
     try:
-        return jsonify(collect(ctx.db, ctx.ledger, code[:128], by=g.role))
+        return jsonify(collect(ctx.db, ctx.ledger, code[:128], by=g.role, tz=ctx.config.tz, early_ok=early_ok))
+    except PickupEarly as e:
+        return jsonify(error=str(e), code="early"), 409
     except PickupError as e:
         return _refuse(e, 409 if "already collected" in str(e) else 404)
+
+
+@bp.route("/api/v1/pos/pickup-board")
+@require_role("merch")
+@api_doc("The pickup board: due in the next 30 minutes, collected, not collected in their window",
+         responses={200: "due, collected, not_collected"})
+def api_pickup_board():
+    ctx = kit()
+    return jsonify(board(ctx.db.conn, ctx.clock.time(), ctx.config.tz))
+
+
+@bp.route("/merch/pickups")
+@require_role("merch")
+def pickup_board_page():
+    ctx = kit()
+    return render_template("pos/pickups.html", board=board(ctx.db.conn, ctx.clock.time(), ctx.config.tz))
 
 
 # --- shifts (lead) ----------------------------------------------------------------------------

@@ -119,3 +119,12 @@ def test_slot_triggers_name_a_moment_and_optionally_a_slot():
     assert (trigger.kind, trigger.when, trigger.slot) == ("slot", "ending", "Poetry bench")
     error = error_of(GOOD + '[[cues.triggers]]\nkind = "slot"\nwhen = "soon"\n')
     assert error.line == GOOD.count("\n") + 3 and "unknown when 'soon' (expected one of start, ending, end)" in str(error)
+
+
+def test_a_pickup_trigger_fires_when_a_window_opens():
+    from cues.triggers import TriggerState
+
+    sheet = parse_sheet(GOOD + '[[cues.triggers]]\nkind = "pickup"\n')
+    assert sheet.cues[-1].triggers[0].when == "opens"
+    assert [c.name for c in TriggerState.pickup_cues(sheet, {"when": "opens", "orders": 3})] == ["two"]
+    assert "unknown when 'closes'" in str(error_of(GOOD + '[[cues.triggers]]\nkind = "pickup"\nwhen = "closes"\n'))
