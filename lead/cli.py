@@ -146,3 +146,42 @@ def late_cmd(minutes: float) -> None:
 
 def _hm(at: float, tz) -> str:
     return datetime.fromtimestamp(at, tz).strftime("%H:%M")
+
+
+@click.command("metrics")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (rates end in _per_100; `help` says what each counts).")
+def metrics_cmd(as_json: bool) -> None:
+    """The evening's numbers from this kit's ledger: attendance, go-live, conversion, per slot.
+
+    \b
+    Example:
+      fieldkit metrics --json
+    """
+    from lead.numbers import kit_numbers
+
+    config = get_config()
+    numbers = kit_numbers(get_db(), config.tz)
+    if as_json:
+        click.echo(json.dumps(numbers, indent=2, ensure_ascii=False))
+        return
+    for line in numbers_text(numbers):
+        click.echo(line)
+
+
+def numbers_text(n: dict) -> list[str]:
+    a, g, c = n["attendance"], n["go_live"], n["conversion"]
+    show = lambda v, unit="": "—" if v is None else f"{v}{unit}"  # noqa: E731
+    lines = [
+        f"admitted            {a['admitted']}" + (f" of {a['tickets_sold']} tickets ({show(a['attendance_percent'], ' %')})"
+                                                  if a["tickets_sold"] else ""),
+        f"exits               {a['exits']}",
+        f"doors open          {show(g['doors_open_at'])}",
+        f"first sale          {show(g['first_sale_at'])} ({show(g['minutes_to_first_sale'], ' min')} after doors open)",
+        f"sales               {c['sales']} ({show(c['sales_per_100'])} per 100 admitted)",
+        f"pickups collected   {c['pickups_collected']} ({show(c['pickups_collected_per_100'])} per 100 admitted)",
+    ]
+    if n["slots"]:
+        lines.append("slots               people in / sales / per 100")
+        for s in n["slots"]:
+            lines.append(f"  {s['name'][:28]:<28} {s['people_in']:>4} / {s['buyers']:>4} / {show(s['conversion_per_100'])}")
+    return lines

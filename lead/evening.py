@@ -7,6 +7,9 @@ Three ledger event types, shared with the site's other kits over the site link (
 - ``lead.slot_next`` {"runsheet", "slot", "start_at", "by"}: slot ``slot`` starts at ``start_at``;
 - ``lead.running_late`` {"runsheet", "slot", "seconds", "extend", "by"}: later slots move by ``seconds``.
 
+and two each kit records for itself, not shared: ``lead.slot_started`` / ``lead.slot_ended``
+{"runsheet", "slot", "name", "stage", "at"} — when a slot began and ended, for the evening's numbers.
+
 The run-sheet is the site's, so a peer's events count exactly like this kit's own: the evening is
 folded from both (lead/schedule.py).
 """
@@ -31,6 +34,8 @@ from lead.schedule import Adjustment, NowNext, TimedSlot, effective_slots, now_n
 log = logging.getLogger("fieldkit.lead")
 PUBLISHED, NEXT, LATE = "lead.runsheet_published", "lead.slot_next", "lead.running_late"
 SHARED_TYPES = (PUBLISHED, NEXT, LATE)
+# Recorded by each kit's lead service when a slot starts or ends (not shared: every kit keeps its own).
+SLOT_STARTED, SLOT_ENDED = "lead.slot_started", "lead.slot_ended"
 MAX_LATE_SECONDS = 4 * 3600
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 

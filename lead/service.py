@@ -17,7 +17,16 @@ import time
 from kit import topics
 from kit.service import ServiceContext
 from kit.sitelink import Channel, PeerEvent, SiteLink
-from lead.evening import SHARED_TYPES, Evening, evening, peer_payload_problem, store_peer_event, version
+from lead.evening import (
+    SHARED_TYPES,
+    SLOT_ENDED,
+    SLOT_STARTED,
+    Evening,
+    evening,
+    peer_payload_problem,
+    store_peer_event,
+    version,
+)
 from lead.schedule import moments
 
 log = logging.getLogger("fieldkit.lead")
@@ -79,6 +88,10 @@ class EveningRunner:
                 announce = now - at <= LATE_GRACE_SECONDS
                 conn.execute("INSERT OR IGNORE INTO lead_fired (runsheet, slot, moment, at, fired_at, announced)"
                              " VALUES (?,?,?,?,?,?)", (*key, now, int(announce)))
+                if when in ("start", "end"):  # the evening's numbers count per slot from these (kit/metrics.py)
+                    self.ctx.ledger.append(conn, SLOT_STARTED if when == "start" else SLOT_ENDED, {
+                        "runsheet": sheet.digest, "slot": t.slot.index, "name": t.slot.name, "stage": t.slot.stage,
+                        "at": round(at, 3)})
                 if announce:
                     out.append({"when": when, "slot": t.slot.name, "index": t.slot.index, "stage": t.slot.stage,
                                 "host": t.slot.host, "starts_at": round(t.start, 3), "ends_at": round(t.end, 3)})

@@ -15,6 +15,7 @@ from kit.web.auth import require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
 from lead.evening import LeadError, evening, next_slot, running_late
+from lead.numbers import kit_numbers
 
 HERE = Path(__file__).parent
 bp = Blueprint("lead", __name__, template_folder=str(HERE / "templates"))
@@ -46,6 +47,22 @@ def now_screen():
          responses={200: "current, next, behind_seconds, now (the kit's time)"})
 def api_now():
     return jsonify(_now_view())
+
+
+@bp.get("/lead/numbers")
+@require_role("lead")
+def numbers_page():
+    ctx = kit()
+    return render_template("lead/numbers.html", n=kit_numbers(ctx.db, ctx.config.tz))
+
+
+@bp.get("/api/v1/lead/metrics")
+@require_role("lead")
+@api_doc("The evening's numbers: attendance, go-live, conversion per 100 admitted, per slot (same as fieldkit metrics)",
+         responses={200: "the figures and a line of help for each"})
+def api_metrics():
+    ctx = kit()
+    return jsonify(kit_numbers(ctx.db, ctx.config.tz))
 
 
 @bp.get("/api/v1/lead/runsheet")

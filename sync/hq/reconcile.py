@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sync.hq import documents, integrity, schema
+from sync.hq.numbers import FIGURE_COLUMNS, SLOT_COLUMNS, numbers_tables
 from sync.hq.refdocs import count_tickets, parse_catalogue
 from sync.hq.settlements import CardPayment, load_settlements, match_card_payments
 
@@ -92,7 +93,7 @@ def load_events(engine: Engine, site: str | None, since: datetime | None = None,
     with engine.connect() as conn:
         kits = list(conn.execute(kit_query).scalars())
         for row in conn.execute(query):
-            if not row.type.startswith(("pos.", "checkin.")):
+            if not row.type.startswith(("pos.", "checkin.", "lead.")):
                 skipped[row.type] += 1
                 continue
             try:
@@ -136,6 +137,12 @@ def build_report(engine: Engine, site: str | None = None, card_match_minutes: in
     ]
     attendance, per_hour = _attendance(engine, site, events, sales, zone)
     sections.append(attendance)
+    doc = documents.latest_content(engine, "checkin.attendees", site)
+    figures, slot_rows, numbers = numbers_tables(events, count_tickets(doc[1]) if doc else None, zone)
+    sections.append(Section("numbers", "The evening's numbers", FIGURE_COLUMNS, figures,
+                            note="Rehearsal scans, undone admissions and voided sales are left out."))
+    sections.append(Section("slots", "Per run-sheet slot", SLOT_COLUMNS, slot_rows,
+                            note=f"{numbers['help']['slot_people_in']}; {numbers['help']['slot_conversion_per_100']}."))
     sections.append(Section("admissions_per_hour", f"Admissions per hour ({tz})", ["hour", "admissions"],
                             [[h, n] for h, n in per_hour]))
     sections.append(integrity.report_section(engine, kits))

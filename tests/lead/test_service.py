@@ -46,6 +46,8 @@ def test_every_slot_moment_is_announced_once_in_order_and_not_again_after_a_rest
     states = recorder.on("fieldkit/stage1/lead/state")
     assert any(s["current"] and s["current"]["name"] == "Open mic" for s in states)
     assert states[-1]["finished"] is True
+    recorded = [r["type"] for r in lead.ctx.db.query("SELECT type FROM events WHERE type LIKE 'lead.slot_%' ORDER BY seq")]
+    assert recorded == ["lead.slot_started", "lead.slot_ended", "lead.slot_started", "lead.slot_ended"]  # for the numbers
 
     lead.stop()  # a restart inside the grace period must not announce anything twice
     recorder.messages.clear()

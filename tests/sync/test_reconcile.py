@@ -204,3 +204,20 @@ def test_one_event_at_a_site_is_a_time_range(market):
     assert all(not s.rows for s in late.sections if s.key in ("sales_by_product", "cards", "double_admissions"))
     with pytest.raises(ValueError, match="not a date"):
         parse_bound("yesterday", "UTC")
+
+
+def test_the_evenings_numbers_and_slots_come_from_the_same_functions_as_on_the_kit(market):
+    stage = Kit(market, "stage1", "market")
+    stage.emit("lead.slot_started", {"runsheet": "d" * 64, "slot": 0, "name": "Poetry", "stage": "Bench",
+                                     "at": (T0 + timedelta(minutes=1)).timestamp()}, 1)
+    stage.emit("lead.slot_ended", {"runsheet": "d" * 64, "slot": 0, "name": "Poetry", "stage": "Bench",
+                                   "at": (T0 + timedelta(minutes=20)).timestamp()}, 20)
+    report = build_report(market, site="market")
+    figures = {r["figure"]: r["value"] for r in rows(report, "numbers")}
+    assert figures["admitted"] == 3 and figures["tickets_sold"] == 10 and figures["attendance_percent"] == 30.0
+    assert figures["minutes_to_first_sale"] == 3.0  # doors open at 19:02 (A), first sale after it at 19:05
+    assert figures["sales_per_100"] == 133.3  # four sales (a refund does not undo a purchase) for three people
+    slots = rows(report, "slots")
+    # Poetry 19:01-19:20: A and B came in during it; merch1-1 (19:01), merch1-2, merch1-3 sold during it
+    assert [(s["slot"], s["people_in"], s["sales"]) for s in slots] == [("Poetry", 2, 3)]
+    assert "The evening's numbers" in render(report, "text")

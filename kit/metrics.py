@@ -1,0 +1,155 @@
+"""The evening's numbers: pure functions over ledger events, the same on the kit and at HQ.
+
+Organisers judge a night by short-horizon figures: attendance against tickets sold, the time from
+doors open to the first sale, conversion per 100 admitted, and which slot converted. Everything is
+computed from the ledger events that kit/topics.py and the features define (``checkin.scanned`` /
+``checkin.undone``, ``pos.sale`` / ``pos.refund``, ``pos.pickup_collected``, ``lead.slot_started`` /
+``lead.slot_ended``), so the kit's lead screen and HQ's report cannot disagree, and neither imports a
+feature. Rehearsal scans, undone admissions and voided sales never count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+BUCKET_SECONDS = 15 * 60
+HELP = {
+    "admitted": "people admitted: distinct tickets with an admission (rehearsal scans and undone admissions left out)",
+    "tickets_sold": "tickets on the imported attendee list",
+    "attendance_percent": "people admitted per 100 tickets sold",
+    "exits": "exit scans (people who went out; they may come back)",
+    "arrivals_per_15_min": "admissions in each quarter hour (kit.timezone)",
+    "doors_open_at": "the first admission of the evening",
+    "first_sale_at": "the first merch sale after the doors opened",
+    "minutes_to_first_sale": "minutes from doors open to the first sale (go-live)",
+    "sales": "merch sales (voided ones left out; refunds do not undo a purchase)",
+    "sales_per_100": "sales per 100 people admitted",
+    "pickups_collected_per_100": "pre-ordered pickups handed over per 100 people admitted",
+    "stall_conversion": "the merch stall: sales ÷ people admitted",
+    "slot_people_in": "per slot: the most people inside at once during the slot (admitted minus exits)",
+    "slot_buyers": "per slot: sales made during the slot",
+    "slot_conversion_per_100": "per slot: sales during the slot per 100 people inside",
+}
+
+
+@dataclass(frozen=True)
+class MetricEvent:
+    kit: str
+    type: str
+    payload: dict
+    at: float  # unix seconds: when it happened (the payload's own time where it has one)
+    id: str = ""  # the ledger event id (an undo names the scan it undoes by it)
+
+
+def event_time(payload: dict, wall_time: str | datetime | None) -> float:
+    """When an event happened: its payload's ``at`` (unix seconds or ISO) if it has one, else the ledger's time."""
+    at = payload.get("at")
+    if isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at):
+        return float(at)
+    for value in (at, wall_time):
+        if isinstance(value, datetime):
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return 0.0
+
+
+def _iso(at: float | None, tz) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, tz).isoformat(timespec="seconds")
+
+
+def _per_100(n: int, of: int) -> float | None:
+    return None if not of else round(100 * n / of, 1)
+
+
+def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None = None) -> dict:
+    """Every figure of the evening, each with a line of help (``help``); keys of rates end in ``_per_100``."""
+    events = sorted(events, key=lambda e: e.at)
+    # Payloads from HQ's store are another kit's words: only text ids count, whatever else a field holds.
+    undone = {(e.kit, e.payload.get("scan_event_id")) for e in events
+              if e.type == "checkin.undone" and isinstance(e.payload.get("scan_event_id"), str)}
+    voided = {e.payload.get("original_id") for e in events if e.type == "pos.refund" and e.payload.get("kind") == "void"
+              and isinstance(e.payload.get("original_id"), str)}
+    admissions, exits, sales, pickups = [], [], [], []
+    for e in events:
+        p = e.payload
+        if e.type == "checkin.scanned" and not p.get("rehearsal") and (e.kit, e.id) not in undone:
+            if p.get("admitted"):
+                admissions.append(e)
+            elif p.get("verdict") == "exit":
+                exits.append(e)
+        elif e.type == "pos.sale" and p.get("kind", "sale") == "sale" and str(p.get("id")) not in voided:
+            sales.append(e)
+        elif e.type == "pos.pickup_collected":
+            pickups.append(e)
+    people = {str(e.payload.get("ticket_key") or f"{e.kit}:{e.at}") for e in admissions}
+    admitted = len(people)
+    doors_open = admissions[0].at if admissions else None
+    first_sale = next((s.at for s in sales if doors_open is not None and s.at >= doors_open), None)
+    buckets: dict[int, int] = {}
+    for e in admissions:
+        start = int(e.at // BUCKET_SECONDS * BUCKET_SECONDS)
+        buckets[start] = buckets.get(start, 0) + 1
+    slots = _slots(events, admissions, exits, sales, tz)
+    return {
+        "attendance": {
+            "admitted": admitted, "tickets_sold": tickets_sold,
+            "attendance_percent": _per_100(admitted, tickets_sold or 0),
+            "exits": len(exits),
+            "arrivals_per_15_min": [{"from": _iso(at, tz), "admitted": n} for at, n in sorted(buckets.items())],
+        },
+        "go_live": {
+            "doors_open_at": _iso(doors_open, tz), "first_sale_at": _iso(first_sale, tz),
+            "minutes_to_first_sale": None if first_sale is None else round((first_sale - doors_open) / 60, 1),
+        },
+        "conversion": {
+            "sales": len(sales), "sales_per_100": _per_100(len(sales), admitted),
+            "pickups_collected": len(pickups), "pickups_collected_per_100": _per_100(len(pickups), admitted),
+        },
+        "stall": {"buyers": len(sales), "admitted": admitted,
+                  "stall_conversion": None if not admitted else round(len(sales) / admitted, 3)},
+        "slots": slots,
+        "help": HELP,
+    }
+
+
+def _slots(events: list[MetricEvent], admissions, exits, sales, tz) -> list[dict]:
+    """Per slot, from the run-sheet's own start and end events (the earliest any kit recorded)."""
+    found: dict[tuple, dict] = {}
+    for e in events:
+        if e.type not in ("lead.slot_started", "lead.slot_ended"):
+            continue
+        p = e.payload
+        if not isinstance(p.get("runsheet"), str) or isinstance(p.get("slot"), bool) or not isinstance(p.get("slot"), int):
+            continue
+        key = (p["runsheet"], p["slot"])
+        slot = found.setdefault(key, {"name": str(p.get("name", ""))[:80], "stage": str(p.get("stage", ""))[:40],
+                                      "start": None, "end": None})
+        which = "start" if e.type == "lead.slot_started" else "end"
+        slot[which] = e.at if slot[which] is None else min(slot[which], e.at)
+    moves = sorted([(e.at, 1) for e in admissions] + [(e.at, -1) for e in exits])
+    last = max((e.at for e in events), default=0.0)
+    out = []
+    for slot in sorted((s for s in found.values() if s["start"] is not None), key=lambda s: s["start"]):
+        start, end = slot["start"], slot["end"] if slot["end"] is not None else last
+        inside = peak = 0
+        for at, step in moves:
+            if at > end:
+                break
+            inside += step
+            if at <= start:
+                peak = inside
+            else:
+                peak = max(peak, inside)
+        buyers = sum(1 for s in sales if start <= s.at < end)
+        out.append({"name": slot["name"], "stage": slot["stage"], "start": _iso(start, tz),
+                    "end": _iso(slot["end"], tz), "people_in": max(peak, 0), "buyers": buyers,
+                    "conversion_per_100": _per_100(buyers, max(peak, 0))})
+    return out

@@ -1,0 +1,34 @@
+"""The evening's numbers at HQ, across kits: the same pure functions the kits use (kit/metrics.py)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from kit.metrics import MetricEvent, evening_numbers, event_time
+
+FIGURE_COLUMNS = ["figure", "value", "what it counts"]
+SLOT_COLUMNS = ["slot", "stage", "start", "end", "people_in", "sales", "per_100"]
+
+
+def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo) -> tuple[list[list], list[list], dict]:
+    """The figures (each with what it counts), the per-slot rows, and the numbers themselves."""
+    counted = [MetricEvent(ev.kit, ev.type, ev.p, event_time(ev.p, ev.at), ev.id) for ev in events]
+    n = evening_numbers(counted, zone, tickets_sold)
+    a, g, c, help_ = n["attendance"], n["go_live"], n["conversion"], n["help"]
+    show = lambda v: "" if v is None else v  # noqa: E731
+    rows = [
+        ["admitted", a["admitted"], help_["admitted"]],
+        ["tickets_sold", show(a["tickets_sold"]), help_["tickets_sold"]],
+        ["attendance_percent", show(a["attendance_percent"]), help_["attendance_percent"]],
+        ["exits", a["exits"], help_["exits"]],
+        ["doors_open_at", show(g["doors_open_at"]), help_["doors_open_at"]],
+        ["first_sale_at", show(g["first_sale_at"]), help_["first_sale_at"]],
+        ["minutes_to_first_sale", show(g["minutes_to_first_sale"]), help_["minutes_to_first_sale"]],
+        ["sales", c["sales"], help_["sales"]],
+        ["sales_per_100", show(c["sales_per_100"]), help_["sales_per_100"]],
+        ["pickups_collected_per_100", show(c["pickups_collected_per_100"]), help_["pickups_collected_per_100"]],
+        ["stall_conversion", show(n["stall"]["stall_conversion"]), help_["stall_conversion"]],
+    ]
+    slots = [[s["name"], s["stage"], s["start"], show(s["end"]), s["people_in"], s["buyers"], show(s["conversion_per_100"])]
+             for s in n["slots"]]
+    return rows, slots, n

@@ -1,0 +1,35 @@
+"""`fieldkit metrics` reads this kit's own ledger and its attendee list, and says what each figure counts."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+from click.testing import CliRunner
+
+from kit.documents import import_document
+
+
+def test_metrics_from_the_kits_ledger(kit_env, ctx):
+    from kit.cli import cli
+
+    import_document(ctx.config, ctx.db, "checkin.attendees",
+                    b"code,name\n" + b"".join(f"T{i},Guest {i}\n".encode() for i in range(20)), "guests.csv")
+    t = time.time() - 3600
+    with ctx.db.transaction() as conn:
+        for i, ticket in enumerate(("T1", "T2", "T3", "T4", "T5")):
+            ctx.ledger.append(conn, "checkin.scanned", {"ticket_key": ticket, "verdict": "admit", "admitted": True,
+                                                        "rehearsal": False, "at": t + i * 60})
+        ctx.ledger.append(conn, "checkin.scanned", {"ticket_key": "T9", "verdict": "admit", "admitted": True,
+                                                    "rehearsal": True, "at": t + 30})
+        ctx.ledger.append(conn, "pos.sale", {"id": "s1", "kind": "sale", "total_cents": 2500, "lines": [],
+                                             "at": datetime.fromtimestamp(t + 600, UTC).isoformat()})
+    result = CliRunner().invoke(cli, ["metrics", "--json"], env=kit_env["env"])
+    assert result.exit_code == 0, result.output
+    n = json.loads(result.output)
+    assert n["attendance"]["admitted"] == 5 and n["attendance"]["tickets_sold"] == 20
+    assert n["attendance"]["attendance_percent"] == 25.0
+    assert n["go_live"]["minutes_to_first_sale"] == 10.0 and n["conversion"]["sales_per_100"] == 20.0
+    text = CliRunner().invoke(cli, ["metrics"], env=kit_env["env"]).output
+    assert "admitted            5 of 20 tickets (25.0 %)" in text and "(10.0 min after doors open)" in text
