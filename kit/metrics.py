@@ -135,10 +135,9 @@ def _slots(events: list[MetricEvent], admissions, exits, sales, tz) -> list[dict
         which = "start" if e.type == "lead.slot_started" else "end"
         slot[which] = e.at if slot[which] is None else min(slot[which], e.at)
     moves = sorted([(e.at, 1) for e in admissions] + [(e.at, -1) for e in exits])
-    last = max((e.at for e in events), default=0.0)
     out = []
     for slot in sorted((s for s in found.values() if s["start"] is not None), key=lambda s: s["start"]):
-        start, end = slot["start"], slot["end"] if slot["end"] is not None else last
+        start, end = slot["start"], slot["end"] if slot["end"] is not None else math.inf  # still running
         inside = peak = 0
         for at, step in moves:
             if at > end:
