@@ -182,6 +182,11 @@ class Engine(Playback):
         with self.lock:
             return self._fire_gated(self.triggers.slot_cues(self.sheet, payload), f"slot:{payload.get('when')}")
 
+    def drop_event(self, payload: dict) -> list[str]:
+        """A live drop started, entered its last minute, sold out or ended."""
+        with self.lock:
+            return self._fire_gated(self.triggers.drop_cues(self.sheet, payload), f"drop:{payload.get('when')}")
+
     def pickup_window(self, payload: dict) -> list[str]:
         """A pickup window opened: pre-orders may be collected from now."""
         with self.lock:

@@ -39,6 +39,7 @@ COMMAND_FIELDS: dict[str, dict[str, Field]] = {
 SCANNED_FIELDS = {"colour": text(10), "rehearsal": flag(), "admitted_total": Field(int)}
 SALE_FIELDS = {"receipt": text(80), "total_cents": Field(int), "items": items(), "seq": Field(int)}
 SLOT_FIELDS = {"when": text(10, required=True), "slot": text(80, required=True)}
+DROP_FIELDS = {"when": text(12, required=True), "drop": text(60, required=True)}
 PICKUP_FIELDS = {"when": text(10, required=True), "orders": Field(int)}
 POWER_LOW_FIELDS = {"level": text(20), "soc_percent": number(), "voltage": number()}
 POWER_STATE_FIELDS = {"battery": mapping(), "soc_percent": number()}
@@ -120,6 +121,7 @@ class CueService:
             (topics.event(self.kit, *topics.POS_SALE), SALE_FIELDS, lambda _t, p: self.engine.sale(p)),
             (topics.event(self.kit, *topics.LEAD_SLOT), SLOT_FIELDS, lambda _t, p: self.engine.slot_event(p)),
             (topics.event(self.kit, *topics.POS_PICKUP_WINDOW), PICKUP_FIELDS, lambda _t, p: self.engine.pickup_window(p)),
+            (topics.event(self.kit, *topics.POS_DROP), DROP_FIELDS, lambda _t, p: self.engine.drop_event(p)),
             (topics.event(self.kit, *topics.POWER_LOW), POWER_LOW_FIELDS, self._on_power_low),
             (topics.state(self.kit, "power"), POWER_STATE_FIELDS, self._on_power_state),
             (topics.event(self.kit, *topics.SYNC_DOCUMENT), payloads.DOCUMENT_EVENT, self._on_document),

@@ -16,7 +16,8 @@ from kit.toml_lines import LineIndex, Path
 
 CONTINUE_MODES = ("stop", "auto-continue", "auto-follow")
 SENSOR_KINDS = ("motion", "button", "beam", "light")
-TRIGGER_KINDS = ("sensor", "admission", "sale", "battery_low", "time", "every", "slot", "pickup", "manual")
+TRIGGER_KINDS = ("sensor", "admission", "sale", "battery_low", "time", "every", "slot", "pickup", "drop", "manual")
+DROP_MOMENTS = ("started", "last_minute", "sold_out", "ended")  # a live drop's moments (pos/event/drop)
 SLOT_MOMENTS = ("start", "ending", "end")  # the run-sheet's slot moments (lead/event/slot)
 ACTION_KINDS = ("dmx", "chase", "light", "sound", "sound_fade", "sound_stop", "publish", "wait", "stop_cue", "stop_all")
 LIGHT_KINDS = ("led", "pwm", "rgb")
@@ -63,7 +64,7 @@ class Trigger:
     at: str = ""  # time: HH:MM local
     minutes: float = 0.0  # every N minutes
     when: str = ""  # slot: start, ending (its last minute) or end
-    slot: str = ""  # slot: only the run-sheet slot of this name ("" = every slot)
+    slot: str = ""  # slot: only the run-sheet slot of this name; drop: only the drop of this name ("" = any)
 
 
 @dataclass(frozen=True)

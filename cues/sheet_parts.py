@@ -8,6 +8,7 @@ from cues.sheet import (
     ACTION_KINDS,
     COLOUR,
     CONTINUE_MODES,
+    DROP_MOMENTS,
     LIGHT_KINDS,
     NAME,
     SENSOR_KINDS,
@@ -188,7 +189,7 @@ def _trigger(raw: Any, path: tuple, c: _Checker, what: str, sensors: dict) -> Tr
     kind = c.text(table, "kind", path, what, choices=TRIGGER_KINDS)
     allowed = {
         "sensor": {"sensor", "on", "debounce"}, "admission": {"every", "colours"}, "sale": {"every"},
-        "battery_low": {"level"}, "time": {"at"}, "every": {"minutes"}, "slot": {"when", "slot"}, "pickup": {"when"}, "manual": set(),
+        "battery_low": {"level"}, "time": {"at"}, "every": {"minutes"}, "slot": {"when", "slot"}, "pickup": {"when"}, "drop": {"when", "drop"}, "manual": set(),
     }[kind] | {"kind"}
     c.unknown_keys(table, allowed, path, what)
     if kind == "sensor":
@@ -215,6 +216,9 @@ def _trigger(raw: Any, path: tuple, c: _Checker, what: str, sensors: dict) -> Tr
         if len(slot) > 80:
             raise c.fail((*path, "slot"), f"{what}: a slot name is at most 80 characters")
         return Trigger(kind, when=c.text(table, "when", path, what, choices=SLOT_MOMENTS), slot=slot)
+    if kind == "drop":
+        return Trigger(kind, when=c.text(table, "when", path, what, choices=DROP_MOMENTS),
+                       slot=c.text(table, "drop", path, what, default=""))  # the drop's name, "" = any drop
     if kind == "pickup":
         return Trigger(kind, when=c.text(table, "when", path, what, default="opens", choices=("opens",)))
     return Trigger(kind)

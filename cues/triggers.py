@@ -105,6 +105,13 @@ class TriggerState:
                 if t.kind == "slot" and t.when == when and (not t.slot or t.slot == name)]
 
     @staticmethod
+    def drop_cues(sheet: Sheet, payload: dict) -> list[Cue]:
+        """Cues a live drop's moment fires (pos/event/drop): started, last_minute, sold_out, ended."""
+        when, name = payload.get("when"), payload.get("drop")
+        return [c for c in sheet.cues for t in c.triggers
+                if t.kind == "drop" and t.when == when and (not t.slot or t.slot == name)]
+
+    @staticmethod
     def pickup_cues(sheet: Sheet, payload: dict) -> list[Cue]:
         """Cues a pickup window opening fires (pos/event/pickup_window)."""
         return [c for c in sheet.cues for t in c.triggers if t.kind == "pickup" and t.when == payload.get("when")]

@@ -4,7 +4,7 @@ Organisers judge a night by short-horizon figures: attendance against tickets so
 doors open to the first sale, conversion per 100 admitted, and which slot converted. Everything is
 computed from the ledger events that kit/topics.py and the features define (``checkin.scanned`` /
 ``checkin.undone``, ``pos.sale`` / ``pos.refund``, ``pos.pickup_collected``, ``lead.slot_started`` /
-``lead.slot_ended``), so the kit's lead screen and HQ's report cannot disagree, and neither imports a
+``lead.slot_ended``, ``pos.drop_started`` / ``pos.drop_sold``), so the kit's lead screen and HQ's report cannot disagree, and neither imports a
 feature. Rehearsal scans, undone admissions and voided sales never count.
 """
 
@@ -29,6 +29,10 @@ HELP = {
     "sales_per_100": "sales per 100 people admitted",
     "pickups_collected_per_100": "pre-ordered pickups handed over per 100 people admitted",
     "stall_conversion": "the merch stall: sales ÷ people admitted",
+    "drop_sales_per_100": "sales with live-drop units per 100 people admitted (drop redemptions)",
+    "drop_sell_through_percent": "per drop: units sold on every kit per 100 units offered",
+    "drop_minutes_to_sell_out": "per drop: minutes from its start until the last unit was sold",
+    "drop_oversold": "per drop: units sold beyond the quantity (kits that could not see each other)",
     "slot_people_in": "per slot: the most people inside at once during the slot (admitted minus exits)",
     "slot_buyers": "per slot: sales made during the slot",
     "slot_conversion_per_100": "per slot: sales during the slot per 100 people inside",
@@ -98,6 +102,8 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
         start = int(e.at // BUCKET_SECONDS * BUCKET_SECONDS)
         buckets[start] = buckets.get(start, 0) + 1
     slots = _slots(events, admissions, exits, sales, tz)
+    drop_list = _drops(events, tz)
+    drop_sales = len({str(e.payload.get("sale_id")) for e in events if e.type == "pos.drop_sold"})
     return {
         "attendance": {
             "admitted": admitted, "tickets_sold": tickets_sold,
@@ -112,7 +118,9 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
         "conversion": {
             "sales": len(sales), "sales_per_100": _per_100(len(sales), admitted),
             "pickups_collected": len(pickups), "pickups_collected_per_100": _per_100(len(pickups), admitted),
+            "drop_sales": drop_sales, "drop_sales_per_100": _per_100(drop_sales, admitted),
         },
+        "drops": drop_list,
         "stall": {"buyers": len(sales), "admitted": admitted,
                   "stall_conversion": None if not admitted else round(len(sales) / admitted, 3)},
         "slots": slots,
@@ -152,3 +160,31 @@ def _slots(events: list[MetricEvent], admissions, exits, sales, tz) -> list[dict
                     "end": _iso(slot["end"], tz), "people_in": max(peak, 0), "buyers": buyers,
                     "conversion_per_100": _per_100(buyers, max(peak, 0))})
     return out
+
+
+def _drops(events: list[MetricEvent], tz) -> list[dict]:
+    """Per live drop: quantity, units sold on every kit, sell-through, minutes to sell out, oversold."""
+    found: dict[str, dict] = {}
+    for e in events:
+        p, drop_id = e.payload, e.payload.get("drop_id")
+        if not isinstance(drop_id, str):
+            continue
+        if e.type == "pos.drop_started" and isinstance(p.get("quantity"), int) and not isinstance(p.get("quantity"), bool):
+            found.setdefault(drop_id, {"sold": 0, "sold_out_at": None}).update(
+                name=str(p.get("name", ""))[:60], sku=str(p.get("sku", ""))[:64], quantity=p["quantity"],
+                starts_at=event_time({"at": p.get("starts_at")}, None) or e.at)
+        elif e.type == "pos.drop_sold" and isinstance(p.get("qty"), int) and not isinstance(p.get("qty"), bool):
+            d = found.setdefault(drop_id, {"sold": 0, "sold_out_at": None})
+            d["sold"] += p["qty"]
+            if "quantity" in d and d["sold_out_at"] is None and d["sold"] >= d["quantity"]:
+                d["sold_out_at"] = e.at
+    out = []
+    for d in found.values():
+        if "quantity" not in d:
+            continue  # units sold from a drop whose start this ledger does not hold
+        out.append({"name": d["name"], "sku": d["sku"], "quantity": d["quantity"], "sold": d["sold"],
+                    "sell_through_percent": _per_100(min(d["sold"], d["quantity"]), d["quantity"]),
+                    "minutes_to_sell_out": None if d["sold_out_at"] is None
+                    else round((d["sold_out_at"] - d["starts_at"]) / 60, 1),
+                    "oversold": max(0, d["sold"] - d["quantity"]), "start": _iso(d["starts_at"], tz)})
+    return sorted(out, key=lambda d: d["start"] or "")

@@ -7,6 +7,8 @@ Shared payloads (keys a consumer may rely on):
 - ``checkin/event/scanned``: {"verdict", "colour" (green|red|amber), "attention": bool, "ticket_type",
   "name", "door", "reason", "seq", "rehearsal", "admitted_total", "counts": {"in", "expected", "by_type",
   "refused", "exits", "rehearsal_scans"}} — the door page's numbers, so it need not ask for stats
+- ``pos/event/drop``: {"when": "started"|"last_minute"|"sold_out"|"ended"|"oversold", "drop", "sku", "left",
+  "sold", "quantity", "ends_at"} — a live drop's moments, each once
 - ``pos/event/pickup_window``: {"when": "opens", "opens_at", "orders"} — pre-orders may be collected from now
 - ``pos/event/sale``: {"receipt", "total_cents", "currency", "items": [{"sku", "qty"}], "seq"}
 - ``lead/event/slot``: {"when": "start"|"ending"|"end", "slot" (its name), "index", "stage", "host",
@@ -79,6 +81,9 @@ POWER_LOW = ("power", "low")
 LEAD_SLOT = ("lead", "slot")
 # A pickup window opened: {"when": "opens", "opens_at" (unix seconds), "orders"}.
 POS_PICKUP_WINDOW = ("pos", "pickup_window")
+# A live drop's moment: {"when": "started"|"last_minute"|"sold_out"|"ended"|"oversold", "drop", "drop_id", "sku",
+# "left", "sold", "quantity", "ends_at", "oversold"}.
+POS_DROP = ("pos", "drop")
 SYNC_DOCUMENT = ("sync", "document")
 # A reference document was imported on this kit ({"kind", "version"}): services reload their caches.
 DOCUMENT_IMPORTED = ("kit", "document")

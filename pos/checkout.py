@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from kit.config import Config
 from kit.db import Database
 from kit.event_codec import unpack
 from kit.ledger import Ledger, canonical_json
-from pos import printqueue, receipts
+from pos import drops, printqueue, receipts
 from pos.catalogue import CatalogueError, check_qty, find_product
 from pos.money import MoneyError, check_cents, parse_cents
 from pos.pricing import CartItem, CheckoutError, PricedCart, Tender, parse_discount, price_cart, settle
@@ -145,14 +146,18 @@ def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest
             found = _existing(conn, request.idempotency_key, request_hash)
             if found:
                 return found
-        priced = _price(conn, request, config)
+        priced, meta = _price(conn, request, config, ledger.clock.time())
         settlement = settle(priced.total_cents, request.payments)
         oversold = _oversold(conn, priced)
         shift_id = ensure_open_shift(conn, ledger, by)
         prefix = receipt_prefix(config)
         n = next_receipt_number(conn, prefix)
-        doc = _sale_document(priced, request, request_hash, settlement, prefix, n, shift_id, config, ledger, by, oversold)
+        doc = _sale_document(priced, meta, request_hash, settlement, prefix, n, shift_id, config, ledger, by, oversold,
+                             request.idempotency_key)
         record(conn, ledger, "pos.sale", doc)
+        for ln in doc["lines"]:
+            if ln.get("drop_id"):
+                drops.record_sold(conn, ledger, ln["drop_id"], ln["qty"], doc["id"], doc["receipt"])
         lines = receipts.receipt_lines(doc, config)
         printqueue.enqueue(conn, f"receipt:{doc['receipt']}", "pos", f"Receipt {doc['receipt']}",
                            lines, receipt=doc["receipt"], clock=ledger.clock)
@@ -161,8 +166,13 @@ def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest
     return SaleResult(doc, lines=lines)
 
 
-def _price(conn, request: SaleRequest, config: Config) -> PricedCart:
-    cart_items = []
+def _price(conn, request: SaleRequest, config: Config, now: float) -> tuple[PricedCart, list[tuple[dict | None, str | None]]]:
+    """The priced cart, and per priced line its discount spec and the drop it sells from (or None).
+
+    A product with an open drop sells at the drop's price for as many units as the drop has left
+    (as far as this kit knows); the rest of the line is priced as usual, on a line of its own.
+    """
+    cart_items, meta = [], []
     for it in request.items:
         try:
             p = find_product(conn, it["sku"])
@@ -170,15 +180,23 @@ def _price(conn, request: SaleRequest, config: Config) -> PricedCart:
             raise CheckoutError(str(e)) from None
         if not p.active:
             raise CheckoutError(f"{p.label} ({p.sku}) is not on sale")
-        cart_items.append(CartItem(p.sku, p.name, p.variant, it["qty"], p.price_cents, p.tax_bp, _discount_of(it["discount"])))
-    return price_cart(cart_items, _discount_of(request.discount), config["pos.prices_include_tax"])
+        drop = drops.active_for(conn, p.sku, now)
+        offered = min(it["qty"], drop.left) if drop else 0
+        if offered:
+            cart_items.append(CartItem(p.sku, p.name, p.variant, offered, drop.price_cents, p.tax_bp, None))
+            meta.append((None, drop.drop_id))
+        if it["qty"] > offered:
+            cart_items.append(CartItem(p.sku, p.name, p.variant, it["qty"] - offered, p.price_cents, p.tax_bp,
+                                       _discount_of(it["discount"])))
+            meta.append((it["discount"], None))
+    return price_cart(cart_items, _discount_of(request.discount), config["pos.prices_include_tax"]), meta
 
 
-def quote(db: Database, config: Config, body: object) -> dict:
+def quote(db: Database, config: Config, body: object, clock=None) -> dict:
     """What a cart costs (discounts, tax, total) without selling it: the Pay dialog shows this total."""
     if isinstance(body, dict):
         body = {**body, "payments": []}
-    priced = _price(db.conn, parse_sale_request(body), config)
+    priced, _meta = _price(db.conn, parse_sale_request(body), config, time.time() if clock is None else clock.time())
     return {"subtotal_cents": priced.subtotal_cents, "discount_cents": priced.discount_cents,
             "tax_cents": priced.tax_cents, "total_cents": priced.total_cents, "taxes": priced.taxes,
             "prices_include_tax": priced.prices_include_tax}
@@ -196,24 +214,27 @@ def _oversold(conn, priced: PricedCart) -> list[str]:
     return [sku for sku, qty in wanted.items() if left[sku][0] is not None and left[sku][1] + qty > left[sku][0]]
 
 
-def _sale_document(priced: PricedCart, request: SaleRequest, request_hash: str, settlement, prefix: str, n: int,
-                   shift_id: str, config: Config, ledger: Ledger, by: str, oversold: list[str]) -> dict:
-    line_discounts = {i: (it["discount"] or {}) for i, it in enumerate(request.items, start=1)}
+def _sale_document(priced: PricedCart, meta: list, request_hash: str, settlement, prefix: str, n: int,
+                   shift_id: str, config: Config, ledger: Ledger, by: str, oversold: list[str], key: str | None) -> dict:
     lines = []
     for ln in priced.lines:
-        spec = line_discounts[ln.line_no]
+        spec, drop_id = meta[ln.line_no - 1]
+        spec = spec or {}
         own = 0
         if spec:
             own = _discount_of(spec).amount_of(ln.gross_cents)
-        lines.append({"line_no": ln.line_no, "sku": ln.sku, "name": ln.name, "variant": ln.variant, "qty": ln.qty,
-                      "unit_cents": ln.unit_cents, "tax_bp": ln.tax_bp, "gross_cents": ln.gross_cents,
-                      "line_discount_cents": own, "discount_reason": spec.get("reason", "") if spec else "",
-                      "discount_cents": ln.discount_cents, "total_cents": ln.total_cents, "tax_cents": ln.tax_cents})
+        line = {"line_no": ln.line_no, "sku": ln.sku, "name": ln.name, "variant": ln.variant, "qty": ln.qty,
+                "unit_cents": ln.unit_cents, "tax_bp": ln.tax_bp, "gross_cents": ln.gross_cents,
+                "line_discount_cents": own, "discount_reason": spec.get("reason", "") if spec else "",
+                "discount_cents": ln.discount_cents, "total_cents": ln.total_cents, "tax_cents": ln.tax_cents}
+        if drop_id:
+            line["drop_id"] = drop_id  # sold from a live drop, at its price
+        lines.append(line)
     cart_discount = priced.discount_cents - sum(ln["line_discount_cents"] for ln in lines)
     return {
         "id": str(uuid.uuid4()), "kind": "sale", "prefix": prefix, "n": n, "receipt": f"{prefix}-{n}",
         "shift_id": shift_id, "at": now_iso(ledger.clock), "by": by, "currency": config["kit.currency"],
-        "idempotency_key": request.idempotency_key, "request_hash": request_hash,
+        "idempotency_key": key, "request_hash": request_hash,
         "prices_include_tax": priced.prices_include_tax,
         "subtotal_cents": priced.subtotal_cents, "discount_cents": priced.discount_cents,
         "cart_discount_cents": cart_discount, "discount_reason": priced.discount_reason,

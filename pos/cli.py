@@ -12,6 +12,7 @@ import click
 from kit.cli import get_config, get_db, print_report
 from pos.cli_support import command_ledger as _ledger
 from pos.cli_support import domain_errors
+from pos.drop_cli import drop
 from pos.shift_cli import shift
 
 
@@ -26,6 +27,7 @@ def pos() -> None:
 
 
 pos.add_command(shift)
+pos.add_command(drop)
 
 
 def parse_pay(spec: str) -> dict:

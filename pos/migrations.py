@@ -165,8 +165,35 @@ CREATE TABLE pos_pickup_windows_announced (
 );
 """
 
+# Live drops (pos/drops.py): this kit's drop events and its peers', one row each. Not a projection
+# table: `fieldkit ledger rebuild` re-adds this kit's own rows and keeps what the peers sent.
+DROPS = """
+CREATE TABLE pos_drop_events (
+    event_id TEXT PRIMARY KEY,
+    origin_kit TEXT NOT NULL,
+    type TEXT NOT NULL,
+    drop_id TEXT NOT NULL,
+    sku TEXT,
+    price_cents INTEGER,
+    quantity INTEGER,
+    qty INTEGER,
+    starts_at REAL,
+    ends_at REAL,
+    at REAL,
+    name TEXT,
+    hlc INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX pos_drop_events_drop ON pos_drop_events(drop_id, type);
+CREATE TABLE pos_drop_moments (
+    drop_id TEXT NOT NULL,
+    moment TEXT NOT NULL,
+    announced_at REAL NOT NULL,
+    PRIMARY KEY (drop_id, moment)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS = MigrationSet("pos", [Migration("0001_initial", INITIAL), Migration("0002_print_queue_indexes", PRINT_QUEUE_INDEXES),
-                                  Migration("0003_pickup_windows", PICKUP_WINDOWS)])
+                                  Migration("0003_pickup_windows", PICKUP_WINDOWS), Migration("0004_drops", DROPS)])
 
 # Child tables first so emptying them never trips a foreign key.
 PROJECTION_TABLES = [

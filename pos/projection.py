@@ -11,6 +11,8 @@ import json
 import logging
 import sqlite3
 
+from pos.drops import apply_event as apply_drop
+
 log = logging.getLogger("fieldkit.pos")
 
 
@@ -20,6 +22,8 @@ def apply_event(conn: sqlite3.Connection, event: dict) -> None:
         log.warning("event=unknown_pos_event type=%s seq=%s", event["type"], event.get("seq"))
         return
     handler(conn, event["payload"], event["seq"])
+    if event["type"].startswith("pos.drop_"):
+        apply_drop(conn, event)
 
 
 def _sale(conn: sqlite3.Connection, p: dict, seq: int) -> None:
@@ -80,6 +84,10 @@ def _audit_only(conn: sqlite3.Connection, p: dict, seq: int) -> None:
     """Events kept for the audit trail whose state lives in reference tables (catalogue edits)."""
 
 
+def _drop_event(conn: sqlite3.Connection, p: dict, seq: int) -> None:
+    """Drop events are kept whole in pos_drop_events by pos.drops.apply_event (it needs the event's id)."""
+
+
 HANDLERS = {
     "pos.sale": _sale,
     "pos.refund": _sale,
@@ -88,4 +96,7 @@ HANDLERS = {
     "pos.cash_moved": _cash_moved,
     "pos.pickup_collected": _pickup_collected,
     "pos.product_edited": _audit_only,
+    "pos.drop_started": _drop_event,
+    "pos.drop_stopped": _drop_event,
+    "pos.drop_sold": _drop_event,
 }

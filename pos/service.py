@@ -23,7 +23,8 @@ from kit import payloads, topics
 from kit.event_codec import unpack
 from kit.payloads import items, text
 from kit.service import ServiceContext
-from pos import layout, pickups, printqueue, receipts
+from kit.sitelink import Channel, PeerEvent, SiteLink
+from pos import drops, layout, pickups, printqueue, receipts
 
 log = logging.getLogger("fieldkit.pos")
 PRINT_FIELDS = {"title": text(200), "lines": items(2000)}
@@ -43,6 +44,7 @@ class PosService:
         self.retry = float(ctx.config["pos.printer.retry_seconds"])
         self.last_seq = ctx.db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") or 0
         self.next_window_check = 0.0
+        self.next_drop_check = 0.0
         self.printer_status: PrinterStatus | None = None
         self.next_attempt = 0.0
         self.next_status = 0.0
@@ -50,6 +52,18 @@ class PosService:
         self.printed_for: dict[int, str] = {}  # job id → cmd/print request id awaiting "printed"
         self.retention_hours = max(0.0, float(ctx.config["pos.print_retention_hours"]))
         self.next_prune = 0.0
+        # Drops are the site's: their events travel to and from the other merch kits on the site link.
+        self.link = SiteLink(ctx.db, ctx.ledger, ctx.bus, ctx.config.site, self.kit)
+        self.link.register(Channel("pos", drops.DROP_TYPES, self._validate_peer, self._store_peer, catchup_seconds=15.0))
+
+    def _validate_peer(self, event: PeerEvent) -> str | None:
+        return drops.peer_payload_problem(event.type, event.payload)
+
+    def _store_peer(self, conn, event: PeerEvent) -> bool:
+        stored = drops.store_event(conn, event.id, event.origin_kit, event.type, event.hlc, event.payload)
+        if stored:
+            log.info("event=peer_drop_event origin=%s type=%s", event.origin_kit, event.type)
+        return stored
 
     # --- bus commands ---------------------------------------------------------------------------
     def on_print(self, _topic: str, msg: dict) -> None:
@@ -146,6 +160,49 @@ class PosService:
         for message in out:
             self.ctx.bus.publish(topics.event(self.kit, *topics.POS_PICKUP_WINDOW), message, qos=1)
             log.info("event=pickup_window_open opens_at=%d orders=%d", message["opens_at"], message["orders"])
+        return out
+
+    def announce_drops(self) -> list[dict]:
+        """A drop's moments on ``pos/event/drop`` (the cue sheet's ``drop`` trigger), each once, across restarts:
+        started, last_minute, sold_out, ended; and oversold, flagged to the lead when the site sold more
+        units than the drop had (two kits sold the last ones while they could not see each other)."""
+        now = self.ctx.clock.time()
+        if now < self.next_drop_check:
+            return []
+        self.next_drop_check = now + 0.5
+        conn = self.ctx.db.conn
+        views = [d.view(now) for d in drops.drops(conn)]
+        if not views:
+            return []
+        done = {tuple(r) for r in conn.execute("SELECT drop_id, moment FROM pos_drop_moments")}
+        due = []
+        for v in views:
+            phase = v["phase"]
+            moments = []
+            if phase != "upcoming":
+                moments.append("started")
+            if phase == "open" and v["ends_at"] - now <= drops.LAST_MINUTE_SECONDS:
+                moments.append("last_minute")
+            if v["sold"] >= v["quantity"]:
+                moments.append("sold_out")
+            if phase in ("ended", "stopped", "sold_out"):
+                moments.append("ended")
+            if v["oversold"]:
+                moments.append("oversold")
+            due += [(v, m) for m in moments if (v["drop_id"], m) not in done]
+        if not due:
+            return []
+        with self.ctx.db.transaction() as tx:
+            tx.executemany("INSERT OR IGNORE INTO pos_drop_moments (drop_id, moment, announced_at) VALUES (?,?,?)",
+                           [(v["drop_id"], m, now) for v, m in due])
+        out = []
+        for v, m in due:
+            message = {"when": m, "drop": v["name"], "drop_id": v["drop_id"], "sku": v["sku"], "left": v["left"],
+                       "sold": v["sold"], "quantity": v["quantity"], "ends_at": v["ends_at"], "oversold": v["oversold"]}
+            self.ctx.bus.publish(topics.event(self.kit, *topics.POS_DROP), message, qos=1)
+            (log.warning if m == "oversold" else log.info)("event=drop_%s name=%r sold=%d quantity=%d", m, v["name"],
+                                                             v["sold"], v["quantity"])
+            out.append(message)
         return out
 
     def prune_printed(self) -> int:
@@ -269,6 +326,7 @@ def run(ctx: ServiceContext) -> None:
         (topics.event(service.kit, *topics.SYNC_DOCUMENT), payloads.DOCUMENT_EVENT, service.on_document),
     ):
         ctx.bus.subscribe(topic, payloads.checked(fields, handler, service.refused), qos=1)
+    service.link.start()
     ctx.health("ok")
     log.info("event=pos_service_started backend=%s profile=%s", ctx.config.backend("pos.printer.backend"), service.profile)
     next_checkpoint = 0.0
@@ -276,6 +334,8 @@ def run(ctx: ServiceContext) -> None:
         while ctx.sleep(0.2):
             service.announce_sales()
             service.announce_pickup_windows()
+            service.announce_drops()
+            service.link.pump()
             service.print_queue()
             service.prune_printed()
             if time.monotonic() >= next_checkpoint:

@@ -14,11 +14,12 @@ from pos import printqueue, stats
 from pos.catalogue import CatalogueError, catalogue_view, edit_product, products
 from pos.checkout import IdempotencyConflict, document_view, make_sale, parse_sale_request, quote, sale_view
 from pos.money import MoneyError, parse_cents
-from pos.pickups import PickupEarly, PickupError, board, collect, lookup
+from pos.offers_web import bp as offers_bp
 from pos.pricing import CheckoutError
 from pos.records import record
 from pos.refunds import RefundError, refund
 from pos.shifts import ShiftError, cash_move, close_shift, open_shift, x_report
+from pos.web_common import refuse
 
 log = logging.getLogger("fieldkit.pos.web")
 HERE = Path(__file__).parent
@@ -54,9 +55,7 @@ def _body() -> dict:
     return body if isinstance(body, dict) else {}
 
 
-def _refuse(e: Exception, status: int = 400):
-    log.warning("event=pos_request_refused path=%s reason=%r", request.path, str(e))
-    return jsonify(error=str(e)), status
+_refuse = refuse
 
 
 def _printer_state() -> dict:
@@ -95,6 +94,7 @@ def _lead_approved(body: dict) -> bool:
 
 bp = Blueprint("pos", __name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"),
                static_url_path="/pos/static")
+bp.register_blueprint(offers_bp)  # pickups and live drops (pos/offers_web.py)
 
 
 # --- pages ------------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def api_sell():
 def api_quote():
     ctx = kit()
     try:
-        return jsonify(quote(ctx.db, ctx.config, request.get_json(silent=True)))
+        return jsonify(quote(ctx.db, ctx.config, request.get_json(silent=True), ctx.clock))
     except CheckoutError as e:
         return _refuse(e)
 
@@ -279,54 +279,6 @@ def api_printer_sim():
 def api_stats():
     ctx = kit()
     return jsonify(currency=ctx.config["kit.currency"], per_hour=stats.sales_per_hour(ctx.db, ctx.config, ctx.clock.time()))
-
-
-# --- pickups ----------------------------------------------------------------------------------
-@bp.route("/api/v1/pos/pickups/<path:code>")
-@require_role("merch")
-@api_doc("What a pickup code is for and whether it was collected", responses={200: "the order", 404: "unknown code"})
-def api_pickup(code: str):
-    ctx = kit()
-    try:
-        return jsonify(lookup(ctx.db.conn, code[:128], ctx.clock.time(), ctx.config.tz))
-    except PickupError as e:
-        return _refuse(e, 404)
-
-
-@bp.route("/api/v1/pos/pickups/<path:code>/collect", methods=["POST"])
-@require_role("merch")
-@api_doc("Mark a pickup handed over (once); before its window only a lead may, with early_ok",
-         request={"type": "object", "properties": {"early_ok": {"type": "boolean"}}},
-         responses={200: "what to hand over (timing: any, in_window, late or early_override)", 404: "unknown code",
-                    403: "early_ok needs the lead role", 409: "already collected, or early: when to come back"})
-def api_collect(code: str):
-    ctx = kit()
-    body = request.get_json(silent=True)
-    early_ok = isinstance(body, dict) and body.get("early_ok") is True
-    if early_ok and g.role != "lead":
-        return jsonify(error="only a lead may hand over a pickup before its window", code="forbidden"), 403
-    try:
-        return jsonify(collect(ctx.db, ctx.ledger, code[:128], by=g.role, tz=ctx.config.tz, early_ok=early_ok))
-    except PickupEarly as e:
-        return jsonify(error=str(e), code="early"), 409
-    except PickupError as e:
-        return _refuse(e, 409 if "already collected" in str(e) else 404)
-
-
-@bp.route("/api/v1/pos/pickup-board")
-@require_role("merch")
-@api_doc("The pickup board: due in the next 30 minutes, collected, not collected in their window",
-         responses={200: "due, collected, not_collected"})
-def api_pickup_board():
-    ctx = kit()
-    return jsonify(board(ctx.db.conn, ctx.clock.time(), ctx.config.tz))
-
-
-@bp.route("/merch/pickups")
-@require_role("merch")
-def pickup_board_page():
-    ctx = kit()
-    return render_template("pos/pickups.html", board=board(ctx.db.conn, ctx.clock.time(), ctx.config.tz))
 
 
 # --- shifts (lead) ----------------------------------------------------------------------------

@@ -23,6 +23,14 @@ from kit.testing import Mosquitto, free_port, stop_process_group, wait_for
 
 os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(Path.home() / ".cache" / "fieldkit-escpos"))
 
+try:  # property tests check results, not speed: a loaded CI machine must not fail them on hypothesis's 200 ms deadline
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("fieldkit", deadline=None)
+    _hypothesis_settings.load_profile("fieldkit")
+except ImportError:
+    pass
+
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory):

@@ -8,10 +8,11 @@ from kit.metrics import MetricEvent, evening_numbers, event_time
 
 FIGURE_COLUMNS = ["figure", "value", "what it counts"]
 SLOT_COLUMNS = ["slot", "stage", "start", "end", "people_in", "sales", "per_100"]
+DROP_COLUMNS = ["drop", "sku", "start", "quantity", "sold", "sell_through", "minutes_to_sell_out", "status"]
 
 
-def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo) -> tuple[list[list], list[list], dict]:
-    """The figures (each with what it counts), the per-slot rows, and the numbers themselves."""
+def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo) -> tuple[list[list], list[list], list[list], dict]:
+    """The figures (each with what it counts), the per-slot and per-drop rows, and the numbers themselves."""
     counted = [MetricEvent(ev.kit, ev.type, ev.p, event_time(ev.p, ev.at), ev.id) for ev in events]
     n = evening_numbers(counted, zone, tickets_sold)
     a, g, c, help_ = n["attendance"], n["go_live"], n["conversion"], n["help"]
@@ -28,7 +29,10 @@ def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo) -> tuple[li
         ["sales_per_100", show(c["sales_per_100"]), help_["sales_per_100"]],
         ["pickups_collected_per_100", show(c["pickups_collected_per_100"]), help_["pickups_collected_per_100"]],
         ["stall_conversion", show(n["stall"]["stall_conversion"]), help_["stall_conversion"]],
+        ["drop_sales_per_100", show(c["drop_sales_per_100"]), help_["drop_sales_per_100"]],
     ]
     slots = [[s["name"], s["stage"], s["start"], show(s["end"]), s["people_in"], s["buyers"], show(s["conversion_per_100"])]
              for s in n["slots"]]
-    return rows, slots, n
+    drops = [[d["name"], d["sku"], d["start"], d["quantity"], d["sold"], show(d["sell_through_percent"]),
+              show(d["minutes_to_sell_out"]), f"OVERSOLD BY {d['oversold']}" if d["oversold"] else "ok"] for d in n["drops"]]
+    return rows, slots, drops, n

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sync.hq import documents, integrity, schema
-from sync.hq.numbers import FIGURE_COLUMNS, SLOT_COLUMNS, numbers_tables
+from sync.hq.numbers import DROP_COLUMNS, FIGURE_COLUMNS, SLOT_COLUMNS, numbers_tables
 from sync.hq.refdocs import count_tickets, parse_catalogue
 from sync.hq.settlements import CardPayment, load_settlements, match_card_payments
 
@@ -138,11 +138,13 @@ def build_report(engine: Engine, site: str | None = None, card_match_minutes: in
     attendance, per_hour = _attendance(engine, site, events, sales, zone)
     sections.append(attendance)
     doc = documents.latest_content(engine, "checkin.attendees", site)
-    figures, slot_rows, numbers = numbers_tables(events, count_tickets(doc[1]) if doc else None, zone)
+    figures, slot_rows, drop_rows, numbers = numbers_tables(events, count_tickets(doc[1]) if doc else None, zone)
     sections.append(Section("numbers", "The evening's numbers", FIGURE_COLUMNS, figures,
                             note="Rehearsal scans, undone admissions and voided sales are left out."))
     sections.append(Section("slots", "Per run-sheet slot", SLOT_COLUMNS, slot_rows,
                             note=f"{numbers['help']['slot_people_in']}; {numbers['help']['slot_conversion_per_100']}."))
+    sections.append(Section("drops", "Live drops", DROP_COLUMNS, drop_rows, flag="status",
+                            note="Units sold on every kit of the site; two kits that could not see each other may sell the last ones twice."))
     sections.append(Section("admissions_per_hour", f"Admissions per hour ({tz})", ["hour", "admissions"],
                             [[h, n] for h, n in per_hour]))
     sections.append(integrity.report_section(engine, kits))

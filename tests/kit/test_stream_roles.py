@@ -26,7 +26,7 @@ PUBLISHED = (
     [f"{s}/health" for s in topics.SERVICES] + ["status"] + [f"{f}/state" for f in FEATURES] + [
         "checkin/event/scanned", "checkin/event/double", "checkin/event/peer", "checkin/event/simulated",
         "checkin/event/undone", "checkin/event/mode", "checkin/cmd/simulate",
-        "pos/event/sale", "pos/event/print", "pos/cmd/print", "pos/cmd/reprint", "pos/event/pickup_window",
+        "pos/event/sale", "pos/event/print", "pos/cmd/print", "pos/cmd/reprint", "pos/event/pickup_window", "pos/event/drop",
         "power/event/low", "power/cmd/sim",
         "cues/event/fired", "cues/event/done", "cues/cmd/fire", "cues/cmd/stop_all",
         "sync/event/now", "sync/event/document", "sync/cmd/now",

@@ -47,7 +47,8 @@ def test_the_numbers_of_a_scripted_evening_match_the_hand_count():
                                         {"from": "2027-01-15T08:15:00+00:00", "admitted": 2}]
     assert g == {"doors_open_at": "2027-01-15T08:00:00+00:00", "first_sale_at": "2027-01-15T08:07:00+00:00",
                  "minutes_to_first_sale": 7.0}
-    assert c == {"sales": 3, "sales_per_100": 75.0, "pickups_collected": 1, "pickups_collected_per_100": 25.0}
+    assert c == {"sales": 3, "sales_per_100": 75.0, "pickups_collected": 1, "pickups_collected_per_100": 25.0,
+                 "drop_sales": 0, "drop_sales_per_100": 0.0}
     assert n["stall"]["stall_conversion"] == 0.75
     poetry, open_mic = n["slots"]
     # Poetry 08:05-08:15: 3 inside at its start, nobody came or left during it; sales s1, s2
@@ -71,3 +72,15 @@ def test_hostile_payloads_from_another_kit_are_counted_as_nothing_not_a_crash():
             MetricEvent("k", "lead.slot_started", {"runsheet": [1], "slot": {"x": 1}, "name": 7}, T)]
     n = evening_numbers(EVENING + junk, TZ)
     assert n["conversion"]["sales"] == 3 and len(n["slots"]) == 2  # the junk is not counted, nothing crashes
+
+
+def test_drops_sell_through_time_to_sell_out_and_an_oversell():
+    drop = [MetricEvent("merch1", "pos.drop_started", {"drop_id": "d-1234567", "name": "Posters", "sku": "POSTER",
+                                                        "quantity": 2, "starts_at": T + 600}, T + 600),
+            MetricEvent("merch1", "pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": "s1"}, T + 660),
+            MetricEvent("merch2", "pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": "x1"}, T + 720),
+            MetricEvent("merch1", "pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": "s2"}, T + 730)]
+    n = evening_numbers(EVENING + drop, TZ)
+    assert n["drops"] == [{"name": "Posters", "sku": "POSTER", "quantity": 2, "sold": 3, "sell_through_percent": 100.0,
+                           "minutes_to_sell_out": 2.0, "oversold": 1, "start": "2027-01-15T08:10:00+00:00"}]
+    assert n["conversion"]["drop_sales"] == 3 and n["conversion"]["drop_sales_per_100"] == 75.0

@@ -212,7 +212,14 @@ def test_the_evenings_numbers_and_slots_come_from_the_same_functions_as_on_the_k
                                      "at": (T0 + timedelta(minutes=1)).timestamp()}, 1)
     stage.emit("lead.slot_ended", {"runsheet": "d" * 64, "slot": 0, "name": "Poetry", "stage": "Bench",
                                    "at": (T0 + timedelta(minutes=20)).timestamp()}, 20)
+    merch = Kit(market, "merch3", "market")
+    merch.emit("pos.drop_started", {"drop_id": "d-1234567", "name": "Posters", "sku": "POSTER", "quantity": 1,
+                                    "starts_at": (T0 + timedelta(minutes=10)).timestamp()}, 10)
+    for minute in (11, 12):  # two kits sold the last poster while they could not see each other
+        merch.emit("pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": f"s{minute}"}, minute)
     report = build_report(market, site="market")
+    assert [(d["drop"], d["sold"], d["minutes_to_sell_out"], d["status"]) for d in rows(report, "drops")] == [
+        ("Posters", 2, 1.0, "OVERSOLD BY 1")]
     figures = {r["figure"]: r["value"] for r in rows(report, "numbers")}
     assert figures["admitted"] == 3 and figures["tickets_sold"] == 10 and figures["attendance_percent"] == 30.0
     assert figures["minutes_to_first_sale"] == 3.0  # doors open at 19:02 (A), first sale after it at 19:05
