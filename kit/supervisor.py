@@ -1,5 +1,9 @@
 """``fieldkit up``: every service as a child process, as systemd would run them on the appliance.
 
+One child per process of the kit: a service group of ``service.groups`` is one child
+(``fieldkit run status power cues sync``, logged as ``name=status+power+cues+sync``), every other
+service a child of its own.
+
 On a development machine (``FIELDKIT_HOME`` set, no ``mqtt.port`` given) it starts a private
 Mosquitto on a free port, so a demo never joins another kit's broker, and records that port in
 ``<data>/broker.json`` for the CLI. Otherwise it uses the configured broker, starting one there when
@@ -21,12 +25,11 @@ from dataclasses import dataclass, field
 
 from kit.appliance.broker import MESSAGE_SIZE_LIMIT
 from kit.config import Config
-from kit.db import DatabaseLock, apply_migrations
+from kit.db import Database, DatabaseLock, apply_migrations
 from kit.features import all_migration_sets
 from kit.files import write_durably
-from kit.runners import service_names
+from kit.runners import process_plan
 from kit.secrets import Secrets
-from kit.service import open_database
 from kit.testing import free_port, mosquitto_binary, port_open, wait_for
 
 log = logging.getLogger("fieldkit.supervisor")
@@ -68,7 +71,8 @@ def with_recorded_broker(config: Config) -> Config:
 
 @dataclass
 class Child:
-    name: str
+    name: str  # the services it runs, joined by "+"
+    members: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     started: float = 0.0
     restarts: int = 0
@@ -97,8 +101,9 @@ class Supervisor:
         self.broker_note = ""
         self.broker_starts = 0
         self.broker_retry_at, self.broker_backoff = 0.0, 1.0
-        self.names = [n for n in service_names() if not only or n in only]
-        self.children = {n: Child(n) for n in self.names}
+        plan = process_plan(config, only)
+        self.names = [n for members in plan for n in members]
+        self.children = {"+".join(m): Child("+".join(m), m) for m in plan}
         self.broker: subprocess.Popen | None = None
         self.stopping = False
         self.env = dict(os.environ)
@@ -175,7 +180,7 @@ class Supervisor:
 
     # -- children --------------------------------------------------------------------------------
     def start_child(self, child: Child) -> None:
-        cmd = [sys.executable, "-m", "kit", "run", child.name]
+        cmd = [sys.executable, "-m", "kit", "run", *child.members]
         child.proc = subprocess.Popen(cmd, env=self.env, start_new_session=True)
         child.started = time.monotonic()
         log.info("event=child_started name=%s pid=%s", child.name, child.proc.pid)
@@ -225,7 +230,8 @@ class Supervisor:
         lock = DatabaseLock(self.config.db_path)
         lock.exclusive(wait_seconds=10)
         try:
-            apply_migrations(open_database(self.config), all_migration_sets())
+            # kit.db directly, not kit.service's open_database: the supervisor never loads the bus (paho)
+            apply_migrations(Database(self.config.db_path, self.config["db.busy_timeout_ms"]), all_migration_sets())
         finally:
             lock.release()
         if not Secrets(self.config.secrets_dir).exists():
