@@ -38,12 +38,17 @@ class _Deferred(types.ModuleType):
         self._deferred_lock = threading.Lock()
 
     def __getattr__(self, attr: str):
+        return getattr(self._load(), attr)
+
+    def _load(self) -> types.ModuleType:
         with self._deferred_lock:
             if sys.modules.get(self.__name__) is self:
                 del sys.modules[self.__name__]
             real = importlib.import_module(self.__name__)  # the real module, registered as usual
+            if isinstance(real, _Deferred):  # another stand-in of the same module is still registered
+                real = real._load()
             self.__dict__.update(real.__dict__)  # who kept this object now reads the real names directly
-        return getattr(real, attr)
+        return real
 
 
 def _defer_import(name: str) -> None:
@@ -64,6 +69,29 @@ for _name in ("ssl", "urllib.request"):
 
 import paho.mqtt.client as mqtt  # noqa: E402  (after the deferrals above)
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+
+class _PahoPlainSSL(_Deferred):
+    """paho's own ``ssl`` name while it has no TLS connection.
+
+    paho evaluates ``except ssl.SSLWantReadError`` whenever a plain socket's read would block, which would
+    load ssl in every process after all. Until paho touches anything else of ssl (``tls_set`` does, and
+    then the real module's names replace these), those two errors are classes no plain socket raises.
+    """
+
+    class SSLWantReadError(OSError):
+        pass
+
+    class SSLWantWriteError(OSError):
+        pass
+
+    def __init__(self, name: str, spec) -> None:
+        super().__init__(name, spec)
+        self.SSLWantReadError, self.SSLWantWriteError = _PahoPlainSSL.SSLWantReadError, _PahoPlainSSL.SSLWantWriteError
+
+
+if isinstance(getattr(mqtt, "ssl", None), _Deferred):
+    mqtt.ssl = _PahoPlainSSL("ssl", mqtt.ssl.__spec__)
 
 from kit import threads, topics  # noqa: E402
 

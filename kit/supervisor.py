@@ -24,12 +24,8 @@ import time
 from dataclasses import dataclass, field
 
 from kit.appliance.broker import MESSAGE_SIZE_LIMIT
-from kit.config import Config
-from kit.db import Database, DatabaseLock, apply_migrations
-from kit.features import all_migration_sets
+from kit.config import Config, ConfigError
 from kit.files import write_durably
-from kit.runners import process_plan
-from kit.secrets import Secrets
 from kit.testing import free_port, mosquitto_binary, port_open, wait_for
 
 log = logging.getLogger("fieldkit.supervisor")
@@ -101,9 +97,10 @@ class Supervisor:
         self.broker_note = ""
         self.broker_starts = 0
         self.broker_retry_at, self.broker_backoff = 0.0, 1.0
-        plan = process_plan(config, only)
-        self.names = [n for members in plan for n in members]
-        self.children = {"+".join(m): Child("+".join(m), m) for m in plan}
+        self.only = list(only or [])
+        self.names: list[str] = []
+        self.children: dict[str, Child] = {}  # filled by prepare(): one per process of the kit
+        self.lead_pin: str | None = None
         self.broker: subprocess.Popen | None = None
         self.stopping = False
         self.env = dict(os.environ)
@@ -227,18 +224,17 @@ class Supervisor:
 
     # -- main ------------------------------------------------------------------------------------
     def prepare(self) -> None:
-        lock = DatabaseLock(self.config.db_path)
-        lock.exclusive(wait_seconds=10)
-        try:
-            # kit.db directly, not kit.service's open_database: the supervisor never loads the bus (paho)
-            apply_migrations(Database(self.config.db_path, self.config["db.busy_timeout_ms"]), all_migration_sets())
-        finally:
-            lock.release()
-        if not Secrets(self.config.secrets_dir).exists():
-            raise SystemExit("error: this kit has no PINs yet; run `fieldkit init` first")
-        from kit.initkit import secure_data_dir
-
-        secure_data_dir(self.config.data_dir)
+        """Migrate, check the PINs, secure the data dir and work out the kit's processes in a short-lived
+        child (prepare_kit): the supervisor, which runs for the whole event, never loads the features, the
+        database layer or hashlib's OpenSSL (~9 MB of a 512 MB Pi)."""
+        cmd = [sys.executable, "-m", "kit.supervisor", "--prepare", *(f"--only={n}" for n in self.only)]
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise SystemExit(done.stderr.strip() or f"error: preparing the kit failed (exit {done.returncode})")
+        prepared = json.loads(done.stdout.strip().splitlines()[-1])
+        self.names = [n for members in prepared["plan"] for n in members]
+        self.children = {"+".join(m): Child("+".join(m), m) for m in prepared["plan"]}
+        self.lead_pin = prepared["lead_pin"]
 
     def banner(self) -> str:
         port = self.config["web.port"]
@@ -252,7 +248,7 @@ class Supervisor:
         ]
         if host in ("0.0.0.0", "::"):
             lines.append(f"  (phones on this network: http://{lan_address()}:{port}/)")
-        lead = Secrets(self.config.secrets_dir).initial_lead_pin()
+        lead = self.lead_pin
         lines.append(f"  Sign in with a staff PIN{f' (lead PIN: {lead})' if lead else ''}; PINs were printed by `fieldkit init`.")
         if self.broker_note:
             lines.append(f"  MQTT: {self.broker_note}")
@@ -281,3 +277,68 @@ class Supervisor:
             self.stop_all()
         return 0
 
+
+
+def prepare_kit(config: Config, only: list[str]) -> dict:
+    """What `fieldkit up` does before starting anything: migrations, PINs present, private data dir, the plan."""
+    from kit.db import Database, DatabaseLock, apply_migrations
+    from kit.features import all_migration_sets
+    from kit.initkit import secure_data_dir
+    from kit.runners import process_plan
+    from kit.secrets import Secrets
+
+    lock = DatabaseLock(config.db_path)
+    lock.exclusive(wait_seconds=10)
+    try:
+        apply_migrations(Database(config.db_path, config["db.busy_timeout_ms"]), all_migration_sets())
+    finally:
+        lock.release()
+    secrets = Secrets(config.secrets_dir)
+    if not secrets.exists():
+        raise SystemExit("error: this kit has no PINs yet; run `fieldkit init` first")
+    secure_data_dir(config.data_dir)
+    return {"plan": process_plan(config, only), "lead_pin": secrets.initial_lead_pin()}
+
+
+UP_USAGE = """usage: fieldkit up [--simulate] [--only SERVICE ...] [--existing-broker]
+(`fieldkit up --help` says more)"""
+
+
+def up_command(args: list[str]) -> int:
+    """`fieldkit up` without click (the supervisor runs all event long: kit/__main__.py sends it here)."""
+    from kit.config import load_config
+    from kit.logs import setup_logging
+
+    simulate = existing = False
+    only: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--simulate":
+            simulate = True
+        elif arg == "--existing-broker":
+            existing = True
+        elif arg == "--only" and rest:
+            only.append(rest.pop(0))
+        elif arg.startswith("--only="):
+            only.append(arg.split("=", 1)[1])
+        else:
+            print(f"{UP_USAGE}\nerror: unexpected {arg!r}", file=sys.stderr)
+            return 2
+    try:
+        config = load_config()  # not a recorded broker: this command decides which broker to use
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    setup_logging(config["service.log_level"], "up")
+    return Supervisor(config, simulate=simulate, only=only, existing_broker=existing).run()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--prepare"]:
+    from kit.config import load_config
+
+    try:
+        result = prepare_kit(load_config(), [a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("--only=")])
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    print(json.dumps(result))
