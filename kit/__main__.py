@@ -9,11 +9,30 @@ included, is the click CLI in kit/cli.py.
 import sys
 
 
+def builtin_hashes() -> None:
+    """Import hashlib and hmac with Python's own sha256, blake2, ... instead of OpenSSL's.
+
+    OpenSSL's libcrypto costs each long-running process ~3.5 MB RSS, for the few short hashes the kit makes
+    (ledger chain, document digests). CPython falls back to its builtin hashes when ``_hashlib`` cannot be
+    imported; afterwards ``_hashlib`` can be imported again by whoever needs OpenSSL itself (PIN scrypt in
+    kit/secrets.py, TLS), which then pays for it.
+    """
+    if "hashlib" in sys.modules or "_hashlib" in sys.modules:
+        return
+    sys.modules["_hashlib"] = None  # makes `import _hashlib` raise ImportError
+    try:
+        import hashlib  # noqa: F401
+        import hmac  # noqa: F401
+    finally:
+        del sys.modules["_hashlib"]
+
+
 def main() -> None:
     args = sys.argv[1:]
     if args[:1] in (["run"], ["up"]) and not {"-h", "--help"} & set(args):
         import os
 
+        builtin_hashes()
         os.umask(0o027)  # as kit.cli.UMASK: data files are not world-readable, as under the units' UMask=0027
         if args[0] == "run":
             from kit.runners import run_command
