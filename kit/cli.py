@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import sys
 
 import click
@@ -41,27 +40,15 @@ class KitGroup(click.Group):
         return super().get_command(ctx, name)
 
     def invoke(self, ctx):
-        from kit.db import DatabaseBusy
-        from kit.documents import DocumentError
-        from kit.secrets import SecretsError
+        from kit.runners import error_line
 
         try:
             return super().invoke(ctx)
-        except (ConfigError, DatabaseBusy, DocumentError, SecretsError) as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(1)
-        except PermissionError as e:
-            click.secho(f"error: {e.filename or e}: permission denied (run as the fieldkit user or root)", fg="red", err=True)
-            sys.exit(1)
-        except OSError as e:
-            if e.errno == 28:
-                click.secho(f"error: the disk is full ({e.filename or ''}); free space on the data partition", fg="red", err=True)
-            else:
-                click.secho(f"error: {e.filename or ''}: {e.strerror or e}", fg="red", err=True)
-            sys.exit(1)
-        except sqlite3.OperationalError as e:
-            hint = "free space on the data partition" if "full" in str(e) else "run `fieldkit doctor`"
-            click.secho(f"error: the database said: {e}; {hint}", fg="red", err=True)
+        except Exception as e:  # error_line picks what a person can fix; the rest (click's own, bugs) goes on
+            line = error_line(e)
+            if line is None:
+                raise
+            click.secho(line, fg="red", err=True)
             sys.exit(1)
 
 

@@ -113,6 +113,29 @@ class UsageError(Exception):
     pass
 
 
+def error_line(e: BaseException) -> str | None:
+    """One clear line for an error a person can fix (the CLI's and the runner's), or None for a bug."""
+    import sqlite3
+
+    from kit.config import ConfigError
+    from kit.db import DatabaseBusy
+    from kit.documents import DocumentError
+    from kit.secrets import SecretsError
+
+    if isinstance(e, ConfigError | DatabaseBusy | DocumentError | SecretsError):
+        return f"error: {e}"
+    if isinstance(e, PermissionError):
+        return f"error: {e.filename or e}: permission denied (run as the fieldkit user or root)"
+    if isinstance(e, OSError):
+        if e.errno == 28:
+            return f"error: the disk is full ({e.filename or ''}); free space on the data partition"
+        return f"error: {e.filename or ''}: {e.strerror or e}"
+    if isinstance(e, sqlite3.OperationalError):
+        hint = "free space on the data partition" if "full" in str(e) else "run `fieldkit doctor`"
+        return f"error: the database said: {e}; {hint}"
+    return None
+
+
 def parse_run_args(args: list[str]) -> tuple[list[str], bool, bool]:
     """(services, --group given, --check given) from ``fieldkit run``'s arguments."""
     check = group = False
@@ -173,7 +196,14 @@ def run_command(args: list[str]) -> int:
     from kit.service import run_services
 
     setup_logging(config["service.log_level"], "+".join(names))
-    return run_services([(n, service_loop(n)) for n in names], config)
+    try:
+        return run_services([(n, service_loop(n)) for n in names], config)
+    except Exception as e:
+        line = error_line(e)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
 
 
 def _check(config: Config, names: list[str], group: bool) -> int:

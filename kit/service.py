@@ -44,7 +44,7 @@ class ServiceContext:
     health_detail: dict = field(default_factory=dict)
     announced: tuple[str, dict] | None = None  # the health last published (feature's state + vital threads)
     announced_connects: int = 0  # the bus connection that health was published on
-    group: list[ServiceContext] = field(default_factory=list, repr=False)  # every service of this process
+    group: list[ServiceContext] = field(default_factory=list, repr=False, compare=False)  # every service of this process
 
     def sleep(self, seconds: float) -> bool:
         """Wait up to ``seconds``; False when the service is stopping. Counts as a sign of life."""

@@ -331,7 +331,13 @@ def up_command(args: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     setup_logging(config["service.log_level"], "up")
-    return Supervisor(config, simulate=simulate, only=only, existing_broker=existing).run()
+    try:
+        return Supervisor(config, simulate=simulate, only=only, existing_broker=existing).run()
+    except OSError as e:
+        from kit.runners import error_line
+
+        print(error_line(e), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--prepare"]:
