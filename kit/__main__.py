@@ -12,10 +12,11 @@ import sys
 def builtin_hashes() -> None:
     """Import hashlib and hmac with Python's own sha256, blake2, ... instead of OpenSSL's.
 
-    OpenSSL's libcrypto costs each long-running process ~3.5 MB RSS, for the few short hashes the kit makes
-    (ledger chain, document digests). CPython falls back to its builtin hashes when ``_hashlib`` cannot be
-    imported; afterwards ``_hashlib`` can be imported again by whoever needs OpenSSL itself (PIN scrypt in
-    kit/secrets.py, TLS), which then pays for it.
+    OpenSSL's libcrypto costs each long-running process ~3.5 MB RSS, for the few short hashes the kit
+    makes (ledger chain, document digests). Python's sha256 takes ~4 us for an event's 300 bytes where
+    OpenSSL takes 1.5, and ~16x OpenSSL's time on megabytes (a downloaded document). CPython falls back
+    to its builtin hashes when ``_hashlib`` cannot be imported; afterwards ``_hashlib`` can be imported
+    again by whoever needs OpenSSL itself (PIN scrypt in kit/secrets.py, TLS), which then pays for it.
     """
     if "hashlib" in sys.modules or "_hashlib" in sys.modules:
         return
@@ -32,7 +33,8 @@ def main() -> None:
     if args[:1] in (["run"], ["up"]) and not {"-h", "--help"} & set(args):
         import os
 
-        builtin_hashes()
+        if "web" not in args[1:]:  # the web loads OpenSSL anyway (werkzeug imports ssl): faster hashes there
+            builtin_hashes()
         os.umask(0o027)  # as kit.cli.UMASK: data files are not world-readable, as under the units' UMask=0027
         if args[0] == "run":
             from kit.runners import run_command

@@ -208,3 +208,24 @@ def test_an_unknown_service_in_a_group_is_refused(kit_env):
     done = subprocess.run([sys.executable, "-m", "kit", "run", "status", "lights"], env=kit_env["env"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "no service called 'lights'" in done.stderr
+
+
+def test_a_process_on_pythons_own_hashes_still_checks_pins_and_chains_the_ledger(kit_env):
+    """`fieldkit run` (not the web) hashes without OpenSSL; scrypt for PINs still loads it when asked."""
+    script = textwrap.dedent("""
+        import sys
+        import kit.__main__
+        kit.__main__.builtin_hashes()
+        import hashlib
+        from kit.config import load_config
+        from kit.secrets import Secrets
+        assert "_hashlib" not in sys.modules and not hasattr(hashlib, "scrypt")
+        print(hashlib.sha256(b"fieldkit").hexdigest())
+        print(Secrets(load_config().secrets_dir).role_for_pin(sys.argv[1]))
+    """)
+    done = subprocess.run([sys.executable, "-c", script, kit_env["pins"]["door"]], env=kit_env["env"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    import hashlib
+
+    assert done.stdout.split() == [hashlib.sha256(b"fieldkit").hexdigest(), "door"]
