@@ -101,7 +101,7 @@ Run one service in the foreground (what each systemd unit runs), or several as o
 SERVICE is web, status, or a feature: checkin, pos, power, cues, sync.
   --group FIRST  run the group of service.groups whose first member is FIRST (fieldkit-group@FIRST.service)
   --check        run nothing: exit 0 if this is one process of the kit under service.groups, else say
-                 where the service runs and exit 1 (each unit's ExecCondition=)
+                 where the service runs and exit 1 (each unit's ExecCondition=); 255 on a bad setting
 
 Example:
   fieldkit run pos
@@ -191,7 +191,9 @@ def run_command(args: list[str]) -> int:
             return _check(config, names, group)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        # --check is a unit's ExecCondition=: 1 would skip the unit quietly (every unit, with a bad
+        # service.groups); 255 fails it, with this line in its journal
+        return 255 if check else 1
     from kit.logs import setup_logging
     from kit.service import run_services
 

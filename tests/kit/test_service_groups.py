@@ -85,8 +85,12 @@ def test_each_unit_knows_whether_it_runs(kit_env):
     assert check("pos").returncode == 0 and check("web").returncode == 0
     assert check("power", groups="").returncode == 0  # no groups: every service in its own unit
     assert check("--group", "status", groups="").returncode == 1
+    # a bad setting fails the unit with the reason (255), rather than skipping every unit without a word
     bad = check("pos", groups="pos+lights")
-    assert bad.returncode == 1 and "'lights'" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 255 and "'lights'" in bad.stderr and "Traceback" not in bad.stderr
+    shown = subprocess.run([sys.executable, "-m", "kit", "config", "show"], capture_output=True, text=True,
+                           env={**kit_env["env"], "FIELDKIT_SERVICE_GROUPS": "status+power,power+cues"}, timeout=60)
+    assert shown.returncode == 1 and "puts 'power' in two groups" in shown.stderr
 
 
 def test_a_group_speaks_for_each_member_to_systemd_and_the_bus(kit_env, mosquitto, tmp_path):
