@@ -66,7 +66,9 @@ def health(url: str) -> dict | None:
 def process_name(pid: int) -> str:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        return cmd[cmd.index(b"run") + 1].decode() if b"run" in cmd else Path(cmd[0].decode()).name
+        if b"run" in cmd:  # a service, or a service group: `fieldkit run status power cues sync`
+            return "+".join(a.decode() for a in cmd[cmd.index(b"run") + 1:] if a and not a.startswith(b"-"))
+        return Path(cmd[0].decode()).name
     except (OSError, ValueError, IndexError):
         return str(pid)
 

@@ -90,14 +90,17 @@ def _prepare_capabilities_cache() -> None:
     os.replace(tmp, target)
 
 
-_ESCPOS = None
+_ESCPOS: dict = {}
 
 
-def _escpos():
-    """The python-escpos module objects we use, imported once without its side effects."""
-    global _ESCPOS
+def _escpos(printer: bool = True) -> dict:
+    """The python-escpos module objects we use, imported once without its side effects.
+
+    ``printer=False`` is the profiles alone (YAML data): the pos service checks its profile at start, and
+    the printer classes (PIL, qrcode, barcode: ~4 MB) are imported with the first job to render or send.
+    """
     with _import_lock:
-        if _ESCPOS is None:
+        if "get_profile" not in _ESCPOS or (printer and "printer" not in _ESCPOS):
             _prepare_capabilities_cache()
             root = logging.getLogger()
             guard = logging.NullHandler()
@@ -106,21 +109,26 @@ def _escpos():
                 root.addHandler(guard)  # makes its logging.basicConfig() a no-op
             try:
                 with contextlib.redirect_stdout(io.StringIO()):
-                    from escpos import exceptions, printer
                     from escpos.capabilities import get_profile
+
+                    _ESCPOS["get_profile"] = get_profile
+                    if printer:
+                        from escpos import exceptions
+                        from escpos import printer as printers
+
+                        _ESCPOS.update(printer=printers, exceptions=exceptions)
             except Exception as e:  # a broken install must not take the pos service down
                 raise DeviceUnavailable(f"python-escpos cannot be loaded: {e}") from None
             finally:
                 if added:
                     root.removeHandler(guard)
-            _ESCPOS = {"printer": printer, "exceptions": exceptions, "get_profile": get_profile}
         return _ESCPOS
 
 
 def profile_info(profile: str) -> dict:
     """Columns, paper width in pixels and native QR support of a python-escpos profile."""
     try:
-        p = _escpos()["get_profile"](profile)
+        p = _escpos(printer=False)["get_profile"](profile)
         return {"name": profile, "columns": p.get_columns("a"), "qr": bool(p.supports("qrCode")),
                 "pixels": p.profile_data.get("media", {}).get("width", {}).get("pixels"),
                 "code_pages": dict(p.codePages)}

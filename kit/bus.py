@@ -7,22 +7,93 @@ thread: keep them short, and never let one exception stop the others.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 import re
 import socket
+import sys
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from kit import topics
+class _Deferred(types.ModuleType):
+    """A module imported on first use of one of its attributes.
+
+    paho imports ssl (for TLS) and urllib.request (for proxy discovery, used only with PySocks installed)
+    at import time: ~7 MB RSS in every process of the kit, whose MQTT is plain TCP to the local broker.
+    Deferred, they load only when something really uses them (TLS configured, an HTTPS call). Not
+    importlib's LazyLoader: on Python 3.11 an ``import ssl`` statement touches ``__spec__`` and loads it.
+    """
+
+    def __init__(self, name: str, spec) -> None:
+        super().__init__(name)
+        self.__spec__ = spec
+        self._deferred_lock = threading.Lock()
+
+    def __getattr__(self, attr: str):
+        return getattr(self._load(), attr)
+
+    def _load(self) -> types.ModuleType:
+        with self._deferred_lock:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+            real = importlib.import_module(self.__name__)  # the real module, registered as usual
+            if isinstance(real, _Deferred):  # another stand-in of the same module is still registered
+                real = real._load()
+            self.__dict__.update(real.__dict__)  # who kept this object now reads the real names directly
+        return real
+
+
+def _defer_import(name: str) -> None:
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        return
+    module = _Deferred(name, spec)
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)  # `import urllib.request` reads it from the package
+
+
+for _name in ("ssl", "urllib.request"):
+    _defer_import(_name)
+
+import paho.mqtt.client as mqtt  # noqa: E402  (after the deferrals above)
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+
+class _PahoPlainSSL(_Deferred):
+    """paho's own ``ssl`` name while it has no TLS connection.
+
+    paho evaluates ``except ssl.SSLWantReadError`` whenever a plain socket's read would block, which would
+    load ssl in every process after all. Until paho touches anything else of ssl (``tls_set`` does, and
+    then the real module's names replace these), those two errors are classes no plain socket raises.
+    """
+
+    class SSLWantReadError(OSError):
+        pass
+
+    class SSLWantWriteError(OSError):
+        pass
+
+    def __init__(self, name: str, spec) -> None:
+        super().__init__(name, spec)
+        self.SSLWantReadError, self.SSLWantWriteError = _PahoPlainSSL.SSLWantReadError, _PahoPlainSSL.SSLWantWriteError
+
+
+if isinstance(getattr(mqtt, "ssl", None), _Deferred):
+    mqtt.ssl = _PahoPlainSSL("ssl", mqtt.ssl.__spec__)
+
+from kit import threads, topics  # noqa: E402
 
 log = logging.getLogger("fieldkit.bus")
 
@@ -226,6 +297,7 @@ class Bus:
     def _on_message(self, client, userdata, msg) -> None:
         # Runs on paho's network thread: nothing may escape, whatever the body (RecursionError,
         # MemoryError, a handler's bug), or the whole process is off the bus for good.
+        threads.set_owner(self.client_name)  # a thread a handler starts belongs to this bus's feature (groups)
         try:
             self._dispatch(msg.topic, msg.payload)
         except BaseException as e:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import sys
 
 import click
@@ -41,27 +40,15 @@ class KitGroup(click.Group):
         return super().get_command(ctx, name)
 
     def invoke(self, ctx):
-        from kit.db import DatabaseBusy
-        from kit.documents import DocumentError
-        from kit.secrets import SecretsError
+        from kit.runners import error_line
 
         try:
             return super().invoke(ctx)
-        except (ConfigError, DatabaseBusy, DocumentError, SecretsError) as e:
-            click.secho(f"error: {e}", fg="red", err=True)
-            sys.exit(1)
-        except PermissionError as e:
-            click.secho(f"error: {e.filename or e}: permission denied (run as the fieldkit user or root)", fg="red", err=True)
-            sys.exit(1)
-        except OSError as e:
-            if e.errno == 28:
-                click.secho(f"error: the disk is full ({e.filename or ''}); free space on the data partition", fg="red", err=True)
-            else:
-                click.secho(f"error: {e.filename or ''}: {e.strerror or e}", fg="red", err=True)
-            sys.exit(1)
-        except sqlite3.OperationalError as e:
-            hint = "free space on the data partition" if "full" in str(e) else "run `fieldkit doctor`"
-            click.secho(f"error: the database said: {e}; {hint}", fg="red", err=True)
+        except Exception as e:  # error_line picks what a person can fix; the rest (click's own, bugs) goes on
+            line = error_line(e)
+            if line is None:
+                raise
+            click.secho(line, fg="red", err=True)
             sys.exit(1)
 
 
@@ -346,26 +333,26 @@ def clock_status() -> None:
 # --- services ------------------------------------------------------------------------------------
 
 @cli.command("run")
-@click.argument("service")
-def run_cmd(service: str) -> None:
-    """Run one service in the foreground (what each systemd unit runs).
+@click.argument("services", nargs=-1, required=True, metavar="SERVICE...")
+@click.option("--group", "group", is_flag=True, help="Run the group of service.groups whose first member is SERVICE.")
+@click.option("--check", is_flag=True, help="Run nothing: exit 0 if this is one process of the kit under "
+              "service.groups, else say where the service runs and exit 1 (the units' ExecCondition=).")
+def run_cmd(services: tuple[str, ...], group: bool, check: bool) -> None:
+    """Run one service in the foreground (what each systemd unit runs), or several as one service group.
 
-    SERVICE is web, status, or a feature: checkin, pos, power, cues, sync.
+    SERVICE is web, status, or a feature: checkin, pos, power, cues, sync. Several SERVICEs (or
+    status+power+cues) run in one process, each with its own bus client, health and vital threads;
+    `fieldkit up` and the units run the groups of the service.groups setting this way. (The `fieldkit`
+    command takes this path without loading the rest of the command line: kit/runners.py.)
 
     \b
     Example:
       fieldkit run pos
+      fieldkit run --group status
     """
-    from kit.logs import setup_logging
-    from kit.runners import service_loop
-    from kit.service import run_service
+    from kit.runners import run_command
 
-    config = get_config()
-    setup_logging(config["service.log_level"], service)
-    loop = service_loop(service)
-    if loop is None:
-        raise click.BadParameter(f"no service called {service!r}", param_hint="SERVICE")
-    sys.exit(run_service(service, loop, config))
+    sys.exit(run_command(list(services) + (["--group"] if group else []) + (["--check"] if check else [])))
 
 
 @cli.command("up")

@@ -8,7 +8,6 @@ whether the wall clock was known good when it was written.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import json
 import logging
@@ -41,9 +40,11 @@ class _Timex(ctypes.Structure):
     _fields_ = [("modes", ctypes.c_uint)] + [(f"pad{i}", ctypes.c_long) for i in range(40)]
 
 
-@functools.cache  # find_library runs ldconfig: once per process, not on every ledger event
+@functools.cache  # once per process, not on every ledger event
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    # The process's own symbols, libc's among them: no ctypes.util.find_library (it runs ldconfig and
+    # imports ~1 MB of modules in every process)
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def kernel_clock_synchronised() -> bool:

@@ -227,6 +227,9 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
             f"{sources['kit.timezone']}: 'kit.timezone' {values['kit.timezone']!r} is not a known time zone "
             "(use an IANA name such as Europe/Berlin)"
         ) from None
+    from kit.runners import parse_groups  # a service named twice or unknown: refused like any bad setting
+
+    parse_groups(values["service.groups"], ["web", "status", *FEATURE_PACKAGES], sources["service.groups"])
     if not re.fullmatch(r"[A-Z]{3}", values["kit.currency"]):
         raise ConfigError(f"{sources['kit.currency']}: 'kit.currency' must be a 3-letter ISO code such as EUR")
 

@@ -14,6 +14,15 @@ from pathlib import Path
 
 from kit.files import write_durably
 
+
+def _scrypt(password: bytes, **kwargs) -> bytes:
+    # hashlib has scrypt only when imported with OpenSSL; the kit's long-running processes import it with
+    # Python's own hashes (kit/__main__.py), so OpenSSL is loaded here, on the first PIN to check.
+    scrypt = getattr(hashlib, "scrypt", None)
+    if scrypt is None:
+        from _hashlib import scrypt
+    return scrypt(password, **kwargs)
+
 ROLES = ("door", "merch", "lead")
 PIN_LENGTH = 6
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -31,14 +40,14 @@ def _write_private(path: Path, text: str) -> None:
 
 def hash_pin(pin: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, dklen=32, **_SCRYPT)
+    digest = _scrypt(pin.encode(), salt=salt, dklen=32, **_SCRYPT)
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
 def check_pin(pin: str, stored: str) -> bool:
     try:
         _, salt, digest = stored.split("$")
-        got = hashlib.scrypt(pin.encode(), salt=bytes.fromhex(salt), dklen=32, **_SCRYPT)
+        got = _scrypt(pin.encode(), salt=bytes.fromhex(salt), dklen=32, **_SCRYPT)
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got.hex(), digest)

@@ -1,5 +1,9 @@
 """``fieldkit up``: every service as a child process, as systemd would run them on the appliance.
 
+One child per process of the kit: a service group of ``service.groups`` is one child
+(``fieldkit run status power cues sync``, logged as ``name=status+power+cues+sync``), every other
+service a child of its own.
+
 On a development machine (``FIELDKIT_HOME`` set, no ``mqtt.port`` given) it starts a private
 Mosquitto on a free port, so a demo never joins another kit's broker, and records that port in
 ``<data>/broker.json`` for the CLI. Otherwise it uses the configured broker, starting one there when
@@ -20,13 +24,8 @@ import time
 from dataclasses import dataclass, field
 
 from kit.appliance.broker import MESSAGE_SIZE_LIMIT
-from kit.config import Config
-from kit.db import DatabaseLock, apply_migrations
-from kit.features import all_migration_sets
+from kit.config import Config, ConfigError
 from kit.files import write_durably
-from kit.runners import service_names
-from kit.secrets import Secrets
-from kit.service import open_database
 from kit.testing import free_port, mosquitto_binary, port_open, wait_for
 
 log = logging.getLogger("fieldkit.supervisor")
@@ -68,7 +67,8 @@ def with_recorded_broker(config: Config) -> Config:
 
 @dataclass
 class Child:
-    name: str
+    name: str  # the services it runs, joined by "+"
+    members: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     started: float = 0.0
     restarts: int = 0
@@ -97,8 +97,10 @@ class Supervisor:
         self.broker_note = ""
         self.broker_starts = 0
         self.broker_retry_at, self.broker_backoff = 0.0, 1.0
-        self.names = [n for n in service_names() if not only or n in only]
-        self.children = {n: Child(n) for n in self.names}
+        self.only = list(only or [])
+        self.names: list[str] = []
+        self.children: dict[str, Child] = {}  # filled by prepare(): one per process of the kit
+        self.lead_pin: str | None = None
         self.broker: subprocess.Popen | None = None
         self.stopping = False
         self.env = dict(os.environ)
@@ -175,7 +177,7 @@ class Supervisor:
 
     # -- children --------------------------------------------------------------------------------
     def start_child(self, child: Child) -> None:
-        cmd = [sys.executable, "-m", "kit", "run", child.name]
+        cmd = [sys.executable, "-m", "kit", "run", *child.members]
         child.proc = subprocess.Popen(cmd, env=self.env, start_new_session=True)
         child.started = time.monotonic()
         log.info("event=child_started name=%s pid=%s", child.name, child.proc.pid)
@@ -222,17 +224,17 @@ class Supervisor:
 
     # -- main ------------------------------------------------------------------------------------
     def prepare(self) -> None:
-        lock = DatabaseLock(self.config.db_path)
-        lock.exclusive(wait_seconds=10)
-        try:
-            apply_migrations(open_database(self.config), all_migration_sets())
-        finally:
-            lock.release()
-        if not Secrets(self.config.secrets_dir).exists():
-            raise SystemExit("error: this kit has no PINs yet; run `fieldkit init` first")
-        from kit.initkit import secure_data_dir
-
-        secure_data_dir(self.config.data_dir)
+        """Migrate, check the PINs, secure the data dir and work out the kit's processes in a short-lived
+        child (prepare_kit): the supervisor, which runs for the whole event, never loads the features, the
+        database layer or hashlib's OpenSSL (~9 MB of a 512 MB Pi)."""
+        cmd = [sys.executable, "-m", "kit.supervisor", "--prepare", *(f"--only={n}" for n in self.only)]
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise SystemExit(done.stderr.strip() or f"error: preparing the kit failed (exit {done.returncode})")
+        prepared = json.loads(done.stdout.strip().splitlines()[-1])
+        self.names = [n for members in prepared["plan"] for n in members]
+        self.children = {"+".join(m): Child("+".join(m), m) for m in prepared["plan"]}
+        self.lead_pin = prepared["lead_pin"]
 
     def banner(self) -> str:
         port = self.config["web.port"]
@@ -246,7 +248,7 @@ class Supervisor:
         ]
         if host in ("0.0.0.0", "::"):
             lines.append(f"  (phones on this network: http://{lan_address()}:{port}/)")
-        lead = Secrets(self.config.secrets_dir).initial_lead_pin()
+        lead = self.lead_pin
         lines.append(f"  Sign in with a staff PIN{f' (lead PIN: {lead})' if lead else ''}; PINs were printed by `fieldkit init`.")
         if self.broker_note:
             lines.append(f"  MQTT: {self.broker_note}")
@@ -275,3 +277,74 @@ class Supervisor:
             self.stop_all()
         return 0
 
+
+
+def prepare_kit(config: Config, only: list[str]) -> dict:
+    """What `fieldkit up` does before starting anything: migrations, PINs present, private data dir, the plan."""
+    from kit.db import Database, DatabaseLock, apply_migrations
+    from kit.features import all_migration_sets
+    from kit.initkit import secure_data_dir
+    from kit.runners import process_plan
+    from kit.secrets import Secrets
+
+    lock = DatabaseLock(config.db_path)
+    lock.exclusive(wait_seconds=10)
+    try:
+        apply_migrations(Database(config.db_path, config["db.busy_timeout_ms"]), all_migration_sets())
+    finally:
+        lock.release()
+    secrets = Secrets(config.secrets_dir)
+    if not secrets.exists():
+        raise SystemExit("error: this kit has no PINs yet; run `fieldkit init` first")
+    secure_data_dir(config.data_dir)
+    return {"plan": process_plan(config, only), "lead_pin": secrets.initial_lead_pin()}
+
+
+UP_USAGE = """usage: fieldkit up [--simulate] [--only SERVICE ...] [--existing-broker]
+(`fieldkit up --help` says more)"""
+
+
+def up_command(args: list[str]) -> int:
+    """`fieldkit up` without click (the supervisor runs all event long: kit/__main__.py sends it here)."""
+    from kit.config import load_config
+    from kit.logs import setup_logging
+
+    simulate = existing = False
+    only: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--simulate":
+            simulate = True
+        elif arg == "--existing-broker":
+            existing = True
+        elif arg == "--only" and rest:
+            only.append(rest.pop(0))
+        elif arg.startswith("--only="):
+            only.append(arg.split("=", 1)[1])
+        else:
+            print(f"{UP_USAGE}\nerror: unexpected {arg!r}", file=sys.stderr)
+            return 2
+    try:
+        config = load_config()  # not a recorded broker: this command decides which broker to use
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    setup_logging(config["service.log_level"], "up")
+    try:
+        return Supervisor(config, simulate=simulate, only=only, existing_broker=existing).run()
+    except OSError as e:
+        from kit.runners import error_line
+
+        print(error_line(e), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--prepare"]:
+    from kit.config import load_config
+
+    try:
+        result = prepare_kit(load_config(), [a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("--only=")])
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    print(json.dumps(result))

@@ -6,6 +6,11 @@ after a backoff (0.5 s doubling to 30 s). It is healthy again once it has run ``
 without failing. A loop that keeps dying (``max_failures`` within ``window`` seconds) is given up: the
 runner ends the process non-zero so systemd or ``fieldkit up`` restarts the whole service.
 A loop that returns on its own (its stop event set, a queue's sentinel) is finished, not failed.
+
+In a service group (several features in one process, kit/service.py) each thread belongs to the feature
+whose code started it: the runner marks each feature's loop thread and its bus's message thread with
+``set_owner``, and a vital thread inherits its starter's owner, so a feature's health shows only its
+own threads' problems. A thread started from nowhere marked (owner None) counts for every feature.
 """
 
 from __future__ import annotations
@@ -17,6 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger("fieldkit.threads")
+_local = threading.local()
+
+
+def set_owner(name: str | None) -> None:
+    """Vital threads started from this thread from now on belong to feature ``name``."""
+    _local.owner = name
+
+
+def current_owner() -> str | None:
+    return getattr(_local, "owner", None)
 
 
 @dataclass
@@ -34,8 +49,10 @@ class VitalThread:
     given_up: bool = False
     finished: bool = False
     thread: threading.Thread | None = None
+    owner: str | None = None
 
     def run(self) -> None:
+        set_owner(self.owner)  # threads it starts belong to the same feature
         delay = self.backoff[0]
         while not self.stop.is_set():
             started = time.monotonic()
@@ -89,7 +106,7 @@ class Registry:
 
     def start(self, name: str, target: Callable[[], None], stop: threading.Event | None = None,
               **options) -> VitalThread:
-        vital = VitalThread(name, target, stop or threading.Event(), **options)
+        vital = VitalThread(name, target, stop or threading.Event(), owner=current_owner(), **options)
         vital.thread = threading.Thread(target=vital.run, name=name, daemon=True)
         vital.thread.start()
         with self._lock:
@@ -101,13 +118,16 @@ class Registry:
         with self._lock:
             self._threads = [t for t in self._threads if not (t.finished or t.given_up or t.stop.is_set())]
 
-    def problems(self) -> list[str]:
+    def _of(self, owner: str | None) -> list[VitalThread]:
         with self._lock:
-            return [p for p in (t.problem for t in self._threads) if p]
+            return [t for t in self._threads if owner is None or t.owner in (None, owner)]
 
-    def dead(self) -> list[str]:
-        with self._lock:
-            return [t.name for t in self._threads if t.dead]
+    def problems(self, owner: str | None = None) -> list[str]:
+        """Problems of every thread, or of feature ``owner``'s (and unowned) threads."""
+        return [p for p in (t.problem for t in self._of(owner)) if p]
+
+    def dead(self, owner: str | None = None) -> list[str]:
+        return [t.name for t in self._of(owner) if t.dead]
 
 
 REGISTRY = Registry()
@@ -121,9 +141,9 @@ def start_vital(name: str, target: Callable[[], None], stop: threading.Event | N
     return vital.thread
 
 
-def problems() -> list[str]:
-    return REGISTRY.problems()
+def problems(owner: str | None = None) -> list[str]:
+    return REGISTRY.problems(owner)
 
 
-def dead() -> list[str]:
-    return REGISTRY.dead()
+def dead(owner: str | None = None) -> list[str]:
+    return REGISTRY.dead(owner)

@@ -9,17 +9,19 @@ Errors are sorted by what the agent should do about them:
 from __future__ import annotations
 
 import gzip
-import http.client
 import json
 import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote  # JSON string, non-ASCII kept (C)
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote, urlsplit
 
 from kit.ledger import Event, canonical_json
+
+if TYPE_CHECKING:
+    import http.client
 
 
 class SyncError(Exception):
@@ -99,6 +101,8 @@ class HQClient:
         self._conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
+        import http.client  # here, not at the top: the sync service runs in a group that never calls HQ offline
+
         if self._conn is None:
             if self.scheme == "https":
                 context = ssl.create_default_context(cafile=self.ca_file or None)
@@ -119,6 +123,8 @@ class HQClient:
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
                 auth: bool = True, while_waiting: Callable[[], None] | None = None) -> tuple[int, dict, bytes]:
         """One request; ``while_waiting`` runs once the request is sent, while HQ works on it."""
+        import http.client
+
         hdrs = {"User-Agent": "fieldkit-sync", **(headers or {})}
         if auth:
             hdrs["Authorization"] = f"Bearer {self.token}"

@@ -1,4 +1,4 @@
-"""The systemd units: `systemd-analyze verify` clean, one unit per service, hardened, ordered."""
+"""The systemd units: `systemd-analyze verify` clean, one unit per service and per service group, hardened, ordered."""
 
 from __future__ import annotations
 
@@ -73,6 +73,8 @@ def test_each_service_has_a_hardened_notify_unit(name):
     unit = parse(UNITS / f"fieldkit-{name}.service")
     service = unit["Service"]
     assert service["ExecStart"] == f"/opt/fieldkit/bin/fieldkit run {name}"
+    # service.groups may run it in a group's process instead: then this unit is skipped, not failed
+    assert service["ExecCondition"] == f"/opt/fieldkit/bin/fieldkit run --check {name}"
     assert service["Type"] == "notify"
     assert int(service["WatchdogSec"]) >= 10
     assert service["Restart"] == "on-failure"
@@ -94,6 +96,32 @@ def test_the_target_starts_every_service_and_the_boot_steps():
     expected |= {"fieldkit-boot.service", "fieldkit-hotspot.service", "fieldkit-slip.service", "mosquitto.service"}
     assert expected <= wants
     assert "WantedBy=multi-user.target" in text
+
+
+def test_the_default_service_group_has_a_hardened_unit_the_target_starts(fake_root):
+    """service.groups' default group runs as fieldkit-group@<first member>.service, with every member's devices."""
+    from kit.settings import SETTINGS
+
+    (default_groups,) = [s.default for s in SETTINGS if s.key == "service.groups"]
+    template = UNITS / "fieldkit-group@.service"
+    unit = parse(template)
+    service = unit["Service"]
+    assert service["ExecStart"] == "/opt/fieldkit/bin/fieldkit run --group %i"
+    assert service["ExecCondition"] == "/opt/fieldkit/bin/fieldkit run --check --group %i"
+    assert service["Type"] == "notify" and service["Restart"] == "on-failure" and int(service["WatchdogSec"]) >= 10
+    assert service["User"] == "fieldkit" and service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
+    members = {m for group in default_groups for m in group}
+    assert set().union(*(GROUPS_BY_SERVICE.get(m, set()) for m in members)) <= set(service["SupplementaryGroups"].split())
+    text = (UNITS / "fieldkit.target").read_text()
+    wants = {w for line in text.splitlines() if line.startswith("Wants=") for w in line[6:].split()}
+    assert {f"fieldkit-group@{group[0]}.service" for group in default_groups} <= wants
+    # the instance the target starts is a valid unit too
+    target = fake_root / "etc/systemd/system"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(template, target / template.name)
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", f"--root={fake_root}", "fieldkit-group@status.service"],
+                          cwd=target, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
 
 
 def test_boot_runs_before_the_broker_and_the_hotspot_only_with_wifi():
