@@ -163,7 +163,7 @@ if $booted; then
   log "starting the kit"
   # Re-apply fieldkit.toml, then restart the broker and every service on the new code.
   systemctl restart fieldkit-boot.service mosquitto.service \
-    && systemctl restart fieldkit-web fieldkit-status fieldkit-checkin fieldkit-pos fieldkit-power fieldkit-cues fieldkit-sync \
+    && systemctl restart fieldkit-web fieldkit-status fieldkit-checkin fieldkit-pos fieldkit-power fieldkit-cues fieldkit-sync fieldkit-lead \
       fieldkit-group@status \
     && systemctl start fieldkit.target \
     || log "some units did not start: see systemctl status 'fieldkit-*' and journalctl -u 'fieldkit-*'"

@@ -61,10 +61,10 @@ SETTINGS = [
     Setting("web.public_url", "", "URL staff use to reach the kit (printed and shown as a QR); guessed when empty."),
     Setting("db.busy_timeout_ms", 5000, "How long a writer waits for another writer before giving up."),
     Setting("service.watchdog_seconds", 30, "Watchdog interval when not given by systemd (WATCHDOG_USEC)."),
-    Setting("service.groups", [["status", "power", "cues", "sync"]],
+    Setting("service.groups", [["status", "power", "cues", "sync", "lead"]],
             "Services that share one process (a service group: their loops as supervised threads), to save memory; "
             "each group is a list of services, every other service runs alone. "
-            "Environment form: groups joined by '+', separated by ',' (status+power+cues+sync).", type="list"),
+            "Environment form: groups joined by '+', separated by ',' (status+power+cues+sync+lead).", type="list"),
     Setting("service.log_level", "INFO", "Log level for services: DEBUG, INFO, WARNING or ERROR.",
             choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting("doctor.min_free_mb", 200, "Free disk below this many MB on the data partition is a failure."),

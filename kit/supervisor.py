@@ -1,7 +1,7 @@
 """``fieldkit up``: every service as a child process, as systemd would run them on the appliance.
 
 One child per process of the kit: a service group of ``service.groups`` is one child
-(``fieldkit run status power cues sync``, logged as ``name=status+power+cues+sync``), every other
+(``fieldkit run status power cues sync lead``, logged as ``name=status+power+cues+sync+lead``), every other
 service a child of its own.
 
 On a development machine (``FIELDKIT_HOME`` set, no ``mqtt.port`` given) it starts a private

@@ -93,4 +93,4 @@ SYNC_NOW = ("sync", "now")
 CUES_FIRE = ("cues", "fire")
 CUES_STOP_ALL = ("cues", "stop_all")
 
-SERVICES = ("web", "status", "checkin", "pos", "power", "cues", "sync")
+SERVICES = ("web", "status", "checkin", "pos", "power", "cues", "sync", "lead")

@@ -20,7 +20,7 @@ from kit.config import ConfigError
 from kit.runners import parse_groups, process_plan
 from kit.testing import stop_process_group, wait_for
 
-NAMES = ["web", "status", "checkin", "pos", "power", "cues", "sync"]
+NAMES = ["web", "status", "checkin", "pos", "power", "cues", "sync", "lead"]
 
 
 class Health:
@@ -65,7 +65,7 @@ def test_the_groups_setting_and_the_processes_it_makes(config):
     with pytest.raises(ConfigError, match="must be lists of service names"):
         parse_groups([[1, 2]], NAMES)
     # the default: the light services share one process, money, admissions and the web keep their own
-    assert process_plan(config) == [["status", "power", "cues", "sync"], ["web"], ["checkin"], ["pos"]]
+    assert process_plan(config) == [["status", "power", "cues", "sync", "lead"], ["web"], ["checkin"], ["pos"]]
     assert process_plan(config, only=["web", "cues", "pos"]) == [["cues"], ["web"], ["pos"]]
     assert process_plan(config.with_values(service__groups=[])) == [[n] for n in NAMES]
 
@@ -81,7 +81,7 @@ def test_each_unit_knows_whether_it_runs(kit_env):
     assert check("--group", "status").returncode == 0
     skipped = check("power")
     assert skipped.returncode == 1
-    assert "power runs in the service group status+power+cues+sync (fieldkit-group@status.service)" in skipped.stderr
+    assert "power runs in the service group status+power+cues+sync+lead (fieldkit-group@status.service)" in skipped.stderr
     assert check("pos").returncode == 0 and check("web").returncode == 0
     assert check("power", groups="").returncode == 0  # no groups: every service in its own unit
     assert check("--group", "status", groups="").returncode == 1
