@@ -210,6 +210,21 @@ def kit_factory(tmp_path, mosquitto):
         kit.stop()
 
 
+@pytest.fixture(scope="module")
+def module_kit_factory(tmp_path_factory, mosquitto):
+    """kit_factory for a whole test module: one kit shared by the module's tests (they must not spoil it)."""
+    started: list[RunningKit] = []
+
+    def factory(services: list[str] | None = None, **kw) -> RunningKit:
+        kit = start_kit(tmp_path_factory.mktemp("mkit"), mosquitto, services, **kw)
+        started.append(kit)
+        return kit
+
+    yield factory
+    for kit in started:
+        kit.stop()
+
+
 @pytest.fixture
 def web_kit(kit_factory):
     """A kit running the web server and the status service (simulated hardware, demo data)."""
