@@ -4,7 +4,9 @@ manual-admit and lead-refund wording. One simulated kit (web, checkin, pos) for 
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 import pytest
 
@@ -138,3 +140,26 @@ def test_a_sale_confirms_with_a_sound_and_a_lead_refunds_without_typing_their_ow
     lead.fill("#refund-reason", "changed mind")
     lead.click("#refund-go")
     lead.locator("#refund-msg", has_text="give back 2.00").wait_for()
+
+
+def test_the_header_follows_the_stream_when_a_service_stops_on_every_role(open_page, kit):
+    """Last in the module: it stops the pos service (``fieldkit up`` restarts it)."""
+    lead = open_page("lead", "", (800, 480))
+    merch = open_page("merch", "merch", (800, 480))
+    door = open_page("door", "door", (390, 844))
+    for page in (lead, merch, door):
+        page.wait_for_function("() => document.getElementById('kit-state').dataset.state === 'ok'")
+    lead.locator("#readiness-title", has_text="for").wait_for()
+    pos_pid = next(int(m) for m in re.findall(r"name=pos pid=(\d+)", kit.log_path.read_text()))
+    os.kill(pos_pid, signal.SIGTERM)  # a clean stop publishes offline at once
+    # no reload: the lead's header names the service, the card at the top says not ready, both on screen
+    lead.locator("#kit-state", has_text="pos").wait_for()
+    assert lead.locator("#kit-state").get_attribute("data-state") in ("degraded", "offline")
+    lead.locator("#readiness-list li", has_text="pos").wait_for()
+    assert "Not ready" in lead.locator("#readiness-title").inner_text()
+    # the merch screen, which needs pos, says so in its own words; the door only that the kit is not all well
+    merch.wait_for_function("() => document.getElementById('kit-state').dataset.state !== 'ok'")
+    assert "Merch" in merch.locator("#kit-state").inner_text()
+    door.wait_for_function("() => document.getElementById('kit-state').dataset.state !== 'ok'")
+    assert "pos" not in door.locator("#kit-state").get_attribute("title")  # no other screen's detail
+    lead.wait_for_function("() => document.getElementById('kit-state').dataset.state === 'ok'", timeout=30_000)

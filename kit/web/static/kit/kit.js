@@ -105,7 +105,12 @@
           words = down.length === 1 ? down[0] + ": " + st.services[down[0]] : down.length + " problems";
           title = down.map((n) => n + ": " + (st.reasons[n] || st.services[n])).join("; ");
         } else if (role === "merch" && st.printer && st.printer.printer === "online" && cls === "ok") words = "Kit ok · printer ready";
-      } else if (down.length) { cls = "degraded"; words = down.length + (down.length === 1 ? " problem" : " problems"); }
+      } else if (Object.keys(st.services).length) {  // no word from the status service (yet): the services' own
+        cls = down.length ? "degraded" : "ok";
+        words = !down.length ? "Kit ok" : role === "lead" && down.length === 1 ? down[0] + ": " + st.services[down[0]]
+          : down.length + (down.length === 1 ? " service down" : " services down");
+        if (role === "lead") title = down.map((n) => n + ": " + (st.reasons[n] || st.services[n])).join("; ");
+      }
       pill.className = "kit-state " + cls;
       pill.title = title;
       pill.dataset.state = cls;
