@@ -84,10 +84,21 @@ def small_targets(page) -> list[str]:
     }""", MIN_TARGET_PX)
 
 
+def hidden_but_taking_space(page) -> list[str]:
+    """Elements marked hidden that still take room (an empty alert strip 30 px tall, say)."""
+    return page.evaluate("""() => [...document.querySelectorAll('[hidden]')]
+      .filter(e => e.getBoundingClientRect().height > 0).map(e => '#' + e.id + ' ' + e.className)""")
+
+
+_AXE_SOURCE: list[str] = []
+
+
 def axe(page) -> list[dict]:
     """axe-core's violations on the page as shown now: [{id, impact, nodes, help}]."""
     if not page.evaluate("() => !!window.axe"):
-        page.add_script_tag(content=AXE_JS.read_text())
+        if not _AXE_SOURCE:
+            _AXE_SOURCE.append(AXE_JS.read_text())
+        page.add_script_tag(content=_AXE_SOURCE[0])
     result = page.evaluate("""async () => {
       const r = await axe.run(document, { resultTypes: ['violations'] });
       return r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,

@@ -115,6 +115,9 @@ def test_page_fits_the_screen_and_passes_axe(browser, kit, states, screens, shot
             why = screens.clipped(page, sel)
             if why:
                 problems.append(f"{sel} clipped: {why}")
+        hidden = screens.hidden_but_taking_space(page)
+        if hidden:
+            problems.append(f"hidden but taking space: {hidden}")
         small = screens.small_targets(page)
         if small:
             problems.append(f"touch targets under 44 px: {small}")
