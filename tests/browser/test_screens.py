@@ -115,6 +115,9 @@ def test_page_fits_the_screen_and_passes_axe(browser, kit, states, screens, shot
             why = screens.clipped(page, sel)
             if why:
                 problems.append(f"{sel} clipped: {why}")
+        header = page.evaluate("() => { const h = document.getElementById('top'); return h ? h.getBoundingClientRect().height : 0; }")
+        if header > 64:
+            problems.append(f"the header takes more than one row: {header:.0f} px")
         hidden = screens.hidden_but_taking_space(page)
         if hidden:
             problems.append(f"hidden but taking space: {hidden}")
@@ -127,5 +130,22 @@ def test_page_fits_the_screen_and_passes_axe(browser, kit, states, screens, shot
         if bad:
             problems.append("axe: " + "; ".join(f"{v['impact']} {v['id']} ({v['help']}): {v['nodes']}" for v in bad))
         assert not problems, f"{name} at {size[0]}x{size[1]}:\n  " + "\n  ".join(problems)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("size", [(800, 480), (390, 844)], ids=["800x480", "390x844"])
+def test_the_leads_pages_are_one_tap_away_in_the_menu(browser, kit, states, screens, size):
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]}, storage_state=states["lead"])
+    page = context.new_page()
+    try:
+        page.goto(kit.url)
+        power = page.locator("#nav a", has_text="Power")
+        assert not power.is_visible()  # seven links do not fit one row here: they wait behind Menu
+        page.click("#nav-toggle")
+        assert page.locator("#nav-toggle").get_attribute("aria-expanded") == "true"
+        assert screens.on_screen(page, "#nav form button") == ""  # Sign out, the last entry, on screen too
+        power.click()
+        page.wait_for_url("**/power")
     finally:
         context.close()

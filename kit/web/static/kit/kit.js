@@ -95,7 +95,8 @@
         title = (st.printer.reason || "") + " — receipts queue";
       } else if (device && st.services[device] && st.services[device] !== "ok") {
         cls = st.services[device] === "degraded" ? "degraded" : "offline";
-        words = role === "door" ? "Scanner: " + (st.reasons[device] ? "problem" : st.services[device]) : "Merch: " + st.services[device];
+        // the door's reason names the scanner or camera ("Camera not found"): the words staff can act on
+        words = role === "door" ? (st.reasons[device] || "Scanner: " + st.services[device]) : "Merch: " + st.services[device];
         title = st.reasons[device] || "";
       } else if (st.kit) {
         cls = { online: "ok", degraded: "degraded" }[st.kit] || "offline";
