@@ -37,7 +37,7 @@ def guestlist_html(conn: sqlite3.Connection, event: str, tz: ZoneInfo, kit: str)
     made = datetime.now(tz).strftime("%Y-%m-%d %H:%M")
     out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Guest list — {html.escape(event)}</title>",
            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-           f"<style>{PAGE_CSS}</style></head><body>",
+           f"<style>{PAGE_CSS}</style></head><body><main>",
            f"<h1>Guest list — {html.escape(event)}</h1>" if event else "<h1>Guest list</h1>",
            f"<p class='meta'>{len(rows)} tickets · printed {made} from kit {html.escape(kit)} · "
            "tick the box when the guest is in; struck-out tickets are refunded or blocked</p>",
@@ -56,5 +56,5 @@ def guestlist_html(conn: sqlite3.Connection, event: str, tz: ZoneInfo, kit: str)
         out.append(f"<tr{cls}><td class='box'></td><td class='last'>{html.escape(r['last_name'])}</td><td>{html.escape(r['name'])}</td>"
                    f"<td>{html.escape(r['ticket_type'])}</td><td class='code'>{html.escape(r['order_code'])}</td>"
                    f"<td>{html.escape(note)}</td></tr>")
-    out.append("</tbody></table></body></html>")
+    out.append("</tbody></table></main></body></html>")
     return "\n".join(out)

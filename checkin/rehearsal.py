@@ -95,10 +95,10 @@ def sheet_html(sheet: list[PracticeTicket], door: str) -> str:
             "img{max-width:100%;height:auto}"
             ".t{border:2px dashed #000;padding:8px;page-break-inside:avoid;overflow-wrap:anywhere}h2{font-size:12pt;margin:0 0 4px}"
             ".noqr{height:120px;display:flex;align-items:center;justify-content:center;border:1px solid #999}"
-            "</style></head><body>"
+            "</style></head><body><main>"
             f"<h1>REHEARSAL ONLY — practice tickets for {html.escape(door)}</h1>"
             "<p>Switch the door to rehearsal first. Outside rehearsal these tickets are refused.</p>"
-            f"<div class='grid'>{''.join(cells)}</div></body></html>")
+            f"<div class='grid'>{''.join(cells)}</div></main></body></html>")
 
 
 def sheet_print_job(sheet: list[PracticeTicket], door: str, job_id: str) -> dict:
