@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,21 @@ import pytest
 from kit.testing import Mosquitto, free_port, stop_process_group, wait_for
 
 os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(Path.home() / ".cache" / "fieldkit-escpos"))
+
+
+_SESSION_START = [0.0]
+
+
+def pytest_sessionstart(session):
+    _SESSION_START[0] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The screen tests (tests/browser) keep a screenshot of every page and size: say where, once."""
+    shots = Path(os.environ.get("FIELDKIT_SCREENSHOTS") or Path(__file__).parents[1] / "build" / "screenshots")
+    counts = shots / "axe-counts.jsonl"
+    if counts.exists() and counts.stat().st_mtime >= _SESSION_START[0]:
+        terminalreporter.write_line(f"screenshots of every page and size, and axe-core counts: {shots}")
 
 
 @pytest.fixture(scope="session")

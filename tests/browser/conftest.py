@@ -14,11 +14,12 @@ HERE = Path(__file__).parent
 AXE_JS = HERE / "axe" / "axe.min.js"
 SIZES = [(800, 480), (1024, 600), (390, 844), (360, 740)]  # the Pi's 7-inch display, a 7" tablet, two phones
 MIN_TARGET_PX = 44
+SCREENSHOTS = "build/screenshots"  # relative to the checkout; tests/conftest.py names it at the end of a run
 
 
 def screenshot_dir() -> Path:
     """build/screenshots in the checkout (FIELDKIT_SCREENSHOTS overrides): kept after the run, for a person."""
-    d = Path(os.environ.get("FIELDKIT_SCREENSHOTS") or HERE.parents[1] / "build" / "screenshots")
+    d = Path(os.environ.get("FIELDKIT_SCREENSHOTS") or HERE.parents[1] / SCREENSHOTS)
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -128,17 +129,11 @@ def screens():
 
 
 @pytest.fixture(scope="module")
-def shots(request):
-    """The screenshot folder; its path is printed at the end of the run so a person can look."""
+def shots():
+    """The screenshot folder (tests/conftest.py prints its path at the end of the run, for a person to look)."""
     d = screenshot_dir()
     (d / "axe-counts.jsonl").unlink(missing_ok=True)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    yield d
-    line = f"screenshots and axe counts: {d}"
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
-        sys.stderr.write(line + "\n")
+    return d
 
 
 def signed_in_states(browser, kit, roles=("door", "merch", "lead")) -> dict:
