@@ -149,3 +149,15 @@ def test_the_leads_pages_are_one_tap_away_in_the_menu(browser, kit, states, scre
         page.wait_for_url("**/power")
     finally:
         context.close()
+
+
+def test_dashboard_and_guest_list_say_it_in_plain_words(browser, kit, states):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=states["lead"])
+    page = context.new_page()
+    try:
+        page.goto(kit.url)
+        page.locator("#sum-sync", has_text="not joined").wait_for()  # no HQ: not "all sent"
+        page.goto(kit.url + "door/guestlist")
+        assert page.locator("h1").inner_text() == "Guest list — e2e"  # the event's name (the site's without one)
+    finally:
+        context.close()
