@@ -48,7 +48,12 @@
       }
     };
     source.onopen = () => document.body.classList.remove("disconnected");
-    source.onerror = () => document.body.classList.add("disconnected");
+    source.onerror = () => {
+      document.body.classList.add("disconnected");
+      // The browser retries by itself after a dropped stream, but not after a refusal (a 503 while the kit's
+      // stream slots are full, a restart answering 502): then this page asks again a little later.
+      if (source.readyState === EventSource.CLOSED) { clearTimeout(pending); pending = setTimeout(connect, 3000); }
+    };
   }
   let pending = null;
   function subscribe(pattern, fn) {
