@@ -156,7 +156,7 @@ def test_dashboard_and_guest_list_say_it_in_plain_words(browser, kit, states):
     page = context.new_page()
     try:
         page.goto(kit.url)
-        page.locator("#sum-sync", has_text="not joined").wait_for()  # no HQ: not "all sent"
+        page.locator("#sum-sync", has_text="not joined").wait_for(timeout=20_000)  # no HQ: not "all sent"
         page.goto(kit.url + "door/guestlist")
         assert page.locator("h1").inner_text() == "Guest list — e2e"  # the event's name (the site's without one)
     finally:
