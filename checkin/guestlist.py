@@ -18,7 +18,11 @@ th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #999; }
 th { border-bottom: 2px solid #000; } td.box { width: 1.2em; border: 1px solid #000; }
 tr.letter td { font-weight: bold; background: #ddd; border-bottom: 2px solid #000; }
 tr.void td { text-decoration: line-through; color: #555; }
+th, td { overflow-wrap: break-word; } td.code { white-space: nowrap; }
 @media print { thead { display: table-header-group; } tr { page-break-inside: avoid; } }
+/* On a phone's screen the full name is enough: the last-name column (the sort key) goes, nothing overflows. */
+@media screen and (max-width: 600px) { body { margin: .5rem; font-size: 10pt; } th, td { padding: 3px 3px; }
+  th.last, td.last { display: none; } }
 """
 
 
@@ -31,12 +35,13 @@ def guest_rows(conn: sqlite3.Connection) -> list[sqlite3.Row]:
 def guestlist_html(conn: sqlite3.Connection, event: str, tz: ZoneInfo, kit: str) -> str:
     rows = guest_rows(conn)
     made = datetime.now(tz).strftime("%Y-%m-%d %H:%M")
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Guest list {html.escape(event)}</title>",
-           f"<style>{PAGE_CSS}</style></head><body>",
-           f"<h1>Guest list — {html.escape(event or 'event')}</h1>",
+    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Guest list — {html.escape(event)}</title>",
+           "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+           f"<style>{PAGE_CSS}</style></head><body><main>",
+           f"<h1>Guest list — {html.escape(event)}</h1>" if event else "<h1>Guest list</h1>",
            f"<p class='meta'>{len(rows)} tickets · printed {made} from kit {html.escape(kit)} · "
            "tick the box when the guest is in; struck-out tickets are refunded or blocked</p>",
-           "<table><thead><tr><th></th><th>Last name</th><th>Name</th><th>Type</th><th>Code</th><th>Note</th></tr>"
+           "<table><thead><tr><th><span style='position:absolute;left:-9999px'>In</span></th><th class='last'>Last name</th><th>Name</th><th>Type</th><th>Code</th><th>Note</th></tr>"
            "</thead><tbody>"]
     letter = None
     for r in rows:
@@ -48,8 +53,8 @@ def guestlist_html(conn: sqlite3.Connection, event: str, tz: ZoneInfo, kit: str)
         if r["attention"]:
             note = (note + " special attention").strip()
         cls = " class='void'" if r["status"] != "valid" else ""
-        out.append(f"<tr{cls}><td class='box'></td><td>{html.escape(r['last_name'])}</td><td>{html.escape(r['name'])}</td>"
-                   f"<td>{html.escape(r['ticket_type'])}</td><td>{html.escape(r['order_code'])}</td>"
+        out.append(f"<tr{cls}><td class='box'></td><td class='last'>{html.escape(r['last_name'])}</td><td>{html.escape(r['name'])}</td>"
+                   f"<td>{html.escape(r['ticket_type'])}</td><td class='code'>{html.escape(r['order_code'])}</td>"
                    f"<td>{html.escape(note)}</td></tr>")
-    out.append("</tbody></table></body></html>")
+    out.append("</tbody></table></main></body></html>")
     return "\n".join(out)

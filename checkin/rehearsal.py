@@ -86,14 +86,19 @@ def sheet_html(sheet: list[PracticeTicket], door: str) -> str:
               if t.payload else "<div class='noqr'>no code</div>")
         cells.append(f"<div class='t'><h2>{n}. {html.escape(t.label)}</h2>{qr}<p><b>Expect:</b> {html.escape(t.expect)}</p>"
                      + (f"<p>{html.escape(t.how)}</p>" if t.how else "") + "</div>")
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>Rehearsal sheet</title><style>"
-            "body{font:11pt sans-serif;margin:1cm}.grid{display:grid;grid-template-columns:repeat(3,1fr);gap:10px}"
-            ".t{border:2px dashed #000;padding:8px;page-break-inside:avoid}h2{font-size:12pt;margin:0 0 4px}"
+    # Three tickets a row on paper; on a phone's screen as many as fit, never wider than the screen.
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'><title>Rehearsal sheet</title><style>"
+            "body{font:11pt sans-serif;margin:1cm}.grid{display:grid;gap:10px;"
+            "grid-template-columns:repeat(auto-fill,minmax(min(100%,14rem),1fr))}"
+            "@media print{.grid{grid-template-columns:repeat(3,1fr)}}@media screen and (max-width:600px){body{margin:.5rem}}"
+            "img{max-width:100%;height:auto}"
+            ".t{border:2px dashed #000;padding:8px;page-break-inside:avoid;overflow-wrap:anywhere}h2{font-size:12pt;margin:0 0 4px}"
             ".noqr{height:120px;display:flex;align-items:center;justify-content:center;border:1px solid #999}"
-            "</style></head><body>"
+            "</style></head><body><main>"
             f"<h1>REHEARSAL ONLY — practice tickets for {html.escape(door)}</h1>"
             "<p>Switch the door to rehearsal first. Outside rehearsal these tickets are refused.</p>"
-            f"<div class='grid'>{''.join(cells)}</div></body></html>")
+            f"<div class='grid'>{''.join(cells)}</div></main></body></html>")
 
 
 def sheet_print_job(sheet: list[PracticeTicket], door: str, job_id: str) -> dict:

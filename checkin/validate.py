@@ -271,7 +271,8 @@ def decide(conn: sqlite3.Connection, rules: DoorRules, found: Ticket | Decision,
         return Decision("not_valid_at_this_door", f"{rules.door} admits only {', '.join(rules.entry_windows)}", t)
     if state.inside and state.last_in:
         last = state.last_in
-        return Decision("already_in", f"Already checked in at {last['door']}, {rules.clock_text(last['at'])}", t)
+        flagged = " — flagged for special attention: call a lead" if t.attention else ""
+        return Decision("already_in", f"Already checked in at {last['door']}, {rules.clock_text(last['at'])}{flagged}", t)
     attention = t.attention
     why = "requires special attention" if t.attention else ""
     if state.ever_in:
@@ -280,5 +281,6 @@ def decide(conn: sqlite3.Connection, rules: DoorRules, found: Ticket | Decision,
             return Decision("already_in", f"Already used (left {out['door']} {rules.clock_text(out['at'])}) — "
                                           "no re-entry", t)
         return Decision("admit_reentry", "Re-entry — welcome back", t, attention, why)
-    return Decision("admit", "Welcome" + (" — requires special attention: call a lead" if attention else ""), t,
+    # One message: a flagged guest is admitted (counted in) and a lead must see them; no "Welcome" beside it.
+    return Decision("admit", "Admitted — requires special attention: call a lead" if attention else "Welcome", t,
                     attention, why)

@@ -19,7 +19,7 @@ from checkin.rehearsal import practice_tickets, sheet_html, sheet_print_job
 from checkin.scans import CheckinError, door_state, manual_admit, set_mode, undo_scan
 from checkin.search import search_tickets
 from checkin.stats import last_scans, stats
-from checkin.validate import MAX_PAYLOAD, DoorRules, KeyRing
+from checkin.validate import MAX_PAYLOAD, DoorRules, KeyRing, _row_ticket, decide
 from kit import topics
 from kit.web.auth import require_role
 from kit.web.context import kit
@@ -77,7 +77,8 @@ def door_page():
 @require_role("door")
 def guestlist_page():
     ctx = kit()
-    page = guestlist_html(ctx.db.conn, ctx.config["kit.event"], ctx.config.tz, ctx.config.kit_id)
+    event = ctx.config["kit.event"] or ctx.config.site  # the name every other page shows for the event
+    page = guestlist_html(ctx.db.conn, event, ctx.config.tz, ctx.config.kit_id)
     return Response(page, mimetype="text/html")
 
 
@@ -129,7 +130,20 @@ def api_stats():
 def api_search():
     ctx = kit()
     rehearsal = door_state(ctx.db.conn).rehearsal
-    return jsonify(results=search_tickets(ctx.db.conn, _rules(), request.args.get("q", ""), rehearsal=rehearsal))
+    rules = _rules()
+    results = search_tickets(ctx.db.conn, rules, request.args.get("q", ""), rehearsal=rehearsal)
+    return jsonify(results=_admit_checked(ctx.db.conn, rules, results, ctx.ledger.clock.time(), rehearsal))
+
+
+def _admit_checked(conn, rules: DoorRules, results: list[dict], now: float, rehearsal: bool) -> list[dict]:
+    """Each result with whether a hand admit would be accepted now (``can_admit``) and, if not, why
+    (``admit_refusal``): the door page says why instead of offering Admit and then refusing it."""
+    for r in results:
+        row = conn.execute("SELECT * FROM checkin_tickets WHERE ticket_key = ?", (r["ticket_key"],)).fetchone()
+        d = decide(conn, rules, _row_ticket(row), now=now, direction="entry", rehearsal=rehearsal) if row else None
+        r["can_admit"] = bool(d and d.admitted)
+        r["admit_refusal"] = "" if r["can_admit"] else (d.reason if d else "not on the guest list")
+    return results
 
 
 @bp.route("/api/v1/checkin/admit", methods=["POST"])

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,21 @@ try:  # property tests check results, not speed: a loaded CI machine must not fa
     _hypothesis_settings.load_profile("fieldkit")
 except ImportError:
     pass
+
+
+_SESSION_START = [0.0]
+
+
+def pytest_sessionstart(session):
+    _SESSION_START[0] = time.time()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The screen tests (tests/browser) keep a screenshot of every page and size: say where, once."""
+    shots = Path(os.environ.get("FIELDKIT_SCREENSHOTS") or Path(__file__).parents[1] / "build" / "screenshots")
+    counts = shots / "axe-counts.jsonl"
+    if counts.exists() and counts.stat().st_mtime >= _SESSION_START[0]:
+        terminalreporter.write_line(f"screenshots of every page and size, and axe-core counts: {shots}")
 
 
 @pytest.fixture(scope="session")
@@ -210,6 +226,21 @@ def kit_factory(tmp_path, mosquitto):
 
     def factory(services: list[str] | None = None, **kw) -> RunningKit:
         kit = start_kit(tmp_path / f"k{len(started)}", mosquitto, services, **kw)
+        started.append(kit)
+        return kit
+
+    yield factory
+    for kit in started:
+        kit.stop()
+
+
+@pytest.fixture(scope="module")
+def module_kit_factory(tmp_path_factory, mosquitto):
+    """kit_factory for a whole test module: one kit shared by the module's tests (they must not spoil it)."""
+    started: list[RunningKit] = []
+
+    def factory(services: list[str] | None = None, **kw) -> RunningKit:
+        kit = start_kit(tmp_path_factory.mktemp("mkit"), mosquitto, services, **kw)
         started.append(kit)
         return kit
 

@@ -80,8 +80,10 @@ def dashboard():
     ctx = kit()
     services, documents, clock = service_health(), current_documents(ctx.db), ctx.clock.status().as_dict()
     clock["local"] = ctx.clock.now().astimezone(ctx.config.tz).strftime("%a %d %b %H:%M")
+    # The services' part of "ready" is redrawn live by the page from the stream; the rest only changes on reload.
     return render_template("kit/dashboard.html", services=services, clock=clock, documents=documents,
                            problems=readiness(services, documents, clock) + status_reasons(),
+                           other_problems=readiness({}, documents, clock) + status_reasons(),
                            event=ctx.config["kit.event"] or ctx.config.site, timezone=ctx.config["kit.timezone"])
 
 

@@ -6,6 +6,11 @@ and the API cannot drift apart. A topic no rule matches is relayed to nobody (de
 is a rule whose route the app does not have. Health and status also have a summary view (the state words
 only, as the unauthenticated ``/api/v1/health`` shows them) for the roles below the full view.
 
+Every screen's header shows a role-safe kit status (kit/web/static/kit/kit.js): the kit's state word from
+``status`` and, for the screen that depends on a device, that device's state with its reason: the door
+page's scanner and camera (``checkin/health``, readable in full by whoever may open ``/door``) and the
+merch page's printer (``pos/state``, already the merch screen's). ``device_summary`` is that middle view.
+
 A new topic needs a rule here; ``tests/kit/test_stream_roles.py`` fails for a published topic without one.
 """
 
@@ -32,12 +37,21 @@ class StreamRule:
     summary_fields: tuple[str, ...] = ()
     why: str = ""
     role: str | None = None
+    # (route, fields): whoever may open that page also reads these fields (the state and its reason of the
+    # device that page depends on), between the summary and the full view
+    device_summary: tuple[str, tuple[str, ...]] | None = None
 
 
 # First match wins: specific rules before broad ones.
 KIT_RULES: tuple[StreamRule, ...] = (
     StreamRule("status", "GET /api/v1/status", "GET /api/v1/health", ("state", "services"),
                why="the kit's verdict: everyone sees online/degraded/offline, only the dashboard the detail"),
+    StreamRule("checkin/health", "GET /api/v1/status", "GET /api/v1/health", ("state",),
+               device_summary=("GET /door", ("state", "reason")),
+               why="the door screen's header says what is wrong with its scanner or camera"),
+    StreamRule("pos/health", "GET /api/v1/status", "GET /api/v1/health", ("state",),
+               device_summary=("GET /merch", ("state", "reason")),
+               why="the merch screen's header says what is wrong with its printer"),
     StreamRule("+/health", "GET /api/v1/status", "GET /api/v1/health", ("state",),
                why="a service's health: the state word is public (/api/v1/health), its detail is the lead's"),
     StreamRule("+/cmd/#", "", role="lead",
@@ -92,6 +106,10 @@ class StreamRoles:
                 log.info("event=stream_rule_unresolved topic=%s reason=no route %r on this kit: relayed to nobody",
                          r.pattern, r.route)
             self.resolved.append((r, full, summary))
+        # the device views, by rule pattern: (role of the page, fields)
+        self.device: dict[str, tuple[str | None, tuple[str, ...]]] = {
+            r.pattern: (roles_by_route.get(r.device_summary[0], NOBODY), r.device_summary[1])
+            for r in rules if r.device_summary}
         self._unlisted_logged: set[str] = set()
         self._lock = threading.Lock()
 
@@ -119,6 +137,9 @@ class StreamRoles:
         rule, full, summary = entry
         if _allows(role, full):
             return payload
+        device = self.device.get(rule.pattern)
+        if device and _allows(role, device[0]) and isinstance(payload, dict):
+            return {k: payload[k] for k in device[1] if k in payload}
         if rule.summary_fields and _allows(role, summary) and isinstance(payload, dict):
             return {k: payload[k] for k in rule.summary_fields if k in payload}
         return None

@@ -32,7 +32,7 @@ def test_door_sees_scanner_verdicts_live_and_admits_a_dead_phone_by_name(kit_fac
     page.click("#verdict-full")
     page.click("#demo-panel [data-sample=flagged]")
     page.wait_for_selector("#verdict.amber")
-    assert page.locator("#verdict-word").inner_text() == "CALL A LEAD"
+    assert page.locator("#verdict-word").inner_text() == "ADMIT — CALL A LEAD"  # admitted, and a lead must see them
 
     # A dead phone: find the guest by name, admit by hand with a reason.
     page.click("#verdict-full")

@@ -202,3 +202,16 @@ def test_live_streams_leave_threads_for_every_other_request(server, kit_env, ctx
     finally:
         hub._clients.difference_update(fillers)
     assert s.get(server + "/events?topics=%23", stream=True, timeout=5).status_code == 200
+
+
+def test_each_screen_reads_the_reason_of_its_own_device_and_no_other(app):
+    """The header's role-safe status: the door sees why its scanner is degraded, the merch screen why its
+    printer is; neither sees the other's reason, nor any other service's."""
+    stream = StreamRoles.for_app(app)
+    sick = {"state": "degraded", "reason": "Camera not found", "pid": 7, "detail": "lead-only"}
+    assert stream.view("door", "checkin/health", sick) == {"state": "degraded", "reason": "Camera not found"}
+    assert stream.view("merch", "checkin/health", sick) == {"state": "degraded"}
+    assert stream.view("merch", "pos/health", sick) == {"state": "degraded", "reason": "Camera not found"}
+    assert stream.view("door", "pos/health", sick) == {"state": "degraded"}
+    assert stream.view("door", "power/health", sick) == {"state": "degraded"}
+    assert stream.view("lead", "checkin/health", sick) == sick

@@ -5,6 +5,10 @@
   const door = $("door");
   const isLead = door.dataset.role === "lead";
   const WORDS = { green: "ADMIT", red: "STOP", amber: "CALL A LEAD" };
+  // A flagged guest is admitted and counted in: the word says both, so a second scan's "ALREADY IN" is no surprise.
+  const AMBER_ADMIT = "ADMIT — CALL A LEAD";
+  // The three meanings of the GPIO buzzer: admitted, refused, admitted-but-get-a-lead.
+  const SOUNDS = { green: "admit", red: "reject", amber: "lead" };
   const VERDICT_WORDS = { exit: "EXIT", admit_reentry: "RE-ENTRY", already_in: "ALREADY IN", blocked: "BLOCKED" };
   let rehearsal = door.dataset.rehearsal === "true";
   let direction = door.dataset.direction;
@@ -13,13 +17,16 @@
   function text(el, value) { el.textContent = value == null ? "" : String(value); }
 
   function showVerdict(v) {
-    const word = VERDICT_WORDS[v.verdict] || WORDS[v.colour] || v.verdict;
+    const admitted = v.verdict === "admit" || v.verdict === "admit_reentry";
+    const word = (admitted && v.colour === "amber") ? AMBER_ADMIT : (VERDICT_WORDS[v.verdict] || WORDS[v.colour] || v.verdict);
+    if (window.fkSound) fkSound.play(SOUNDS[v.colour] || "reject");
     const who = [v.name, v.ticket_type].filter(Boolean).join(" · ");
     for (const [box, w, h, y] of [[$("verdict"), $("verdict-word"), $("verdict-who"), $("verdict-why")],
                                    [$("verdict-full"), $("full-word"), $("full-who"), $("full-why")]]) {
       box.className = (box.id === "verdict" ? "verdict " : "verdict-full ") + v.colour + (v.rehearsal ? " rehearsal" : "");
       box.dataset.verdict = v.verdict;
       text(w, (v.rehearsal ? "PRACTICE: " : "") + word);
+      w.classList.toggle("long", w.textContent.length > 12);
       text(h, who);
       text(y, v.reason);
     }
@@ -111,7 +118,12 @@
     rehearsal = r; direction = dir;
     $("rehearsal-banner").hidden = !r;
     text($("direction"), dir);
-    if ($("rehearsal-btn")) text($("rehearsal-btn"), r ? "Rehearsal off" : "Rehearsal on");
+    // the state and the action apart: "Rehearsal: ON" beside "Stop rehearsal"
+    if ($("rehearsal-state")) {
+      text($("rehearsal-state"), r ? "Rehearsal: ON" : "Rehearsal: off");
+      $("rehearsal-state").classList.toggle("on", r);
+    }
+    if ($("rehearsal-btn")) text($("rehearsal-btn"), r ? "Stop rehearsal" : "Start rehearsal");
     if ($("direction-btn")) text($("direction-btn"), dir === "exit" ? "Switch to entries" : "Switch to exits");
   }
 
@@ -149,7 +161,12 @@
       const state = g.inside ? ` — IN (${g.checked_in})` : (g.status !== "valid" ? ` — ${g.status.toUpperCase()}` : "");
       text(info, `${g.name} · ${g.ticket_type} · ${g.order_code} · ${g.email}${state}`);
       li.append(info);
-      if (!g.inside && g.status === "valid") {
+      if (!g.inside && g.status === "valid" && g.can_admit === false) {
+        // say why before anyone tries: no Admit button that the kit would then refuse
+        const why = document.createElement("span");
+        why.className = "refusal"; text(why, g.admit_refusal);
+        li.append(why);
+      } else if (!g.inside && g.status === "valid") {
         const b = document.createElement("button");
         b.className = "btn ok"; b.type = "button"; b.textContent = "Admit";
         b.onclick = () => openAdmit(g);
@@ -217,7 +234,12 @@
   }
   fk.subscribe("checkin/event/scanned", (v) => { showVerdict(v); if (v.counts) applyVerdict(v); else refresh(); });
   fk.subscribe("checkin/event/+", (_m, topic) => { if (!topic.endsWith("/scanned")) refreshSoon(); });
-  fk.subscribe("checkin/preview", (m) => { if (m.jpeg) $("preview").src = "data:image/jpeg;base64," + m.jpeg; });
+  fk.subscribe("checkin/preview", (m) => {
+    if (!m.jpeg) return;
+    $("preview").src = "data:image/jpeg;base64," + m.jpeg;
+    $("preview").hidden = false; $("preview-none").hidden = true;
+  });
+  if (window.fkSound) fkSound.controls($("sound-controls"));
   // Back on the live stream after a gap (kit.js marks the page disconnected): re-read what was missed.
   let wasDown = false;
   new MutationObserver(() => {

@@ -137,6 +137,9 @@
       tr.innerHTML = "<td><input name='sku'></td><td><input name='name'></td><td><input name='variant'></td><td><input name='price' inputmode='decimal'></td>"
         + "<td><input name='stock' inputmode='numeric'></td><td></td><td><input type='checkbox' name='active'></td><td><button class='btn' type='button'>Save</button></td>";
       const f = (n) => tr.querySelector("[name=" + n + "]");
+      // each cell's input named for a screen reader: "Price of TS-L" (the column header is not its label)
+      for (const [n, what] of [["sku", "SKU"], ["name", "Name"], ["variant", "Variant"], ["price", "Price"], ["stock", "Stock"], ["active", "On sale"]])
+        f(n).setAttribute("aria-label", what + " of " + (p.sku || "the new product"));
       f("sku").value = p.sku; f("sku").readOnly = !!p.sku;
       f("name").value = p.name; f("variant").value = p.variant; f("price").value = p.price;
       f("stock").value = p.stock === null ? "" : p.stock; f("active").checked = p.active;

@@ -58,7 +58,7 @@
         const l = document.createElement("span"); l.className = "left" + (g.variants[0].remaining <= 0 ? " low" : "");
         l.textContent = leftText(g.variants[0]); b.append(l);
       }
-      b.addEventListener("click", () => g.variants.length === 1 ? add(g.variants[0]) : showVariants(g));
+      b.addEventListener("click", () => { tapped(b); if (g.variants.length === 1) add(g.variants[0]); else showVariants(g); });
       grid.append(b);
     }
   }
@@ -71,7 +71,7 @@
       b.type = "button"; b.className = "btn"; b.dataset.sku = v.sku;
       b.textContent = v.variant || v.sku;
       b.title = leftText(v);
-      b.addEventListener("click", () => { add(v); box.hidden = true; });
+      b.addEventListener("click", () => { tapped(b); add(v); box.hidden = true; });
       box.append(b);
     }
     const close = document.createElement("button");
@@ -82,7 +82,25 @@
   }
 
   // --- cart ----------------------------------------------------------------------------------
+  // Every tap shows at once: the button flashes, its product shows how many are in the cart.
+  function tapped(b) {
+    b.classList.remove("tapped");
+    void b.offsetWidth;  // restart the flash on a quick second tap
+    b.classList.add("tapped");
+  }
+  function markInCart() {
+    for (const b of document.querySelectorAll("#products .product")) {
+      const g = catalogue.find((x) => x.name === b.dataset.product);
+      const n = g ? cart.filter((l) => g.variants.some((v) => v.sku === l.sku)).reduce((s, l) => s + l.qty, 0) : 0;
+      let badge = b.querySelector(".in-cart");
+      if (!n) { if (badge) badge.remove(); continue; }
+      if (!badge) { badge = document.createElement("span"); badge.className = "in-cart"; b.append(badge); }
+      badge.textContent = n + " in cart";
+    }
+  }
+  let justAdded = null;
   function add(v) {
+    justAdded = v.sku;
     const line = cart.find((l) => l.sku === v.sku);
     if (line) line.qty += 1;
     else cart.push({ sku: v.sku, label: (v.name + " " + (v.variant || "")).trim(), unit_cents: v.price_cents, qty: 1 });
@@ -112,6 +130,7 @@
   }
   function showTotals() {
     $("cart-total").textContent = money(total());
+    $("pay").textContent = cart.length ? "Pay " + money(total()) : "Pay";
     $("discount-label").textContent = quoted && quoted.discount_cents
       ? "Discounts −" + money(quoted.discount_cents) + (cartDiscount ? " (cart:" + discountText(cartDiscount) + ")" : "") : "";
   }
@@ -152,10 +171,17 @@
       minus.addEventListener("click", () => { l.qty -= 1; if (l.qty <= 0) cart = cart.filter((x) => x !== l); renderCart(); });
       plus.addEventListener("click", () => { l.qty += 1; renderCart(); });
       li.append(minus, qty, plus, label, amount);
+      if (l.sku === justAdded) li.classList.add("just-added");
       ul.append(li);
+      // keep the new line in view inside the cart's own scroll box (never scroll the page under the Pay bar)
+      if (l.sku === justAdded) ul.scrollTop = Math.max(0, li.offsetTop + li.offsetHeight - ul.clientHeight);
     }
+    justAdded = null;
+    const items = cart.reduce((s, l) => s + l.qty, 0);
     $("cart-total").textContent = money(subtotal());
+    $("cart-count").textContent = items ? "· " + items + (items === 1 ? " item" : " items") : "";
     $("pay").disabled = cart.length === 0;
+    markInCart();
     refreshQuote();
   }
 
@@ -182,6 +208,7 @@
     method = m;
     for (const b of document.querySelectorAll(".method")) b.classList.toggle("active", b.dataset.method === m);
     for (const d of document.querySelectorAll(".pay-entry [data-for]")) d.hidden = d.dataset.for !== m;
+    $("keypad").hidden = m !== "cash";
     const rest = money(Math.max(remaining(), 0));
     if (m === "card" && !$("card-amount").value) $("card-amount").value = rest;
     if (m === "other" && !$("other-amount").value) $("other-amount").value = rest;
@@ -264,6 +291,7 @@
   // --- after the sale --------------------------------------------------------------------------
   function showDone(data) {
     lastSale = data.sale;
+    if (window.fkSound) fkSound.play("sale");
     $("pay-dialog").hidden = true;
     $("done-change").textContent = money(data.sale.change_cents);
     $("done-receipt").textContent = data.sale.receipt;
@@ -394,9 +422,10 @@
       const q = parseInt(i.value, 10);
       if (q > 0) items.push({ line: parseInt(i.dataset.line, 10), qty: q });
     }
-    const body = { reason: $("refund-reason").value, lead_pin: $("refund-pin").value, items: items.length ? items : null };
+    const pin = $("refund-pin");  // absent for a lead: their own session approves
+    const body = { reason: $("refund-reason").value, lead_pin: pin ? pin.value : "", items: items.length ? items : null };
     const r = await fk.post("/api/v1/pos/sales/" + encodeURIComponent(refundSale.id) + "/refund", body);
-    $("refund-pin").value = "";
+    if (pin) pin.value = "";
     if (!r.ok) { $("refund-msg").textContent = r.data.error; $("refund-msg").className = "msg error"; return; }
     $("refund-msg").textContent = "Refund " + r.data.refund.receipt + ": give back " + money(r.data.refund.total_cents)
       + " by " + r.data.refund.payments[0].method + ".";
@@ -454,6 +483,7 @@
   for (const b of document.querySelectorAll("[data-sim]")) b.addEventListener("click", async () => {
     await fk.post("/api/v1/pos/printer/sim", JSON.parse(b.dataset.sim));
   });
+  if (window.fkSound) fkSound.controls($("sound-controls"));
   fk.subscribe("pos/state", showPrinter);
   fk.subscribe("pos/event/sale", () => { loadChart(); });
   fk.subscribe("pos/event/print", (msg) => { if (lastSale && msg.receipt === lastSale.receipt && msg.status === "printed") showPrint({ status: "done" }); });

@@ -66,6 +66,7 @@
     const W = 800, H = 300, L = 44, R = 52, T = 12, B = 30;
     const box = $("power-chart");
     const svg = el("svg", { viewBox: "0 0 " + W + " " + H, role: "img" });
+    svg.appendChild(el("title", {}, "Battery % and solar W over the last " + (hours >= 48 ? Math.round(hours / 24) + " days" : hours + " h")));
     const samples = data.samples || [];
     const maxW = Math.max(10, ...samples.map(s => s.solar_w || 0));
     const x = (t) => L + (t - since) / Math.max(1, until - since) * (W - L - R);

@@ -48,7 +48,12 @@
       }
     };
     source.onopen = () => document.body.classList.remove("disconnected");
-    source.onerror = () => document.body.classList.add("disconnected");
+    source.onerror = () => {
+      document.body.classList.add("disconnected");
+      // The browser retries by itself after a dropped stream, but not after a refusal (a 503 while the kit's
+      // stream slots are full, a restart answering 502): then this page asks again a little later.
+      if (source.readyState === EventSource.CLOSED) { clearTimeout(pending); pending = setTimeout(connect, 3000); }
+    };
   }
   let pending = null;
   function subscribe(pattern, fn) {
@@ -64,4 +69,70 @@
   }
 
   window.fk = { post: post, get: get, subscribe: subscribe, matches: matches, money: fmtMoney };
+
+  // --- the header: a Menu on narrow screens, and the kit's state live from the stream ------------------
+  const top = document.getElementById("top"), toggle = document.getElementById("nav-toggle");
+  if (toggle) {
+    toggle.addEventListener("click", () => {
+      const open = top.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+    document.addEventListener("click", (e) => {
+      if (top.classList.contains("open") && !top.contains(e.target)) { top.classList.remove("open"); toggle.setAttribute("aria-expanded", "false"); }
+    });
+  }
+
+  // Every role sees one word for the kit and, on the door and merch screens, the device that screen needs:
+  // the stream gives a door or merch session only the role-safe parts (kit/web/stream_roles.py).
+  const pill = document.getElementById("kit-state");
+  if (pill) {
+    const role = document.body.dataset.role;
+    const device = { door: "checkin", merch: "pos" }[role];
+    const st = { kit: null, services: {}, reasons: {}, printer: null };
+    const KIT_WORDS = { online: "Kit ok", degraded: "Kit degraded", offline: "Kit offline" };
+    function render() {
+      let cls = "unknown", words = "Kit: connecting…", title = "";
+      const down = Object.keys(st.services).filter((n) => st.services[n] !== "ok");
+      if (document.body.classList.contains("disconnected")) { cls = "offline"; words = "No connection to the kit"; }
+      else if (role === "merch" && st.printer && st.printer.printer !== "online") {
+        cls = st.printer.printer === "unknown" ? "degraded" : "offline";
+        words = { no_paper: "Printer: no paper", unknown: "Printer: no news" }[st.printer.printer] || "Printer offline";
+        title = (st.printer.reason || "") + " — receipts queue";
+      } else if (device && st.services[device] && st.services[device] !== "ok") {
+        cls = st.services[device] === "degraded" ? "degraded" : "offline";
+        // the door's reason names the scanner or camera ("Camera not found"): the words staff can act on
+        words = role === "door" ? (st.reasons[device] || "Scanner: " + st.services[device]) : "Merch: " + st.services[device];
+        title = st.reasons[device] || "";
+      } else if (st.kit) {
+        cls = { online: "ok", degraded: "degraded" }[st.kit] || "offline";
+        words = KIT_WORDS[st.kit] || "Kit " + st.kit;
+        if (role === "lead" && down.length) {
+          cls = cls === "ok" ? "degraded" : cls;
+          words = down.length === 1 ? down[0] + ": " + st.services[down[0]] : down.length + " problems";
+          title = down.map((n) => n + ": " + (st.reasons[n] || st.services[n])).join("; ");
+        } else if (role === "merch" && st.printer && st.printer.printer === "online" && cls === "ok") words = "Kit ok · printer ready";
+      } else if (Object.keys(st.services).length) {  // no word from the status service (yet): the services' own
+        cls = down.length ? "degraded" : "ok";
+        words = !down.length ? "Kit ok" : role === "lead" && down.length === 1 ? down[0] + ": " + st.services[down[0]]
+          : down.length + (down.length === 1 ? " service down" : " services down");
+        if (role === "lead") title = down.map((n) => n + ": " + (st.reasons[n] || st.services[n])).join("; ");
+      }
+      pill.className = "kit-state " + cls;
+      pill.title = title;
+      pill.dataset.state = cls;
+      document.getElementById("kit-state-text").textContent = words;
+    }
+    subscribe("status", (s) => {
+      st.kit = s.state;
+      if (s.services) for (const n in s.services) if (!(n in st.reasons)) st.services[n] = s.services[n];
+      render();
+    });
+    subscribe("+/health", (h, topic) => {
+      const n = topic.split("/")[0];
+      st.services[n] = h.state; st.reasons[n] = h.reason || "";
+      render();
+    });
+    if (role === "merch") subscribe("pos/state", (p) => { st.printer = p; render(); });
+    new MutationObserver(render).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+  }
 })();
