@@ -163,3 +163,17 @@ def test_the_header_follows_the_stream_when_a_service_stops_on_every_role(open_p
     door.wait_for_function("() => document.getElementById('kit-state').dataset.state !== 'ok'")
     assert "pos" not in door.locator("#kit-state").get_attribute("title")  # no other screen's detail
     lead.wait_for_function("() => document.getElementById('kit-state').dataset.state === 'ok'", timeout=30_000)
+
+
+def test_the_door_and_merch_headers_name_the_run_sheets_current_slot(browser, kit, states):
+    """The demo run-sheet's first slot is running: every screen's header says so (lead/state, any role)."""
+    for role, path in (("door", "door"), ("merch", "merch")):
+        context = browser.new_context(viewport={"width": 800, "height": 480}, storage_state=states[role])
+        page = context.new_page()
+        try:
+            page.goto(kit.url + path)
+            page.wait_for_function("() => document.getElementById('kit-name').dataset.slot === 'Walk-in beats'",
+                                   timeout=10_000)
+            assert page.inner_text("#kit-name").startswith("Now: Walk-in beats")
+        finally:
+            context.close()

@@ -70,6 +70,9 @@ PAGES = [
     ("sync", "lead", "sync", None, ["#sync-backlog-tile"], []),
     ("cues", "lead", "cues", None, ["#stop-all", "#go"], []),
     ("network", "lead", "network", None, ["#hotspot-line"], []),
+    ("lead-now", "lead", "lead", None, ["#countdown", "#next-name", "#btn-next", "#btn-late"], []),
+    ("lead-numbers", "lead", "lead/numbers", None, ["h1", ".fig:first-child"], []),
+    ("pickups", "merch", "merch/pickups", None, ["#due"], []),
 ]
 
 

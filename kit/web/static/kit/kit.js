@@ -135,4 +135,17 @@
     if (role === "merch") subscribe("pos/state", (p) => { st.printer = p; render(); });
     new MutationObserver(render).observe(document.body, { attributes: true, attributeFilter: ["class"] });
   }
+
+  // The slot running now on the run-sheet, in the header of every screen (door, merch, lead alike).
+  const kitName = document.getElementById("kit-name");
+  if (kitName) {
+    const showSlot = (s) => {  // the lead service publishes lead/state again whenever the slot changes
+      const cur = s && s.current, running = !!cur;
+      kitName.textContent = running ? "Now: " + cur.name + (cur.stage ? " · " + cur.stage : "") : kitName.dataset.plain;
+      kitName.title = running ? kitName.dataset.plain : "";
+      kitName.dataset.slot = running ? cur.name : "";
+    };
+    get("/api/v1/lead/now").then((r) => { if (r.ok) showSlot(r.data); });
+    subscribe("lead/state", showSlot);
+  }
 })();
