@@ -53,4 +53,16 @@ CORE = MigrationSet("kit", [
         ALTER TABLE kit_auth_failures ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX kit_auth_failures_at ON kit_auth_failures(at);
     """),
+    # Personal records (kit/personal.py): what must reach HQ but never the ledger (an e-mail a guest
+    # gave with their consent). Uploaded by the sync agent; uploaded_at says HQ holds the record.
+    Migration("0006_personal_outbox", """
+        CREATE TABLE kit_personal_outbox (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            uploaded_at REAL
+        ) WITHOUT ROWID;
+        CREATE INDEX kit_personal_outbox_pending ON kit_personal_outbox(created_at) WHERE uploaded_at IS NULL;
+    """),
 ])

@@ -4,7 +4,7 @@ Organisers judge a night by short-horizon figures: attendance against tickets so
 doors open to the first sale, conversion per 100 admitted, and which slot converted. Everything is
 computed from the ledger events that kit/topics.py and the features define (``checkin.scanned`` /
 ``checkin.undone``, ``pos.sale`` / ``pos.refund``, ``pos.pickup_collected``, ``lead.slot_started`` /
-``lead.slot_ended``, ``pos.drop_started`` / ``pos.drop_sold``), so the kit's lead screen and HQ's report cannot disagree, and neither imports a
+``lead.slot_ended``, ``pos.drop_started`` / ``pos.drop_sold``, ``lead.signup``), so the kit's lead screen and HQ's report cannot disagree, and neither imports a
 feature. Rehearsal scans, undone admissions and voided sales never count.
 """
 
@@ -29,6 +29,7 @@ HELP = {
     "sales_per_100": "sales per 100 people admitted",
     "pickups_collected_per_100": "pre-ordered pickups handed over per 100 people admitted",
     "stall_conversion": "the merch stall: sales ÷ people admitted",
+    "signups_per_100": "guests who gave their e-mail (with consent) per 100 people admitted",
     "drop_sales_per_100": "sales with live-drop units per 100 people admitted (drop redemptions)",
     "drop_sell_through_percent": "per drop: units sold on every kit per 100 units offered",
     "drop_minutes_to_sell_out": "per drop: minutes from its start until the last unit was sold",
@@ -104,6 +105,7 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
     slots = _slots(events, admissions, exits, sales, tz)
     drop_list = _drops(events, tz)
     drop_sales = len({str(e.payload.get("sale_id")) for e in events if e.type == "pos.drop_sold"})
+    signups = sum(1 for e in events if e.type == "lead.signup")
     return {
         "attendance": {
             "admitted": admitted, "tickets_sold": tickets_sold,
@@ -119,6 +121,7 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
             "sales": len(sales), "sales_per_100": _per_100(len(sales), admitted),
             "pickups_collected": len(pickups), "pickups_collected_per_100": _per_100(len(pickups), admitted),
             "drop_sales": drop_sales, "drop_sales_per_100": _per_100(drop_sales, admitted),
+            "signups": signups, "signups_per_100": _per_100(signups, admitted),
         },
         "drops": drop_list,
         "stall": {"buyers": len(sales), "admitted": admitted,

@@ -7,3 +7,10 @@ SETTINGS: list[Setting] = [
             "Seconds before a slot's end when it is announced as ending (cue trigger slot/ending, amber countdown)."),
     Setting("lead.late_minutes", 5, "Minutes the Running late button adds to the running slot (and every later one)."),
 ]
+SETTINGS += [
+    Setting("lead.signup_consent",
+            "I agree that the organisers may e-mail me about their next events. I can unsubscribe at any time.",
+            "The sentence a guest agrees to when staff add their e-mail to the organiser's list (stored with each signup)."),
+    Setting("lead.signup_consent_version", "1",
+            "The version of that sentence: change it whenever the sentence changes (stored with each signup)."),
+]

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from flask import Blueprint, g, jsonify, render_template, request
 
-from kit.web.auth import require_role
+from kit.web.auth import SIGNED_IN, require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
 from lead.evening import LeadError, evening, next_slot, running_late
 from lead.numbers import kit_numbers
+from lead.signups import add_signup
 
 HERE = Path(__file__).parent
 bp = Blueprint("lead", __name__, template_folder=str(HERE / "templates"))
@@ -43,6 +44,7 @@ def now_screen():
 
 
 @bp.get("/api/v1/lead/now")
+@require_role(SIGNED_IN)
 @api_doc("The run-sheet's current and next slot and how far behind plan (every signed-in role: screens show the slot)",
          responses={200: "current, next, behind_seconds, now (the kit's time)"})
 def api_now():
@@ -63,6 +65,38 @@ def numbers_page():
 def api_metrics():
     ctx = kit()
     return jsonify(kit_numbers(ctx.db, ctx.config.tz))
+
+
+SIGNUP_BODY = {"type": "object", "required": ["email", "consent"], "properties": {
+    "email": {"type": "string", "maxLength": 254}, "consent": {"type": "boolean"},
+    "ticket": {"type": "string", "maxLength": 128}, "receipt": {"type": "string", "maxLength": 128}}}
+
+
+@bp.get("/signup")
+@require_role(SIGNED_IN)
+def signup_page():
+    """Any signed-in role: door and merch staff add a guest's e-mail with the guest's consent."""
+    return render_template("lead/signup.html", consent=kit().config["lead.signup_consent"])
+
+
+@bp.post("/api/v1/lead/signups")
+@require_role(SIGNED_IN)
+@api_doc("Add a guest's e-mail to the organiser's list, with the consent sentence they agreed to "
+         "(the e-mail goes to HQ with the next sync, never into the ledger)", request=SIGNUP_BODY,
+         responses={201: "the signup's id", 400: "no consent, or not an e-mail address"})
+def api_signup():
+    ctx = kit()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(error="send {\"email\", \"consent\": true}", code="bad_body"), 400
+    try:
+        with ctx.db.transaction() as conn:
+            made = add_signup(conn, ctx.ledger, ctx.config, email=str(body.get("email", ""))[:300],
+                              consent=body.get("consent"), ticket=str(body.get("ticket", "") or "")[:200],
+                              receipt=str(body.get("receipt", "") or "")[:200], by=g.role)
+    except LeadError as e:
+        return _refuse(e)
+    return jsonify(made), 201
 
 
 @bp.get("/api/v1/lead/runsheet")

@@ -30,6 +30,7 @@ from kit.files import safe_filename, write_durably
 from kit.ledger import last_seq
 from sync.client import BatchRejected, HQClient, Outgoing, SyncError, encode_batch, event_line
 from sync.credentials import NotJoined, hq_credentials
+from sync.personal_upload import upload_personal
 
 log = logging.getLogger("fieldkit.sync")
 Progress = Callable[[int, int], None]  # (events handled this session, events to handle)
@@ -55,6 +56,7 @@ class SessionResult:
     restored: int = 0  # events HQ said it lacked below its mark, sent again and stored
     restored_ranges: list[tuple[int, int]] = field(default_factory=list)
     documents: list[dict] = field(default_factory=list)
+    personal: int = 0  # personal records HQ now holds (kit/personal.py)
     cursor: int = 0
     hwm: int = 0
 
@@ -268,6 +270,7 @@ class SyncAgent:
         result.cursor = cursor
         if stop and stop():
             raise SyncError("stopped before the session ended; the next one carries on from the cursor")
+        result.personal = upload_personal(self.db, client)
         result.documents = self.pull_documents(client)
         log.info("event=sync_session_done uploaded=%d stored=%d duplicate=%d parked=%d cursor=%d documents=%d",
                  result.uploaded, result.stored, result.duplicate, result.parked, cursor, len(result.documents))

@@ -203,6 +203,20 @@ class HQClient:
             return UploadAnswer(answer["results"], hwm if isinstance(hwm, int) and not isinstance(hwm, bool) else 0)
         raise BatchRejected(_error_text(data), status)
 
+    def upload_personal(self, records: list[dict]) -> list[dict]:
+        """Send personal records (kit/personal.py); HQ answers for each: stored, duplicate or refused."""
+        status, _, data = self.request("POST", self.kit_path("personal"), body=json.dumps({"records": records}).encode(),
+                                       headers={"Content-Type": "application/json"})
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            raise HQUnreachable(f"HQ answered {status} with something that is not JSON") from None
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if status in (200, 422) and isinstance(results, list) and len(results) == len(records) \
+                and all(isinstance(r, dict) for r in results):
+            return results
+        raise BatchRejected(_error_text(data), status)
+
     def manifest(self) -> list[dict]:
         docs = self._json("GET", self.kit_path("documents")).get("documents")
         needed = {"id": int, "kind": str, "version": int, "filename": str, "sha256": str}

@@ -80,8 +80,11 @@ def current_role() -> str | None:
     return g.fieldkit_role
 
 
+SIGNED_IN = "any"  # require_role(SIGNED_IN): every signed-in role (door, merch, lead), nobody signed out
+
+
 def role_allows(role: str | None, needed: str) -> bool:
-    return role is not None and (role == needed or role == "lead")
+    return role is not None and (needed == SIGNED_IN or role == needed or role == "lead")
 
 
 def _wants_json() -> bool:

@@ -24,7 +24,7 @@ from kit.bus import topic_matches
 
 log = logging.getLogger("fieldkit.web.stream")
 
-ANY_SIGNED_IN = "any"  # a route without require_role: every signed-in role may read it
+ANY_SIGNED_IN = "any"  # a route without require_role, or require_role(SIGNED_IN): every signed-in role
 NOBODY = None
 
 

@@ -15,7 +15,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
-from sync.hq import documents, integrity, store
+from sync.hq import documents, integrity, personal, store
 from sync.hq.openapi import openapi_document
 from sync.hq.store import HQError
 from sync.hq.throttle import AuthThrottle, client_address, parse_networks
@@ -189,6 +189,22 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
         # json.dumps, not jsonify: Flask's provider sorts and walks every result again, per record.
         return Response(json.dumps(answer, separators=(",", ":")), 422 if counts["refused"] else 200,
                         mimetype="application/json")
+
+    @app.post("/api/v1/kits/<kit>/personal")
+    def upload_personal(kit: str):
+        """Personal records (an e-mail given with consent): stored once each, answered per record."""
+        kit_auth(kit)
+        try:
+            body = json.loads(read_body(max_body_bytes))
+        except ValueError:
+            raise HQError("send {\"records\": [...]} as JSON", 400, "bad_body") from None
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or len(records) > personal.MAX_RECORDS:
+            raise HQError(f"send {{\"records\": [...]}}, at most {personal.MAX_RECORDS} per request", 400, "bad_body")
+        results = personal.store_personal(engine, kit, records)
+        refused = sum(r["status"] == "refused" for r in results)
+        return jsonify(results=results, stored=sum(r["status"] == "stored" for r in results), refused=refused), \
+            422 if refused else 200
 
     @app.get("/api/v1/kits/<kit>/documents")
     def manifest(kit: str):

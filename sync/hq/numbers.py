@@ -30,6 +30,7 @@ def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo) -> tuple[li
         ["pickups_collected_per_100", show(c["pickups_collected_per_100"]), help_["pickups_collected_per_100"]],
         ["stall_conversion", show(n["stall"]["stall_conversion"]), help_["stall_conversion"]],
         ["drop_sales_per_100", show(c["drop_sales_per_100"]), help_["drop_sales_per_100"]],
+        ["signups_per_100", show(c["signups_per_100"]), help_["signups_per_100"]],
     ]
     slots = [[s["name"], s["stage"], s["start"], show(s["end"]), s["people_in"], s["buyers"], show(s["conversion_per_100"])]
              for s in n["slots"]]

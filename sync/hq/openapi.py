@@ -68,6 +68,18 @@ def openapi_document() -> dict:
                 "responses": {"200": _json("every record stored or already there", UPLOAD),
                               "422": _json("some records refused, the others stored", UPLOAD),
                               **_errors("400", "413"), **kit_errors}}},
+            "/api/v1/kits/{kit}/personal": {"post": {
+                "summary": "Upload personal records (an e-mail given with consent; never in the ledger); answered one by one",
+                "parameters": [KIT_PARAM], "security": bearer,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["records"], "properties": {"records": {
+                        "type": "array", "maxItems": 500, "items": {
+                            "type": "object", "required": ["id", "kind", "body"],
+                            "properties": {"id": {"type": "string", "maxLength": 64}, "kind": {"type": "string", "maxLength": 65},
+                                           "body": {"type": "object"}}}}}}}}},
+                "responses": {"200": _json("every record stored or already there", {"type": "object"}),
+                              "422": _json("some records refused, the others stored", {"type": "object"}),
+                              **_errors("400", "413"), **kit_errors}}},
             "/api/v1/kits/{kit}/documents": {"get": {
                 "summary": "Per kind, the document this kit should have", "parameters": [KIT_PARAM], "security": bearer,
                 "responses": {"200": _json("manifest", MANIFEST), **kit_errors}}},

@@ -91,3 +91,15 @@ auth_failures = sa.Table(
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("last_failure", sa.DateTime(timezone=True), nullable=False, index=True),
 )
+
+
+# Personal records a kit collected with consent (kit/personal.py: an e-mail for the organiser's list):
+# never in the ledger, uploaded on their own endpoint, keyed by the id the kit made (idempotent).
+personal_records = sa.Table(
+    "hq_personal_records", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kit", sa.String(32), nullable=False, index=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -73,6 +73,7 @@ PAGES = [
     ("lead-now", "lead", "lead", None, ["#countdown", "#next-name", "#btn-next", "#btn-late"], []),
     ("lead-numbers", "lead", "lead/numbers", None, ["h1", ".fig:first-child"], []),
     ("pickups", "merch", "merch/pickups", None, ["#due"], []),
+    ("signup", "door", "signup", None, ["#email", "#consent", "#add"], []),
 ]
 
 

@@ -48,7 +48,7 @@ def test_the_numbers_of_a_scripted_evening_match_the_hand_count():
     assert g == {"doors_open_at": "2027-01-15T08:00:00+00:00", "first_sale_at": "2027-01-15T08:07:00+00:00",
                  "minutes_to_first_sale": 7.0}
     assert c == {"sales": 3, "sales_per_100": 75.0, "pickups_collected": 1, "pickups_collected_per_100": 25.0,
-                 "drop_sales": 0, "drop_sales_per_100": 0.0}
+                 "drop_sales": 0, "drop_sales_per_100": 0.0, "signups": 0, "signups_per_100": 0.0}
     assert n["stall"]["stall_conversion"] == 0.75
     poetry, open_mic = n["slots"]
     # Poetry 08:05-08:15: 3 inside at its start, nobody came or left during it; sales s1, s2
