@@ -53,4 +53,19 @@ CORE = MigrationSet("kit", [
         ALTER TABLE kit_auth_failures ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX kit_auth_failures_at ON kit_auth_failures(at);
     """),
+    # The kiosk's terminal (kit/web/kiosk.py): the browser on the kit's own screen, known by a device cookie
+    # (only its hash is kept); signed in until a lead or the screen signs it out, not until idle.
+    Migration("0006_kiosk_terminals", """
+        CREATE TABLE kit_kiosk_terminals (
+            id INTEGER PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            role TEXT,                        -- NULL until a PIN is entered on the screen
+            csrf TEXT,                        -- the forms' token, kept so an open page outlives its cookie
+            created_at REAL NOT NULL,
+            signed_in_at REAL,
+            last_seen REAL NOT NULL,
+            signed_out_at REAL,                -- the last sign-out (by a lead or on the screen)
+            signed_out_by TEXT
+        );
+    """),
 ])
