@@ -218,6 +218,10 @@ def kiosk_cmd(check_only: bool, env_file: str | None) -> None:
         sys.exit(0 if decision.on else 1)
     argv = kiosk.command()
     try:
+        kiosk.prepare_profile(kiosk.profile_dir(os.environ))
+    except OSError as e:  # a read-only or full disk: the kiosk still starts, perhaps with a "save password" panel
+        click.echo(f"kiosk: could not write the browser's preferences: {e}", err=True)
+    try:
         os.execvp(argv[0], argv)
     except OSError as e:
         _fail(f"cannot start {argv[0]}: {e} (install it: apt-get install cage chromium xwayland)")

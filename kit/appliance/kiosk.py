@@ -12,6 +12,7 @@ Chromium and cage need about 250 MB of memory: "auto" turns the kiosk on only on
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -146,12 +147,44 @@ def browser_command(url: str, profile: Path, extra: list[str] = ()) -> list[str]
     return ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url]
 
 
+def profile_dir(env: dict) -> Path:
+    return Path(env.get("FIELDKIT_KIOSK_PROFILE") or Path(env.get("HOME", "/var/lib/fieldkit-kiosk")) / "chromium")
+
+
 def command(env: dict | None = None, extra: list[str] = ()) -> list[str]:
     """``--run``: cage with chromium on the starting page (``-d``: no window decorations)."""
     env = os.environ if env is None else env
     target = env.get(ENV_URL) or "http://127.0.0.1:8080/kiosk"
-    profile = Path(env.get("FIELDKIT_KIOSK_PROFILE") or Path(env.get("HOME", "/var/lib/fieldkit-kiosk")) / "chromium")
-    return ["cage", "-d", "--", *browser_command(starting_url(target, env.get(ENV_NOTE, "")), profile, extra)]
+    return ["cage", "-d", "--", *browser_command(starting_url(target, env.get(ENV_NOTE, "")), profile_dir(env), extra)]
+
+
+# Chromium has no command-line switch for these: without them the first PIN typed on the screen opens a
+# "Save password?" panel over the page (seen in the test's screenshots), and a power cut a "Restore pages?" one.
+PREFERENCES = {
+    "credentials_enable_service": False,
+    "profile": {"password_manager_enabled": False, "exit_type": "Normal", "exited_cleanly": True},
+    "translate": {"enabled": False},
+    "autofill": {"profile_enabled": False, "credit_card_enabled": False},
+}
+
+
+def prepare_profile(profile: Path) -> Path:
+    """Merge PREFERENCES into the profile's Preferences before every start (chromium keeps the rest)."""
+    path = profile / "Default" / "Preferences"
+    try:
+        prefs = json.loads(path.read_text())
+        if not isinstance(prefs, dict):
+            prefs = {}
+    except (OSError, ValueError):
+        prefs = {}
+    for key, value in PREFERENCES.items():
+        if isinstance(value, dict) and isinstance(prefs.get(key), dict):
+            prefs[key] = prefs[key] | value
+        else:
+            prefs[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(prefs))
+    return path
 
 
 def doctor_check(config) -> list:
