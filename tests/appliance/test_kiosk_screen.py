@@ -32,6 +32,7 @@ import pytest
 from kit.appliance import kiosk
 from kit.testing import free_port, stop_process_group, wait_for
 
+pytestmark = [pytest.mark.browser, pytest.mark.system, pytest.mark.slow]
 BROWSER_TEST_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]  # root in a container, no GPU
 
 
