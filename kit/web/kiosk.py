@@ -119,7 +119,8 @@ def recognise_terminal():
     # The page may have been open for longer than the session cookie lives: keep its form token valid.
     if terminal.csrf and session.get("csrf") != terminal.csrf:
         session["csrf"] = terminal.csrf
-    session["kiosk"] = terminal.id
+    if session.get("kiosk") != terminal.id:  # only on change: a changed session re-sends its cookie
+        session["kiosk"] = terminal.id
     now = time.time()
     if now - terminal.last_seen >= SEEN_WRITE_SECONDS:
         with kit().db.transaction() as conn:
