@@ -139,8 +139,9 @@ def check(env_path: Path | None, host: Host | None = None) -> Decision:
 
 
 def _env_quote(text: str) -> str:
-    """One line for a systemd EnvironmentFile (double quotes, escaped)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """One line for a systemd EnvironmentFile (double quotes; it has no escape for a newline)."""
+    one_line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return '"' + one_line.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def browser_command(url: str, profile: Path, extra: list[str] = ()) -> list[str]:
