@@ -221,3 +221,36 @@ def _connect(p, port: int):
     except Exception:  # not listening yet
         time.sleep(0.2)
         return None
+
+
+def test_the_starting_page_shows_why_and_goes_to_the_kit_when_it_answers(page, tmp_path):
+    """The local page alone (file:, as chromium opens it at boot): waiting, the boot notice, then the kit."""
+    import http.server
+    import threading
+
+    port = free_port()
+    target = f"http://127.0.0.1:{port}/kiosk"
+    page.goto(kiosk.starting_url(target, "Field Kit cannot start: fieldkit.toml on the SD card has a problem."))
+    assert page.inner_text("#title") == "Field Kit cannot start"
+    assert "fieldkit.toml on the SD card" in page.inner_text("#note")
+    page.wait_for_function("() => /\\(\\d+ s\\)/.test(document.getElementById('waited').textContent)")
+    assert page.url.startswith("file:")  # nothing answers yet: it keeps waiting, no browser error
+
+    class Kit(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<title>the kit</title>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Kit)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page.wait_for_url(target, timeout=10_000)
+        assert page.title() == "the kit"
+    finally:
+        server.shutdown()
+        server.server_close()
