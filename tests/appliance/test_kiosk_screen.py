@@ -167,9 +167,8 @@ def test_the_kiosk_on_the_7_inch_screen_slip_pin_page_and_restart(kit_factory, a
             # The starting page (file:) waits for the kit, then goes there. DevTools is attached only after
             # that first navigation: Playwright does not follow a page from file: to http: across processes.
             wait_for(lambda: terminals(kit), 30, 0.3, what="the kiosk's browser at the kit's /kiosk")
-            browser = wait_for(lambda: _connect(p, cdp), 20, 0.3, what="chromium's DevTools endpoint")
-            page = next(pg for c in browser.contexts for pg in c.pages)
-            page.set_default_timeout(15_000)
+            browser, page = wait_for(lambda: _kit_page(p, cdp), 30, 0.5, what="the kit's page over DevTools")
+            page.set_default_timeout(20_000)
 
             # 1. The lead's first PIN is unchanged: the screen shows the setup slip.
             page.wait_for_url("**/kiosk/slip")
@@ -215,12 +214,15 @@ def test_the_kiosk_on_the_7_inch_screen_slip_pin_page_and_restart(kit_factory, a
                 stop_process_group(proc)
 
 
-def _connect(p, port: int):
+def _kit_page(p, port: int):
+    """(browser, page) once DevTools shows the kit's page; attached while the page was still crossing from
+    file: to http:, Playwright keeps the old address, so a new attachment is tried then."""
     try:
-        return p.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
+        browser = p.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
     except Exception:  # not listening yet
-        time.sleep(0.2)
         return None
+    page = next((pg for c in browser.contexts for pg in c.pages if pg.url.startswith("http")), None)
+    return (browser, page) if page else None
 
 
 def test_the_starting_page_shows_why_and_goes_to_the_kit_when_it_answers(page, tmp_path):
