@@ -9,6 +9,7 @@
 #   FIELDKIT_DEBIAN_PYTHON  Debian Python packages taken from the distribution where available
 #                           (default: numpy, OpenCV, Picamera2, lgpio, evdev — see REFERENCE.md)
 #   FIELDKIT_EXTRA_APT      further Debian packages (default: mpv for sound cues)
+#   FIELDKIT_KIOSK_APT      the kiosk on the attached screen (default: cage chromium xwayland; empty: none)
 #   FIELDKIT_PIP_ARGS       extra arguments for pip (e.g. --index-url of a local mirror)
 set -euo pipefail
 
@@ -49,6 +50,8 @@ BASE_PACKAGES="python3 python3-venv python3-pip mosquitto mosquitto-clients netw
   ca-certificates tzdata e2fsprogs"
 DEBIAN_PYTHON=${FIELDKIT_DEBIAN_PYTHON-python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-evdev}
 EXTRA_APT=${FIELDKIT_EXTRA_APT-mpv}
+# Debian's cage is built with Xwayland support and refuses to start without the Xwayland binary.
+KIOSK_APT=${FIELDKIT_KIOSK_APT-cage chromium xwayland}
 available() {  # packages this distribution has a candidate for (python3-picamera2 is Raspberry Pi OS only)
   local p policy
   for p in "$@"; do
@@ -60,7 +63,7 @@ if $APT; then
   log "installing Debian packages"
   apt-get update -qq
   # shellcheck disable=SC2046,SC2086
-  apt-get install -y -qq --no-install-recommends $BASE_PACKAGES $(available $DEBIAN_PYTHON $EXTRA_APT)
+  apt-get install -y -qq --no-install-recommends $BASE_PACKAGES $(available $DEBIAN_PYTHON $EXTRA_APT $KIOSK_APT)
 fi
 
 # --- the service user and its groups ------------------------------------------------------------
@@ -75,6 +78,14 @@ if ! id fieldkit >/dev/null 2>&1; then
   log "created user fieldkit"
 fi
 usermod -a -G "$(echo $GROUPS_NEEDED | tr ' ' ',')" fieldkit
+# The kiosk's browser runs as its own user: it may use the screen and the touch panel, not the kit's state.
+getent group render >/dev/null || groupadd --system render
+getent group fieldkit-kiosk >/dev/null || groupadd --system fieldkit-kiosk
+if ! id fieldkit-kiosk >/dev/null 2>&1; then
+  useradd --system --gid fieldkit-kiosk --home-dir /var/lib/fieldkit-kiosk --no-create-home \
+    --shell /usr/sbin/nologin --comment "Field Kit kiosk screen" fieldkit-kiosk
+fi
+usermod -a -G video,render,input fieldkit-kiosk
 
 # --- the kit itself: a venv that sees Debian's numpy, OpenCV, Picamera2, lgpio, evdev ---------------
 if [ ! -x "$PREFIX/bin/python" ]; then
@@ -119,6 +130,8 @@ install -m 0644 "$FILES/NetworkManager-fieldkit.conf" /etc/NetworkManager/conf.d
 
 if $booted; then systemctl daemon-reload; fi
 systemctl enable fieldkit.target fieldkit-hotspot.service mosquitto.service
+# Enabled everywhere; it decides at each start whether this machine shows it (kiosk.enabled, 1 GB, a screen).
+systemctl enable fieldkit-kiosk.service
 if systemctl list-unit-files NetworkManager.service >/dev/null 2>&1; then
   systemctl enable NetworkManager.service >/dev/null 2>&1 || true
 fi

@@ -53,9 +53,24 @@ CORE = MigrationSet("kit", [
         ALTER TABLE kit_auth_failures ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;
         CREATE INDEX kit_auth_failures_at ON kit_auth_failures(at);
     """),
+    # The kiosk's terminal (kit/web/kiosk.py): the browser on the kit's own screen, known by a device cookie
+    # (only its hash is kept); signed in until a lead or the screen signs it out, not until idle.
+    Migration("0006_kiosk_terminals", """
+        CREATE TABLE kit_kiosk_terminals (
+            id INTEGER PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            role TEXT,                        -- NULL until a PIN is entered on the screen
+            csrf TEXT,                        -- the forms' token, kept so an open page outlives its cookie
+            created_at REAL NOT NULL,
+            signed_in_at REAL,
+            last_seen REAL NOT NULL,
+            signed_out_at REAL,                -- the last sign-out (by a lead or on the screen)
+            signed_out_by TEXT
+        );
+    """),
     # Personal records (kit/personal.py): what must reach HQ but never the ledger (an e-mail a guest
     # gave with their consent). Uploaded by the sync agent; uploaded_at says HQ holds the record.
-    Migration("0006_personal_outbox", """
+    Migration("0007_personal_outbox", """
         CREATE TABLE kit_personal_outbox (
             id TEXT PRIMARY KEY,
             kind TEXT NOT NULL,

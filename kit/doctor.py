@@ -128,8 +128,14 @@ def check_status_led(config: Config) -> list[Check]:
     return [doctor_check(config)]
 
 
+def check_kiosk(config: Config) -> list[Check]:
+    from kit.appliance.kiosk import doctor_check
+
+    return doctor_check(config)
+
+
 CORE_CHECKS: list[Callable[[Config], list[Check]]] = [
-    check_data_dir, check_disk, check_database, check_broker, check_clock, check_status_led,
+    check_data_dir, check_disk, check_database, check_broker, check_clock, check_status_led, check_kiosk,
 ]
 
 

@@ -191,3 +191,37 @@ def _echo_and(report):
         report(state, detail)
 
     return both
+
+
+@appliance.command("kiosk")
+@click.option("--check", "check_only", is_flag=True,
+              help="Decide whether the kiosk runs here (exit 0) or not (exit 1, with the reason).")
+@click.option("--env", "env_file", default=None, type=click.Path(dir_okay=False),
+              help="With --check: write the browser's destination here (the unit's EnvironmentFile).")
+def kiosk_cmd(check_only: bool, env_file: str | None) -> None:
+    """The kiosk on the attached screen: cage running chromium --kiosk on a kit page.
+
+    fieldkit-kiosk.service runs `--check` as root first (exit 1 = the kiosk stays off, and says why),
+    then this command without it as the kiosk user, which becomes cage.
+
+    \b
+    Example:
+      fieldkit appliance kiosk --check
+    """
+    import os
+
+    from kit.appliance import kiosk
+
+    if check_only:
+        decision = kiosk.check(Path(env_file) if env_file else None)
+        click.echo(f"kiosk {decision.reason}")
+        sys.exit(0 if decision.on else 1)
+    argv = kiosk.command()
+    try:
+        kiosk.prepare_profile(kiosk.profile_dir(os.environ))
+    except OSError as e:  # a read-only or full disk: the kiosk still starts, perhaps with a "save password" panel
+        click.echo(f"kiosk: could not write the browser's preferences: {e}", err=True)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        _fail(f"cannot start {argv[0]}: {e} (install it: apt-get install cage chromium xwayland)")

@@ -21,4 +21,11 @@ SETTINGS = [
     Setting("site.mqtt_port", 1884, "Port of the password-protected LAN listener that kits of one site share."),
     Setting("site.mqtt_password", "", "Password every kit of the site uses on the hub's LAN listener; empty means no LAN listener.",
             secret=True),
+    # The kiosk (kit/appliance/kiosk.py, fieldkit-kiosk.service): one kit page on the attached screen.
+    Setting("kiosk.enabled", "auto",
+            "Show a kit page full-screen on the attached screen: auto (on a Raspberry Pi with 1 GB or more and a "
+            "screen connected), on, or off.", choices=("auto", "on", "off")),
+    Setting("kiosk.page", "/door", "The page the kiosk shows once a PIN is entered on its touch screen "
+            "(the setup slip shows first while the lead's first PIN is unchanged).",
+            choices=("/door", "/merch", "/dashboard")),
 ]

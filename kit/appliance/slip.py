@@ -1,4 +1,5 @@
-"""The setup slip: how to join the kit, printed through the POS print queue and shown on the console.
+"""The setup slip: how to join the kit, printed through the POS print queue, shown on the console and
+on the kiosk screen (a page served to loopback only, kit/web/kiosk.py).
 
 It carries the hotspot name and password, the kit's address (also as a QR code), and the lead's
 first PIN until the lead has set a PIN of their own.
@@ -170,3 +171,11 @@ def publish_slip(bus, kit_id: str, payload: dict, pos_timeout: float = 120.0, an
     status = str(answer.get("status"))
     log.info("event=setup_slip_sent id=%s status=%s", payload["id"], status)
     return f"rejected: {answer.get('error')}" if status == "rejected" else status
+
+
+def page_parts(info: SetupInfo) -> dict:
+    """What the kiosk's slip page (kit/web/kiosk.py, loopback only) shows besides ``info``: the QR as SVG."""
+    from markupsafe import Markup
+
+    svg = segno.make(info.url, error="m").svg_inline(scale=6, border=2, dark="#000", light="#fff")
+    return {"qr_svg": Markup(svg)}

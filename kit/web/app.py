@@ -14,7 +14,7 @@ from werkzeug.exceptions import BadRequest
 
 from kit.secrets import Secrets
 from kit.service import ServiceContext
-from kit.web import auth, dashboard, openapi, sse
+from kit.web import auth, dashboard, kiosk, openapi, sse
 from kit.web.stream_roles import StreamRoles
 
 log = logging.getLogger("fieldkit.web")
@@ -125,7 +125,7 @@ def create_app(ctx: ServiceContext) -> Flask:
         known = sse.known_stateful_topics([f.name for f in features] + ["appliance"])
         ctx.bus.hub = sse.EventHub(ctx.bus, ctx.config.kit_id, known)
 
-    for bp in (auth.bp, sse.bp, openapi.bp, dashboard.bp):
+    for bp in (auth.bp, sse.bp, openapi.bp, dashboard.bp, kiosk.bp):
         app.register_blueprint(bp)
     nav = []
     for feature in features:
