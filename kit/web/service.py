@@ -16,12 +16,38 @@ log = logging.getLogger("fieldkit.web")
 # (16 MB, the first 1 MB in memory, the rest in a temporary file) let every frozen tablet's live stream pile up
 # buffered events; at 256 KB a stalled stream waits here and its hub queue drops the oldest news instead.
 OUTBUF_HIGH_WATERMARK = 256 * 1024
+STOP_SECONDS = 5  # how long the requests in flight may take to finish when the service stops
 
 
 def server_options(config) -> dict:
     """waitress's options for the kit's server (the tests build their servers from these too)."""
     return {"threads": config["web.threads"], "channel_timeout": 3600, "ident": "fieldkit",
             "outbuf_high_watermark": OUTBUF_HIGH_WATERMARK}
+
+
+def stop_server(server, loop: threading.Thread, hub=None) -> None:
+    """End the live streams, let the requests in flight finish, then close every socket in waitress's own loop.
+
+    The order matters: a worker thread that finishes a response wakes the loop through its trigger pipe, so
+    closing the server while streams still run made each of them die on EBADF with a traceback (Ctrl-C on
+    ``make demo`` printed one per open page). Closing from inside the loop lets the loop end by itself.
+    """
+    if hub is not None:
+        hub.close()
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_SECONDS)
+
+    def close_all() -> None:
+        for channel in list(server._map.values()):  # the listener, every connection, the trigger itself
+            channel.close()
+
+    if loop.is_alive():
+        try:
+            server.trigger.pull_trigger(close_all)
+        except OSError:  # the loop is gone already
+            close_all()
+        loop.join(STOP_SECONDS)
+    else:
+        close_all()
 
 
 def run_web(ctx: ServiceContext) -> None:
@@ -35,5 +61,4 @@ def run_web(ctx: ServiceContext) -> None:
     while ctx.sleep(1.0):
         if not thread.is_alive():
             raise RuntimeError("the web server thread stopped")
-    ctx.bus.hub.closed.set()
-    server.close()
+    stop_server(server, thread, ctx.bus.hub)

@@ -33,6 +33,7 @@ _STATEFUL = ("health", "state", "status")
 MAX_PATTERNS = 16
 MAX_PATTERN_CHARS = 128
 SPARE_THREADS = 8
+_CLOSED = object()  # put in every stream's queue by EventHub.close(): the stream ends at once
 
 
 def known_stateful_topics(features: list[str]) -> frozenset[str]:
@@ -51,6 +52,14 @@ class EventHub:
         self._lock = threading.Lock()
         self.closed = threading.Event()
         bus.subscribe(f"fieldkit/{kit_id}/#", self._on_message)
+
+    def close(self) -> None:
+        """End every open stream now (the web service is stopping), and refuse to open more."""
+        self.closed.set()
+        with self._lock:
+            clients = list(self._clients)
+        for q in clients:
+            _put_newest(q, _CLOSED)
 
     def _keep_latest(self, rel: str, payload: dict) -> None:
         kind = rel.rsplit("/", 1)[-1]
@@ -73,14 +82,7 @@ class EventHub:
         with self._lock:
             clients = list(self._clients)
         for q in clients:
-            try:
-                q.put_nowait(item)
-            except queue.Full:  # a stalled browser: drop its oldest news, keep the newest
-                try:
-                    q.get_nowait()
-                    q.put_nowait(item)
-                except (queue.Empty, queue.Full):
-                    pass
+            _put_newest(q, item)
 
     def open_streams(self) -> int:
         with self._lock:
@@ -110,19 +112,33 @@ class EventHub:
                     yield out
             last = time.monotonic()
             while not self.closed.is_set():
+                # close() wakes this with _CLOSED, so the wait can be as long as the heartbeat: an idle stream
+                # costs one wake-up per 15 s, not one per second
                 try:
-                    item = q.get(timeout=1.0)
+                    item = q.get(timeout=max(0.05, HEARTBEAT_SECONDS - (time.monotonic() - last)))
                 except queue.Empty:
-                    if time.monotonic() - last > HEARTBEAT_SECONDS:
-                        last = time.monotonic()
-                        yield ": keepalive\n\n"
+                    last = time.monotonic()
+                    yield ": keepalive\n\n"
                     continue
+                if item is _CLOSED:
+                    break
                 if (out := visible(item["topic"], item["payload"])) is not None:
                     last = time.monotonic()
                     yield out
         finally:
             with self._lock:
                 self._clients.discard(q)
+
+
+def _put_newest(q: queue.Queue, item) -> None:
+    try:
+        q.put_nowait(item)
+    except queue.Full:  # a stalled browser: drop its oldest news, keep the newest
+        try:
+            q.get_nowait()
+            q.put_nowait(item)
+        except (queue.Empty, queue.Full):
+            pass
 
 
 def _wanted(rel: str, patterns: list[str]) -> bool:
@@ -160,6 +176,8 @@ def events():
         log.warning("event=stream_refused client=%s reason=%r", request.remote_addr, str(e))
         return Response(f"{e}\n", status=400, mimetype="text/plain")
     hub: EventHub = kit().bus.hub  # set by the app factory
+    if hub.closed.is_set():
+        return Response("the kit is stopping\n", status=503, mimetype="text/plain", headers={"Retry-After": "5"})
     # each open stream holds one of waitress's threads: keep some for every other request
     if hub.open_streams() >= max(1, kit().config["web.threads"] - SPARE_THREADS):
         log.warning("event=stream_refused client=%s reason=too many live streams open", request.remote_addr)

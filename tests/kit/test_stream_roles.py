@@ -17,6 +17,7 @@ from kit import topics
 from kit.features import load_features
 from kit.testing import free_port, wait_for
 from kit.web import sse
+from kit.web.service import stop_server
 from kit.web.stream_roles import KIT_RULES, SITE_RULES, StreamRoles, route_roles
 
 FEATURES = [f.name for f in load_features()] + ["appliance"]
@@ -48,8 +49,7 @@ def server(app):
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
-    app.extensions["fieldkit"].bus.hub.closed.set()  # ends every open stream within a second
-    srv.close()
+    stop_server(srv, thread, app.extensions["fieldkit"].bus.hub)  # as the service stops: streams end at once
 
 
 def signed_in(base: str, pin: str) -> requests.Session:

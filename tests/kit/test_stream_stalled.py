@@ -14,7 +14,7 @@ from waitress.server import create_server
 from kit import topics
 from kit.testing import free_port, wait_for
 from kit.web.app import create_app
-from kit.web.service import server_options
+from kit.web.service import server_options, stop_server
 
 from .test_stream_roles import StreamReader, signed_in
 
@@ -29,8 +29,7 @@ def served(ctx):
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}", srv, port
-    ctx.bus.hub.closed.set()
-    srv.close()
+    stop_server(srv, thread, ctx.bus.hub)
 
 
 def open_stalled(port: int, cookie: str) -> socket.socket:

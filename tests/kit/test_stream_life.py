@@ -1,0 +1,70 @@
+"""An open live stream's life: an idle one is kept alive with a comment every heartbeat, and when the web
+service stops every open stream ends at once and no new one opens (a real waitress server, real Mosquitto)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from kit import topics
+from kit.testing import wait_for
+from kit.web import sse
+
+from .test_stream_roles import StreamReader, server, signed_in  # noqa: F401  (server is a fixture)
+
+
+def raw_stream(base: str, cookie: str) -> socket.socket:
+    host, port = base.rsplit("/", 1)[1].split(":")
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(f"GET /events?topics=pos/%23 HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode())
+    return s
+
+
+def read_until(s: socket.socket, marker: bytes, seconds: float) -> bytes:
+    got, deadline = b"", time.monotonic() + seconds
+    while marker not in got and time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(4096)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_an_idle_stream_gets_a_keepalive_each_heartbeat_and_still_its_events(server, kit_env, ctx,  # noqa: F811
+                                                                             monkeypatch):
+    monkeypatch.setattr(sse, "HEARTBEAT_SECONDS", 0.5)
+    session = signed_in(server, kit_env["pins"]["merch"])
+    s = raw_stream(server, "; ".join(f"{k}={v}" for k, v in session.cookies.items()))
+    try:
+        assert b": connected" in read_until(s, b": connected", 5)
+        started = time.monotonic()
+        assert b": keepalive" in read_until(s, b": keepalive", 3)
+        assert time.monotonic() - started >= 0.3  # not a busy loop of comments
+        ctx.bus.publish(topics.event(ctx.config.kit_id, "pos", "sale"), {"sale_id": 7}, qos=1)
+        assert b'"sale_id":7' in read_until(s, b'"sale_id":7', 5)
+    finally:
+        s.close()
+
+
+def test_stopping_ends_every_open_stream_at_once_and_opens_no_new_one(server, kit_env, ctx):  # noqa: F811
+    readers = [StreamReader(signed_in(server, kit_env["pins"][role]), server + "/events?topics=%23")
+               for role in ("lead", "door", "merch")]
+    for r in readers:
+        r.start()
+    for r in readers:
+        assert r.connected.wait(5)
+    hub = ctx.bus.hub
+    wait_for(lambda: hub.open_streams() == 3, 5, what="three open streams")
+    started = time.monotonic()
+    hub.close()  # what the web service does first when it stops
+    for r in readers:
+        r.join(5)
+        assert not r.is_alive(), "a stream stayed open after the hub closed"
+    assert time.monotonic() - started < 2  # not after the next heartbeat (15 s)
+    assert hub.open_streams() == 0
+    late = signed_in(server, kit_env["pins"]["lead"]).get(server + "/events", timeout=5)
+    assert late.status_code == 503 and "stopping" in late.text
