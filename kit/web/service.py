@@ -21,8 +21,10 @@ STOP_SECONDS = 5  # how long the requests in flight may take to finish when the 
 
 def server_options(config) -> dict:
     """waitress's options for the kit's server (the tests build their servers from these too)."""
+    # channel_request_lookahead: waitress keeps reading a connection while its request runs, so it sees a
+    # closed tab and a live stream can ask (environ["waitress.client_disconnected"]) and give its thread back
     return {"threads": config["web.threads"], "channel_timeout": 3600, "ident": "fieldkit",
-            "outbuf_high_watermark": OUTBUF_HIGH_WATERMARK}
+            "outbuf_high_watermark": OUTBUF_HIGH_WATERMARK, "channel_request_lookahead": 1}
 
 
 def stop_server(server, loop: threading.Thread, hub=None) -> None:

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
@@ -33,6 +33,7 @@ _STATEFUL = ("health", "state", "status")
 MAX_PATTERNS = 16
 MAX_PATTERN_CHARS = 128
 SPARE_THREADS = 8
+GONE_CHECK_SECONDS = 2.0  # how often an idle stream asks waitress whether its client hung up
 _CLOSED = object()  # put in every stream's queue by EventHub.close(): the stream ends at once
 
 
@@ -92,11 +93,24 @@ class EventHub:
         with self._lock:
             return dict(self._latest)
 
-    def stream(self, patterns: list[str], role: str, roles: StreamRoles) -> Iterator[str]:
-        """Messages matching ``patterns`` that ``role`` may read, as server-sent events, until closed."""
-        q: queue.Queue = queue.Queue(QUEUE_SIZE)
+    def open(self, limit: int) -> queue.Queue | None:
+        """A new stream's queue, or None when stopping or ``limit`` streams are open (checked and counted at once,
+        so a burst of reconnecting screens cannot all pass the check before any of them is counted)."""
         with self._lock:
+            if self.closed.is_set() or len(self._clients) >= limit:
+                return None
+            q: queue.Queue = queue.Queue(QUEUE_SIZE)
             self._clients.add(q)
+            return q
+
+    def release(self, q: queue.Queue) -> None:
+        with self._lock:
+            self._clients.discard(q)
+
+    def stream(self, q: queue.Queue, patterns: list[str], role: str, roles: StreamRoles,
+               gone: Callable[[], bool] = lambda: False) -> Iterator[str]:
+        """Messages matching ``patterns`` that ``role`` may read, as server-sent events, until closed or ``gone()``."""
+        with self._lock:
             snapshot = dict(self._latest)
 
         def visible(rel: str, payload: dict) -> str | None:
@@ -111,14 +125,16 @@ class EventHub:
                 if (out := visible(rel, payload)) is not None:
                     yield out
             last = time.monotonic()
-            while not self.closed.is_set():
-                # close() wakes this with _CLOSED, so the wait can be as long as the heartbeat: an idle stream
-                # costs one wake-up per 15 s, not one per second
+            while not self.closed.is_set() and not gone():
+                # close() wakes this with _CLOSED; the short wait only notices a closed tab whose role sees no
+                # traffic, so its thread is free again within seconds, not at the next heartbeat
+                wait = HEARTBEAT_SECONDS - (time.monotonic() - last)
                 try:
-                    item = q.get(timeout=max(0.05, HEARTBEAT_SECONDS - (time.monotonic() - last)))
+                    item = q.get(timeout=max(0.05, min(wait, GONE_CHECK_SECONDS)))
                 except queue.Empty:
-                    last = time.monotonic()
-                    yield ": keepalive\n\n"
+                    if wait <= GONE_CHECK_SECONDS:
+                        last = time.monotonic()
+                        yield ": keepalive\n\n"
                     continue
                 if item is _CLOSED:
                     break
@@ -126,8 +142,7 @@ class EventHub:
                     last = time.monotonic()
                     yield out
         finally:
-            with self._lock:
-                self._clients.discard(q)
+            self.release(q)
 
 
 def _put_newest(q: queue.Queue, item) -> None:
@@ -176,15 +191,23 @@ def events():
         log.warning("event=stream_refused client=%s reason=%r", request.remote_addr, str(e))
         return Response(f"{e}\n", status=400, mimetype="text/plain")
     hub: EventHub = kit().bus.hub  # set by the app factory
-    if hub.closed.is_set():
-        return Response("the kit is stopping\n", status=503, mimetype="text/plain", headers={"Retry-After": "5"})
     # each open stream holds one of waitress's threads: keep some for every other request
-    if hub.open_streams() >= max(1, kit().config["web.threads"] - SPARE_THREADS):
+    q = hub.open(max(1, kit().config["web.threads"] - SPARE_THREADS))
+    if q is None and hub.closed.is_set():
+        return Response("the kit is stopping\n", status=503, mimetype="text/plain", headers={"Retry-After": "5"})
+    if q is None:
         log.warning("event=stream_refused client=%s reason=too many live streams open", request.remote_addr)
         return Response("too many live streams are open; close a tab\n", status=503, mimetype="text/plain",
                         headers={"Retry-After": "10"})
+    # The stream keeps this thread for as long as the page is open and reads no database: give back the
+    # thread's SQLite connection (its page cache and descriptors) now; a later request on the thread reopens it.
+    kit().db.close()
     roles: StreamRoles = current_app.extensions["fieldkit_stream_roles"]
-    response = Response(stream_with_context(hub.stream(patterns, role, roles)), mimetype="text/event-stream")
+    # waitress answers this only with channel_request_lookahead > 0 (kit/web/service.py sets it)
+    gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
+    response = Response(stream_with_context(hub.stream(q, patterns, role, roles, gone)),
+                        mimetype="text/event-stream")
+    response.call_on_close(lambda: hub.release(q))  # also when the body was never started
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response

@@ -11,6 +11,7 @@ from kit.testing import wait_for
 from kit.web import sse
 
 from .test_stream_roles import StreamReader, server, signed_in  # noqa: F401  (server is a fixture)
+from .test_stream_stalled import served  # noqa: F401  (a fixture)
 
 
 def raw_stream(base: str, cookie: str) -> socket.socket:
@@ -68,3 +69,16 @@ def test_stopping_ends_every_open_stream_at_once_and_opens_no_new_one(server, ki
     assert hub.open_streams() == 0
     late = signed_in(server, kit_env["pins"]["lead"]).get(server + "/events", timeout=5)
     assert late.status_code == 503 and "stopping" in late.text
+
+
+def test_a_closed_tab_gives_its_stream_back_within_seconds_without_traffic(served, kit_env, ctx):  # noqa: F811
+    base, _srv, _port = served  # the kit's own waitress options: it notices a client hanging up
+    session = signed_in(base, kit_env["pins"]["merch"])
+    s = raw_stream(base, "; ".join(f"{k}={v}" for k, v in session.cookies.items()))  # pos/#: nothing is sent
+    assert b": connected" in read_until(s, b": connected", 5)
+    hub = ctx.bus.hub
+    wait_for(lambda: hub.open_streams() == 1, 5, what="the stream counted")
+    s.close()
+    started = time.monotonic()
+    wait_for(lambda: hub.open_streams() == 0, 2 * sse.GONE_CHECK_SECONDS + 2, what="the stream given back")
+    assert time.monotonic() - started < sse.HEARTBEAT_SECONDS  # not only when the next heartbeat fails
