@@ -1,6 +1,8 @@
 """Live updates: the web process relays the kit's bus messages to browsers as server-sent events.
 
-One bus subscription (``fieldkit/<kit>/#``) feeds a queue per open stream. The newest message on
+One bus subscription (``fieldkit/<kit>/#``) feeds a queue per open stream, each bounded in items and in
+bytes (a frozen door tablet holds a few camera frames, not 500 of them); a message is serialised once for
+every stream that sees it in full. The newest message on
 known ``health``/``state``/``status`` topic is kept, so a page that opens (or reconnects) starts
 from the current picture instead of waiting for the next change. Only known topics are kept (the
 services' health, the kit's status, each feature's state), so invented topic names cannot grow that
@@ -11,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
@@ -28,7 +31,8 @@ log = logging.getLogger("fieldkit.web.sse")
 bp = Blueprint("sse", __name__)
 
 HEARTBEAT_SECONDS = 15
-QUEUE_SIZE = 500
+QUEUE_SIZE = 500  # news waiting for one stream, at most; the oldest go first
+QUEUE_BYTES = 256 * 1024  # and at most this much of it (camera preview frames are ~20 KB each)
 _STATEFUL = ("health", "state", "status")
 MAX_PATTERNS = 16
 MAX_PATTERN_CHARS = 128
@@ -43,11 +47,51 @@ def known_stateful_topics(features: list[str]) -> frozenset[str]:
     return frozenset({f"{n}/health" for n in names} | {f"{f}/state" for f in features} | {"status"})
 
 
+@dataclass(frozen=True)
+class News:
+    topic: str  # relative to fieldkit/<kit>/
+    payload: dict
+    text: str  # the whole message as one server-sent event, made once for every stream that sees it all
+
+
+class ClientQueue:
+    """One stream's waiting news, bounded by QUEUE_SIZE items and QUEUE_BYTES; when full the oldest are dropped
+    (a stalled browser keeps the newest news). ``get`` answers None when nothing came within ``timeout``."""
+
+    def __init__(self):
+        self._items: deque = deque()
+        self._bytes = 0
+        self._ready = threading.Condition(threading.Lock())
+
+    def put(self, item, size: int = 0) -> None:
+        with self._ready:
+            self._items.append((item, size))
+            self._bytes += size
+            while len(self._items) > QUEUE_SIZE or (self._bytes > QUEUE_BYTES and len(self._items) > 1):
+                self._bytes -= self._items.popleft()[1]
+            self._ready.notify()
+
+    def get(self, timeout: float):
+        with self._ready:
+            if not self._items:
+                self._ready.wait(timeout)
+            if not self._items:
+                return None
+            item, size = self._items.popleft()
+            self._bytes -= size
+            return item
+
+    def pending(self) -> tuple[int, int]:
+        """(items, bytes) waiting."""
+        with self._ready:
+            return len(self._items), self._bytes
+
+
 class EventHub:
     def __init__(self, bus: Bus, kit_id: str, known: frozenset[str] | None = None):
         self.prefix = f"fieldkit/{kit_id}/"
         self.known = known if known is not None else known_stateful_topics([])
-        self._clients: set[queue.Queue] = set()
+        self._clients: set[ClientQueue] = set()
         self._latest: dict[str, dict] = {}
         self._refused_kinds: set[str] = set()
         self._lock = threading.Lock()
@@ -60,7 +104,7 @@ class EventHub:
         with self._lock:
             clients = list(self._clients)
         for q in clients:
-            _put_newest(q, _CLOSED)
+            q.put(_CLOSED)
 
     def _keep_latest(self, rel: str, payload: dict) -> None:
         kind = rel.rsplit("/", 1)[-1]
@@ -78,12 +122,14 @@ class EventHub:
 
     def _on_message(self, topic: str, payload: dict) -> None:
         rel = topic[len(self.prefix):]
-        item = {"topic": rel, "payload": payload}
         self._keep_latest(rel, payload)
         with self._lock:
             clients = list(self._clients)
+        if not clients:
+            return
+        item = News(rel, payload, _format({"topic": rel, "payload": payload}))
         for q in clients:
-            _put_newest(q, item)
+            q.put(item, len(item.text))
 
     def open_streams(self) -> int:
         with self._lock:
@@ -93,31 +139,33 @@ class EventHub:
         with self._lock:
             return dict(self._latest)
 
-    def open(self, limit: int) -> queue.Queue | None:
+    def open(self, limit: int) -> ClientQueue | None:
         """A new stream's queue, or None when stopping or ``limit`` streams are open (checked and counted at once,
         so a burst of reconnecting screens cannot all pass the check before any of them is counted)."""
         with self._lock:
             if self.closed.is_set() or len(self._clients) >= limit:
                 return None
-            q: queue.Queue = queue.Queue(QUEUE_SIZE)
+            q = ClientQueue()
             self._clients.add(q)
             return q
 
-    def release(self, q: queue.Queue) -> None:
+    def release(self, q: ClientQueue) -> None:
         with self._lock:
             self._clients.discard(q)
 
-    def stream(self, q: queue.Queue, patterns: list[str], role: str, roles: StreamRoles,
+    def stream(self, q: ClientQueue, patterns: list[str], role: str, roles: StreamRoles,
                gone: Callable[[], bool] = lambda: False) -> Iterator[str]:
         """Messages matching ``patterns`` that ``role`` may read, as server-sent events, until closed or ``gone()``."""
         with self._lock:
             snapshot = dict(self._latest)
 
-        def visible(rel: str, payload: dict) -> str | None:
+        def visible(rel: str, payload: dict, text: str = "") -> str | None:
             if not _wanted(rel, patterns):
                 return None
             shown = roles.view(role, rel, payload)
-            return None if shown is None else _format({"topic": rel, "payload": shown})
+            if shown is None:
+                return None
+            return text if shown is payload and text else _format({"topic": rel, "payload": shown})
 
         try:
             yield ": connected\n\nretry: 2000\n\n"
@@ -129,31 +177,19 @@ class EventHub:
                 # close() wakes this with _CLOSED; the short wait only notices a closed tab whose role sees no
                 # traffic, so its thread is free again within seconds, not at the next heartbeat
                 wait = HEARTBEAT_SECONDS - (time.monotonic() - last)
-                try:
-                    item = q.get(timeout=max(0.05, min(wait, GONE_CHECK_SECONDS)))
-                except queue.Empty:
+                item = q.get(timeout=max(0.05, min(wait, GONE_CHECK_SECONDS)))
+                if item is None:
                     if wait <= GONE_CHECK_SECONDS:
                         last = time.monotonic()
                         yield ": keepalive\n\n"
                     continue
                 if item is _CLOSED:
                     break
-                if (out := visible(item["topic"], item["payload"])) is not None:
+                if (out := visible(item.topic, item.payload, item.text)) is not None:
                     last = time.monotonic()
                     yield out
         finally:
             self.release(q)
-
-
-def _put_newest(q: queue.Queue, item) -> None:
-    try:
-        q.put_nowait(item)
-    except queue.Full:  # a stalled browser: drop its oldest news, keep the newest
-        try:
-            q.get_nowait()
-            q.put_nowait(item)
-        except (queue.Empty, queue.Full):
-            pass
 
 
 def _wanted(rel: str, patterns: list[str]) -> bool:

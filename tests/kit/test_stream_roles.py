@@ -5,7 +5,6 @@ the API's route roles; the hub's latest-state table keeps only known topics."""
 from __future__ import annotations
 
 import json
-import queue
 import re
 import threading
 
@@ -190,7 +189,7 @@ def test_live_streams_leave_threads_for_every_other_request(server, kit_env, ctx
     s = signed_in(server, kit_env["pins"]["door"])
     limit = max(1, ctx.config["web.threads"] - sse.SPARE_THREADS)
     hub = ctx.bus.hub
-    fillers = [queue.Queue(1) for _ in range(limit - hub.open_streams())]  # as many queues as open streams
+    fillers = [sse.ClientQueue() for _ in range(limit - hub.open_streams())]  # as many queues as open streams
     hub._clients.update(fillers)
     try:
         r = s.get(server + "/events?topics=%23", timeout=5)
