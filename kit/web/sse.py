@@ -235,9 +235,9 @@ def events():
         log.warning("event=stream_refused client=%s reason=too many live streams open", request.remote_addr)
         return Response("too many live streams are open; close a tab\n", status=503, mimetype="text/plain",
                         headers={"Retry-After": "10"})
-    # The stream keeps this thread for as long as the page is open and reads no database: give back the
-    # thread's SQLite connection (its page cache and descriptors) now; a later request on the thread reopens it.
-    kit().db.close()
+    # The stream keeps this thread for as long as the page is open and reads no database: its SQLite
+    # connection goes back now for other requests, not when the stream ends.
+    kit().db.release()
     roles: StreamRoles = current_app.extensions["fieldkit_stream_roles"]
     # waitress answers this only with channel_request_lookahead > 0 (kit/web/service.py sets it)
     gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
