@@ -27,7 +27,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import RESULTS, median, print_table, write_json  # noqa: E402
 from bench.startup import children, health, memory_kb, process_name  # noqa: E402
-from bench.streams import Streams  # noqa: E402
+from bench.streams import Refused, Streams  # noqa: E402
 from kit.testing import free_port  # noqa: E402
 
 CLIENTS, SCANS_PER_S, SALES_PER_S, CUE_EVERY_S, SAMPLE_EVERY_S = 20, 5, 1, 10, 10
@@ -69,7 +69,8 @@ class Load:
         self.door = sign_in(base, pins["door"], "/door")
         self.merch = sign_in(base, pins["merch"], "/merch")
         self.lead = sign_in(base, pins["lead"], "/")
-        self.counts = {"scans": 0, "sales": 0, "cues": 0, "reconnects": 0, "errors": 0, "stream_mb": 0.0}
+        self.counts = {"scans": 0, "sales": 0, "cues": 0, "reconnects": 0, "refused": 0, "errors": 0,
+                       "stream_mb": 0.0}
         self.last_error = ""
 
     def _paced(self, per_s: float, action) -> None:
@@ -102,12 +103,20 @@ class Load:
         cookie = "; ".join(f"{k}={v}" for k, v in self.lead.cookies.items())
         while not self.stop.is_set():
             pools = [Streams(self.port, cookie), Streams(self.port, cookie, topics=DOOR_TOPICS)]
-            try:
-                for n in range(CLIENTS):
-                    pools[n % 2].open()
-            except (OSError, RuntimeError) as e:
-                self.counts["errors"] += 1
-                self.last_error = repr(e)[:200]
+            for n in range(CLIENTS):
+                for _attempt in range(30):
+                    try:
+                        pools[n % 2].open()
+                        break
+                    except Refused:
+                        # the screens that just hung up still count for a moment (until the server notices): a
+                        # screen told 503 comes back after a second, as Retry-After asks
+                        self.counts["refused"] += 1
+                        self.stop.wait(1.0)
+                    except (OSError, RuntimeError) as e:
+                        self.counts["errors"] += 1
+                        self.last_error = repr(e)[:200]
+                        break
             self.stop.wait(random.uniform(*self.reconnect_s))
             for pool in pools:
                 pool.close()

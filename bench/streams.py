@@ -100,6 +100,10 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return fields.get("Rss", 0) / 1024, fields.get("Pss", 0) / 1024
 
 
+class Refused(RuntimeError):
+    """The server answered the stream with something other than 200."""
+
+
 class Streams:
     """Raw-socket SSE clients read by one selector thread; arrival times of each published event."""
 
@@ -121,12 +125,13 @@ class Streams:
         s.settimeout(10)
         head = b""
         while b": connected" not in head:
+            if b"\r\n\r\n" in head and b" 200 " not in head.split(b"\r\n", 1)[0]:
+                s.close()  # a refusal (503 while too many streams are open) keeps the connection: do not wait on it
+                raise Refused(head.split(b"\r\n", 1)[0].decode(errors="replace"))
             chunk = s.recv(65536)
             if not chunk:
                 raise RuntimeError(f"stream closed: {head[:200]!r}")
             head += chunk
-        if b" 200 " not in head.split(b"\r\n", 1)[0]:
-            raise RuntimeError(f"stream refused: {head[:200]!r}")
         s.setblocking(False)
         with self.lock:
             self.buffers[s] = b""

@@ -58,7 +58,8 @@ class ClientQueue:
     """One stream's waiting news, bounded by QUEUE_SIZE items and QUEUE_BYTES; when full the oldest are dropped
     (a stalled browser keeps the newest news). ``get`` answers None when nothing came within ``timeout``."""
 
-    def __init__(self):
+    def __init__(self, gone: Callable[[], bool] = lambda: False):
+        self.gone = gone  # True once the stream's client has hung up (waitress noticed, the stream not yet)
         self._items: deque = deque()
         self._bytes = 0
         self._ready = threading.Condition(threading.Lock())
@@ -139,13 +140,20 @@ class EventHub:
         with self._lock:
             return dict(self._latest)
 
-    def open(self, limit: int) -> ClientQueue | None:
+    def open(self, limit: int, gone: Callable[[], bool] = lambda: False) -> ClientQueue | None:
         """A new stream's queue, or None when stopping or ``limit`` streams are open (checked and counted at once,
-        so a burst of reconnecting screens cannot all pass the check before any of them is counted)."""
+        so a burst of reconnecting screens cannot all pass the check before any of them is counted). Streams whose
+        client already hung up do not count: a reloaded page is not refused because of its own old stream."""
         with self._lock:
-            if self.closed.is_set() or len(self._clients) >= limit:
+            if self.closed.is_set():
                 return None
-            q = ClientQueue()
+            if len(self._clients) >= limit:
+                for stale in [c for c in self._clients if c.gone()]:
+                    self._clients.discard(stale)
+                    stale.put(_CLOSED)  # its thread ends now, not at its next check
+            if len(self._clients) >= limit:
+                return None
+            q = ClientQueue(gone)
             self._clients.add(q)
             return q
 
@@ -228,7 +236,9 @@ def events():
         return Response(f"{e}\n", status=400, mimetype="text/plain")
     hub: EventHub = kit().bus.hub  # set by the app factory
     # each open stream holds one of waitress's threads: keep some for every other request
-    q = hub.open(max(1, kit().config["web.threads"] - SPARE_THREADS))
+    # waitress answers client_disconnected only with channel_request_lookahead > 0 (kit/web/service.py sets it)
+    gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
+    q = hub.open(max(1, kit().config["web.threads"] - SPARE_THREADS), gone)
     if q is None and hub.closed.is_set():
         return Response("the kit is stopping\n", status=503, mimetype="text/plain", headers={"Retry-After": "5"})
     if q is None:
@@ -239,8 +249,6 @@ def events():
     # connection goes back now for other requests, not when the stream ends.
     kit().db.release()
     roles: StreamRoles = current_app.extensions["fieldkit_stream_roles"]
-    # waitress answers this only with channel_request_lookahead > 0 (kit/web/service.py sets it)
-    gone = request.environ.get("waitress.client_disconnected") or (lambda: False)
     response = Response(stream_with_context(hub.stream(q, patterns, role, roles, gone)),
                         mimetype="text/event-stream")
     response.call_on_close(lambda: hub.release(q))  # also when the body was never started

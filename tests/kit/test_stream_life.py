@@ -82,3 +82,25 @@ def test_a_closed_tab_gives_its_stream_back_within_seconds_without_traffic(serve
     started = time.monotonic()
     wait_for(lambda: hub.open_streams() == 0, 2 * sse.GONE_CHECK_SECONDS + 2, what="the stream given back")
     assert time.monotonic() - started < sse.HEARTBEAT_SECONDS  # not only when the next heartbeat fails
+
+
+def test_screens_reloading_together_are_not_refused_for_their_own_old_streams(served, kit_env, ctx):  # noqa: F811
+    base, _srv, _port = served
+    session = signed_in(base, kit_env["pins"]["lead"])
+    cookie = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+    limit = ctx.config["web.threads"] - sse.SPARE_THREADS
+    old = [raw_stream(base, cookie) for _ in range(limit)]  # every stream the server allows
+    for s in old:
+        assert b": connected" in read_until(s, b": connected", 5)
+    assert session.get(base + "/events", timeout=5).status_code == 503  # full: one more is refused
+    for s in old:
+        s.close()  # every screen reloads at once: the new streams arrive before the old ones are noticed
+    time.sleep(0.2)
+    new = [raw_stream(base, cookie) for _ in range(limit)]
+    try:
+        for s in new:
+            head = read_until(s, b": connected", 5)
+            assert b" 200 " in head.split(b"\r\n", 1)[0], head[:100]
+    finally:
+        for s in new:
+            s.close()
