@@ -72,7 +72,7 @@ def test_a_stalled_stream_holds_a_bounded_buffer_and_others_keep_up(served, kit_
     most = max(most, buffered_bytes(srv))
     # waitress's default let this one reach ~3 MB here (up to 16 MB): the bound is the kit's, not the test's
     assert most <= 256 * 1024 + 2 * (PAD + 200), f"a stalled stream buffered {most} B"
-    # and the news waiting in the hub for it is bounded in bytes too (500 camera frames were ~10 MB)
+    # and the news waiting in the hub for it is bounded in bytes too (500 such events were ~1 MB)
     waiting = max(q.pending()[1] for q in list(ctx.bus.hub._clients))
     assert waiting <= sse.QUEUE_BYTES + PAD + 200, f"the hub holds {waiting} B for a stalled stream"
 
