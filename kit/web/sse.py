@@ -1,12 +1,13 @@
 """Live updates: the web process relays the kit's bus messages to browsers as server-sent events.
 
-One bus subscription (``fieldkit/<kit>/#``) feeds a queue per open stream, each bounded in items and in
-bytes (a frozen door tablet holds a few camera frames, not 500 of them); a message is serialised once for
-every stream that sees it in full. The newest message on
-known ``health``/``state``/``status`` topic is kept, so a page that opens (or reconnects) starts
-from the current picture instead of waiting for the next change. Only known topics are kept (the
-services' health, the kit's status, each feature's state), so invented topic names cannot grow that
-table. Each stream carries only what its role may read (``kit/web/stream_roles.py``).
+One bus subscription (``fieldkit/<kit>/#``) feeds a queue per open stream, bounded in items and in bytes
+(a frozen door tablet holds a few camera frames, not 500 of them); a message is serialised once for every
+stream that sees it whole. The newest message on each known ``health``/``state``/``status`` topic is kept,
+so a page that opens (or reconnects) starts from the current picture instead of waiting for the next
+change. Only known topics are kept (the services' health, the kit's status, each feature's state), so
+invented topic names cannot grow that table. Each stream carries only what its role may read
+(``kit/web/stream_roles.py``). Each open stream holds one of waitress's threads; a stream whose client hung
+up gives it back within GONE_CHECK_SECONDS, and at once when a new stream would otherwise be refused.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ bp = Blueprint("sse", __name__)
 
 HEARTBEAT_SECONDS = 15
 QUEUE_SIZE = 500  # news waiting for one stream, at most; the oldest go first
-QUEUE_BYTES = 256 * 1024  # and at most this much: 500 camera preview frames (~5 KB simulated, more from a real camera) were MBs
+# and at most this many bytes: 500 camera preview frames (~5 KB each simulated, more from a real camera) are MBs
+QUEUE_BYTES = 256 * 1024
 _STATEFUL = ("health", "state", "status")
 MAX_PATTERNS = 16
 MAX_PATTERN_CHARS = 128
