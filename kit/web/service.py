@@ -36,20 +36,41 @@ def stop_server(server, loop: threading.Thread, hub=None) -> None:
     """
     if hub is not None:
         hub.close()
-    server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_SECONDS)
+
+    def in_loop(fn) -> None:
+        if not loop.is_alive():
+            fn()
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+
+        try:
+            server.trigger.pull_trigger(run)
+        except OSError:  # the loop is gone already
+            fn()
+            return
+        done.wait(STOP_SECONDS)
+
+    def close_stalled() -> None:
+        # A frozen tablet's stream is blocked writing into a full buffer, and would hold its thread (and the
+        # stop) for STOP_SECONDS: hang up on it now, which wakes that writer.
+        for channel in list(server._map.values()):
+            if getattr(channel, "total_outbufs_len", 0) > server.adj.outbuf_high_watermark:
+                channel.handle_close()
 
     def close_all() -> None:
         for channel in list(server._map.values()):  # the listener, every connection, the trigger itself
             channel.close()
 
-    if loop.is_alive():
-        try:
-            server.trigger.pull_trigger(close_all)
-        except OSError:  # the loop is gone already
-            close_all()
-        loop.join(STOP_SECONDS)
-    else:
-        close_all()
+    in_loop(close_stalled)
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=STOP_SECONDS)
+    in_loop(close_all)
+    loop.join(STOP_SECONDS)
 
 
 def run_web(ctx: ServiceContext) -> None:

@@ -4,6 +4,7 @@ A real waitress server built with the kit's own options, a real Mosquitto, real 
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -84,3 +85,31 @@ def test_a_stalled_stream_holds_a_bounded_buffer_and_others_keep_up(served, kit_
         got += chunk
     stalled.close()
     assert b'"sale_id":"last"' in got[-200_000:]
+
+
+def test_stopping_with_a_frozen_tablet_open_is_quick_and_quiet(ctx, kit_env, caplog):
+    """The stalled stream's thread is blocked writing into its full buffer: the stop hangs up on it instead of
+    waiting out waitress's shutdown timeout and then failing that thread on a closed trigger."""
+    app = create_app(ctx)
+    port = free_port()
+    srv = create_server(app, host="127.0.0.1", port=port, **server_options(ctx.config))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    lead = signed_in(f"http://127.0.0.1:{port}", kit_env["pins"]["lead"])
+    stalled = open_stalled(port, "; ".join(f"{k}={v}" for k, v in lead.cookies.items()))
+    topic, pad = topics.event(ctx.config.kit_id, "pos", "sale"), "x" * PAD
+    for n in range(EVENTS):
+        ctx.bus.publish(topic, {"sale_id": n, "pad": pad})
+        if n % 200 == 0:
+            time.sleep(0.05)
+    wait_for(lambda: buffered_bytes(srv) >= 256 * 1024, 10, what="the stalled stream's buffer full")
+    caplog.set_level(logging.INFO)
+    started = time.monotonic()
+    stop_server(srv, thread, ctx.bus.hub)
+    assert time.monotonic() - started < 2
+    assert not thread.is_alive()
+    time.sleep(0.5)  # a thread failing late would log now
+    stalled.close()
+    noisy = [r.getMessage()[:200] for r in caplog.records
+             if r.exc_info or (r.name == "waitress" and r.levelno >= logging.WARNING)]
+    assert noisy == []
