@@ -295,6 +295,10 @@ def main() -> None:
                for name in SERVERS for key in ("rss", "pss")},
             "kit_20_over_1_rss_mb": round(kit[COUNTS[-1]]["rss_mb"] - kit[COUNTS[0]]["rss_mb"], 1),
             "kit_20_over_1_pss_mb": round(kit[COUNTS[-1]]["pss_mb"] - kit[COUNTS[0]]["pss_mb"], 1)}
+        if mode == "reading":  # delivery latency with 20 clients, against the tuned plain endpoint
+            best = results[mode]["plain tuned"][COUNTS[-1]]
+            for p in ("p50_ms", "p99_ms"):
+                headline[mode][f"{p[:3]}_ratio_to_plain_tuned"] = round(kit[COUNTS[-1]][p] / best[p], 2) if best[p] else None
     print_table(f"live-stream clients: web process memory and event delivery (env {extra_env})", rows)
     print_table("MB per extra client (1 -> 20 clients), RSS / PSS; target <= 1 for the kit",
                 [{"clients": m, **{name: f"{h[f'{name}_rss_per_extra_client']} / {h[f'{name}_pss_per_extra_client']}"
