@@ -25,12 +25,15 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import median, print_table, write_json  # noqa: E402
+from bench.common import RESULTS, median, print_table, write_json  # noqa: E402
 from bench.startup import children, health, memory_kb, process_name  # noqa: E402
-from bench.streams import Streams  # noqa: E402
+from bench.streams import Refused, Streams  # noqa: E402
 from kit.testing import free_port  # noqa: E402
 
 CLIENTS, SCANS_PER_S, SALES_PER_S, CUE_EVERY_S, SAMPLE_EVERY_S = 20, 5, 1, 10, 10
+# Half the screens subscribe as the door page does (its camera preview frames included: ~2 a second, the largest
+# messages on the bus), half to everything else ('#' leaves the preview out), as the dashboard does.
+DOOR_TOPICS = "checkin/event/%2B,checkin/preview,status,%2B/health"
 CART = {"items": [{"sku": "TS-L", "qty": 1}], "payments": [{"method": "cash", "amount": "50.00"}]}
 
 
@@ -66,7 +69,8 @@ class Load:
         self.door = sign_in(base, pins["door"], "/door")
         self.merch = sign_in(base, pins["merch"], "/merch")
         self.lead = sign_in(base, pins["lead"], "/")
-        self.counts = {"scans": 0, "sales": 0, "cues": 0, "reconnects": 0, "errors": 0}
+        self.counts = {"scans": 0, "sales": 0, "cues": 0, "reconnects": 0, "refused": 0, "errors": 0,
+                       "stream_mb": 0.0}
         self.last_error = ""
 
     def _paced(self, per_s: float, action) -> None:
@@ -98,15 +102,25 @@ class Load:
     def streams(self) -> None:
         cookie = "; ".join(f"{k}={v}" for k, v in self.lead.cookies.items())
         while not self.stop.is_set():
-            pool = Streams(self.port, cookie)
-            try:
-                for _ in range(CLIENTS):
-                    pool.open()
-            except (OSError, RuntimeError) as e:
-                self.counts["errors"] += 1
-                self.last_error = repr(e)[:200]
+            pools = [Streams(self.port, cookie), Streams(self.port, cookie, topics=DOOR_TOPICS)]
+            for n in range(CLIENTS):
+                for _attempt in range(30):
+                    try:
+                        pools[n % 2].open()
+                        break
+                    except Refused:
+                        # the screens that just hung up still count for a moment (until the server notices): a
+                        # screen told 503 comes back after a second, as Retry-After asks
+                        self.counts["refused"] += 1
+                        self.stop.wait(1.0)
+                    except (OSError, RuntimeError) as e:
+                        self.counts["errors"] += 1
+                        self.last_error = repr(e)[:200]
+                        break
             self.stop.wait(random.uniform(*self.reconnect_s))
-            pool.close()
+            for pool in pools:
+                pool.close()
+                self.counts["stream_mb"] = round(self.counts["stream_mb"] + pool.received / 1e6, 1)
             self.counts["reconnects"] += 1
 
     def start(self) -> list[threading.Thread]:
@@ -147,8 +161,11 @@ def main() -> None:
         pins = {p[0]: p[1] for p in (line.split() for line in init.stdout.splitlines())
                 if len(p) == 2 and p[0] in ("door", "merch", "lead")}
         base = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen([sys.executable, "-m", "kit", "up", "--simulate"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        # the kit's own log is kept beside the JSON: what a growth or an error means is usually in it
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        kit_log = (RESULTS / "soak-kit.log").open("w")
+        proc = subprocess.Popen([sys.executable, "-m", "kit", "up", "--simulate"], env=env, stdout=kit_log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         stop = threading.Event()
         samples: list[dict] = []
         try:
@@ -165,6 +182,8 @@ def main() -> None:
             load.start()
             started = time.monotonic()
             while (t := time.monotonic() - started) < duration:
+                if proc.poll() is not None:
+                    raise SystemExit(f"fieldkit up ended after {t:.0f} s (code {proc.returncode}); see {kit_log.name}")
                 samples.append({"t": round(t, 1), "processes": sample(proc.pid), "load": dict(load.counts)})
                 print(f"{t:6.0f}s  " + "  ".join(f"{n}={p['rss_mb']}MB/{p['fds']}fd/{p['threads']}th"
                                                  for n, p in samples[-1]["processes"].items()), flush=True)

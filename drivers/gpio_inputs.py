@@ -15,12 +15,17 @@ import logging
 import threading
 from collections.abc import Callable
 
-from drivers.base import simulated_pin_class
+from drivers.base import PIN_HISTORY, simulated_pin_class
 from kit.threads import start_vital
 
 log = logging.getLogger("fieldkit.sensors")
 
 OnChange = Callable[[str, bool], None]
+
+
+def _forget_old_states(pin) -> None:
+    if pin is not None and len(pin.states) > PIN_HISTORY:
+        del pin.states[: len(pin.states) - PIN_HISTORY // 2]
 
 
 def _mock_spi_device_class():
@@ -44,6 +49,17 @@ def _mock_spi_device_class():
 
         def set_level(self, channel: int, level: float) -> None:
             self.levels[channel] = max(0.0, min(1.0, level))
+
+        # gpiozero makes the clock and select pins MockSPIClockPin/MockSPISelectPin whatever the factory's
+        # pin class, and those remember every change: each light-sensor poll clocks ~50 of them, which grew
+        # a demo's cues process by ~1.5 MB a minute (bench/soak.py). Keep their history bounded as well.
+        def on_clock(self):
+            super().on_clock()
+            _forget_old_states(self.clock_pin)
+
+        def on_select(self):
+            super().on_select()
+            _forget_old_states(self.select_pin)
 
         def on_start(self):
             super().on_start()

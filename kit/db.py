@@ -42,6 +42,8 @@ class Database:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []  # given back by release(): the next thread without one takes it
+        self._idle_lock = threading.Lock()
 
     def connect(self) -> sqlite3.Connection:
         """A new connection (autocommit; transactions are explicit)."""
@@ -66,8 +68,24 @@ class Database:
     def conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
         if c is None:
-            c = self._local.conn = self.connect()
+            with self._idle_lock:
+                c = self._idle.pop() if self._idle else None
+            c = self._local.conn = c or self.connect()
         return c
+
+    def release(self) -> None:
+        """Give this thread's connection to the next thread that needs one (the web's request threads, at the
+        end of each request): a server with 32 threads then keeps as many connections as requests ran at once,
+        not one per thread ever used, each with its own page cache and descriptors."""
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            return
+        self._local.conn = None
+        if c.in_transaction:  # never hand on a half-done transaction
+            c.close()
+            return
+        with self._idle_lock:
+            self._idle.append(c)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -141,6 +141,8 @@ def create_app(ctx: ServiceContext) -> Flask:
         app.register_blueprint(appliance_blueprint())
 
     app.before_request(auth.check_csrf)
+    # the request thread's SQLite connection goes back for the next request on any thread (kit/db.py)
+    app.teardown_request(lambda _exc: ctx.db.release())
     app.extensions["fieldkit_stream_roles"] = StreamRoles.for_app(app)  # after every route is registered
 
     @app.context_processor

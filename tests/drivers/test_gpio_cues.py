@@ -140,3 +140,22 @@ def test_a_simulated_light_blinking_all_night_keeps_a_bounded_history():
         led.close()
     finally:
         factory.reset()
+
+
+def test_a_simulated_light_sensor_polled_all_night_keeps_a_bounded_history(pins):
+    """The simulated MCP3008's clock and select pins are gpiozero's own SPI mock pins: every poll clocks ~50
+    changes into them, which grew a demo's cues process by ~1.5 MB a minute until they were bounded too."""
+    from drivers.base import PIN_HISTORY
+
+    bank = SensorBank({"dark": Sensor("dark", "light", channel=2, threshold=0.3)}, pins, Edges(), poll_seconds=3600)
+    try:
+        for _ in range(200):
+            bank.poll_once()
+        clock, select = bank.simulated_adc.clock_pin, bank.simulated_adc.select_pin
+        assert len(clock.states) <= PIN_HISTORY and len(select.states) <= PIN_HISTORY
+        bank.simulated_adc.set_level(2, 0.1)
+        edges = bank.on_change
+        bank.poll_once()  # still reads the right level after the history was cut
+        assert edges.seen[-1] == ("dark", True)
+    finally:
+        bank.close()

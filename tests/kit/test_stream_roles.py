@@ -5,7 +5,6 @@ the API's route roles; the hub's latest-state table keeps only known topics."""
 from __future__ import annotations
 
 import json
-import queue
 import re
 import threading
 
@@ -17,6 +16,7 @@ from kit import topics
 from kit.features import load_features
 from kit.testing import free_port, wait_for
 from kit.web import sse
+from kit.web.service import stop_server
 from kit.web.stream_roles import ANY_SIGNED_IN, KIT_RULES, SITE_RULES, StreamRoles, route_roles
 
 FEATURES = [f.name for f in load_features()] + ["appliance"]
@@ -51,8 +51,7 @@ def server(app):
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}"
-    app.extensions["fieldkit"].bus.hub.closed.set()  # ends every open stream within a second
-    srv.close()
+    stop_server(srv, thread, app.extensions["fieldkit"].bus.hub)  # as the service stops: streams end at once
 
 
 def signed_in(base: str, pin: str) -> requests.Session:
@@ -193,7 +192,7 @@ def test_live_streams_leave_threads_for_every_other_request(server, kit_env, ctx
     s = signed_in(server, kit_env["pins"]["door"])
     limit = max(1, ctx.config["web.threads"] - sse.SPARE_THREADS)
     hub = ctx.bus.hub
-    fillers = [queue.Queue(1) for _ in range(limit - hub.open_streams())]  # as many queues as open streams
+    fillers = [sse.ClientQueue() for _ in range(limit - hub.open_streams())]  # as many queues as open streams
     hub._clients.update(fillers)
     try:
         r = s.get(server + "/events?topics=%23", timeout=5)
