@@ -68,6 +68,39 @@ def check_cmd(file: str) -> None:
     for s in sheet.slots:
         click.echo(f"  {_hm(s.start, config.tz)}–{_hm(s.end, config.tz)}  {s.name}"
                    + (f"  ({s.stage})" if s.stage else ""))
+    refused = _ask_pos_about_drops(config, [s for s in sheet.slots if s.drop])
+    if refused:
+        sys.exit(1)
+
+
+def _ask_pos_about_drops(config, slots) -> int:
+    """Each slot's drop, asked of this kit's pos service over the bus (features never import each other)."""
+    if not slots:
+        return 0
+    from kit.bus import Bus
+
+    bus = Bus.from_config(config, "cli-runsheet-check", will=False)
+    if not bus.start(wait=2):
+        bus.stop(clean=False)
+        click.echo(f"  drops not checked: no broker answers at {config['mqtt.host']}:{config['mqtt.port']} "
+                   "(is the kit running?)")
+        return 0
+    refused = 0
+    try:
+        for s in slots:
+            d = s.drop
+            answer = bus.request("pos", "check_drop", {k: d[k] for k in ("name", "sku", "price_cents", "quantity", "minutes")},
+                                 timeout=3.0)
+            if answer is None:
+                click.echo(f"  drop {d['name']!r} ({s.name}): not checked, the pos service does not answer")
+            elif answer.get("ok"):
+                click.echo(f"  drop {d['name']!r} ({s.name}): pos can open it ({d['quantity']} × {d['sku']})")
+            else:
+                refused += 1
+                click.secho(f"  drop {d['name']!r} ({s.name}): pos refuses: {answer.get('error')}", fg="red")
+    finally:
+        bus.stop(clean=False)
+    return refused
 
 
 @runsheet.command("show")

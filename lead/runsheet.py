@@ -12,6 +12,12 @@
     stage = "Bench"
     host = "Ana"
     note = "Mic check at 19:25"
+    [slot.drop]                # optional: a live drop this slot opens (pos checks the SKU when it does)
+    sku = "POSTER"
+    price = "8.00"
+    quantity = 30
+    minutes = 10               # default: until the slot ends
+    at = "ending"              # "start" (default) or "ending": in the slot's last minute
 
 Every error names its line, like cue sheets. A sheet with overlapping slots, a slot longer than the
 night or an unknown key is refused whole; the running sheet stays. The document travels to the
@@ -21,10 +27,12 @@ site's other kits inside one site-link message, so it is small (MAX_BYTES).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from kit.toml_lines import LineIndex, Path
@@ -53,6 +61,7 @@ class Slot:
     stage: str = ""
     host: str = ""
     note: str = ""
+    drop: dict | None = None  # {"name", "sku", "price_cents", "quantity", "minutes", "at"}
 
     @property
     def end(self) -> float:
@@ -117,8 +126,8 @@ def parse_runsheet(data: bytes | str, tz: ZoneInfo, filename: str = "run-sheet")
             raise fail(path, f"slot {i + 1} must be a [[slot]] table")
         what = f"slot {i + 1}" + (f" ({table['name'][:80]})" if isinstance(table.get("name"), str) else "")
         for key in table:
-            if key not in ("name", "start", "minutes", "stage", "host", "note"):
-                raise fail((*path, key), f"{what}: unknown key {key!r} (expected name, start, minutes, stage, host, note)")
+            if key not in ("name", "start", "minutes", "stage", "host", "note", "drop"):
+                raise fail((*path, key), f"{what}: unknown key {key!r} (expected name, start, minutes, stage, host, note, drop)")
         what = f"slot {i + 1}"
         slot_name = _text(table, "name", path, what, fail, required=True)
         what = f"slot {i + 1} ({slot_name})"
@@ -130,8 +139,9 @@ def parse_runsheet(data: bytes | str, tz: ZoneInfo, filename: str = "run-sheet")
         start = _start(table.get("start"), day, tz, slots[-1].start if slots else None)
         if start is None:
             raise fail((*path, "start"), f"{what}: start must be a time like 19:30 or 2026-12-04T19:30")
+        drop = _drop(table.get("drop"), (*path, "drop"), what, slot_name, float(minutes), fail) if "drop" in table else None
         slot = Slot(i, slot_name, start, float(minutes), _text(table, "stage", path, what, fail),
-                    _text(table, "host", path, what, fail), _text(table, "note", path, what, fail))
+                    _text(table, "host", path, what, fail), _text(table, "note", path, what, fail), drop)
         if slots and slot.start < slots[-1].end:
             before = slots[-1]
             raise fail((*path, "start"), f"{what} starts at {_clock(slot.start, tz)}, before {before.name!r} "
@@ -143,6 +153,42 @@ def parse_runsheet(data: bytes | str, tz: ZoneInfo, filename: str = "run-sheet")
             raise fail((*path, "name"), f"{what}: two slots called {slot_name!r}; cues and the numbers tell them by name")
         slots.append(slot)
     return RunSheet(name, evening.isoformat(), tuple(slots), hashlib.sha256(raw).hexdigest(), text)
+
+
+DROP_NAME = re.compile(r"^[\w .:'&+#-]{1,60}$")
+
+
+def _drop(raw: object, path: Path, what: str, slot_name: str, slot_minutes: float, fail) -> dict:
+    """A slot's drop, checked as far as the run-sheet can: whether the SKU sells is pos's to say when it opens."""
+    if not isinstance(raw, dict):
+        raise fail(path, f"{what}: drop must be a [slot.drop] table")
+    for key in raw:
+        if key not in ("name", "sku", "price", "quantity", "minutes", "at"):
+            raise fail((*path, key), f"{what} drop: unknown key {key!r} (expected name, sku, price, quantity, minutes, at)")
+    name = raw.get("name", f"{slot_name} drop")
+    if not isinstance(name, str) or not DROP_NAME.match(name.strip()[:60]):
+        raise fail((*path, "name"), f"{what} drop: name must be 1-60 letters, digits, spaces or .:'&+#-")
+    sku = raw.get("sku")
+    if not isinstance(sku, str) or not 0 < len(sku.strip()) <= 64:
+        raise fail((*path, "sku"), f"{what} drop: sku is missing")
+    price = raw.get("price")
+    try:
+        cents = Decimal(str(price).strip().replace(",", ".")) * 100 if isinstance(price, str) else None
+    except InvalidOperation:
+        cents = None
+    if cents is None or cents < 0 or cents != cents.to_integral_value():
+        raise fail((*path, "price"), f"{what} drop: price must be an amount as text, like \"8.00\" (not negative)")
+    quantity = raw.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 100_000:
+        raise fail((*path, "quantity"), f"{what} drop: quantity must be a whole number from 1 to 100000")
+    at = raw.get("at", "start")
+    if at not in ("start", "ending"):
+        raise fail((*path, "at"), f"{what} drop: at must be \"start\" or \"ending\" (the slot's last minute)")
+    minutes = raw.get("minutes", slot_minutes if at == "start" else 1)
+    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not math.isfinite(minutes) or not 0 < minutes <= 1440:
+        raise fail((*path, "minutes"), f"{what} drop: minutes must be above 0 and at most 1440")
+    return {"name": name.strip(), "sku": sku.strip(), "price_cents": int(cents), "quantity": quantity,
+            "minutes": float(minutes), "at": at}
 
 
 def _text(table: dict, key: str, path: Path, what: str, fail, required: bool = False) -> str:

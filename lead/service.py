@@ -93,8 +93,12 @@ class EveningRunner:
                         "runsheet": sheet.digest, "slot": t.slot.index, "name": t.slot.name, "stage": t.slot.stage,
                         "at": round(at, 3)})
                 if announce:
-                    out.append({"when": when, "slot": t.slot.name, "index": t.slot.index, "stage": t.slot.stage,
-                                "host": t.slot.host, "starts_at": round(t.start, 3), "ends_at": round(t.end, 3)})
+                    message = {"when": when, "slot": t.slot.name, "index": t.slot.index, "stage": t.slot.stage,
+                               "host": t.slot.host, "starts_at": round(t.start, 3), "ends_at": round(t.end, 3),
+                               "runsheet": sheet.digest}
+                    if t.slot.drop and t.slot.drop["at"] == when:
+                        message["drop"] = t.slot.drop  # pos opens it (one drop for the site, whichever kit is first)
+                    out.append(message)
                 else:
                     log.info("event=slot_moment_missed slot=%r when=%s late_s=%.0f", t.slot.name, when, now - at)
         for message in out:  # after the commit: a restart never announces it twice

@@ -103,7 +103,12 @@ def drops(conn: sqlite3.Connection) -> list[Drop]:
         " (SELECT MIN(at) FROM pos_drop_events x WHERE x.drop_id = s.drop_id AND x.type = ?) AS stopped_at,"
         " (SELECT COALESCE(SUM(qty), 0) FROM pos_drop_events x WHERE x.drop_id = s.drop_id AND x.type = ?) AS sold"
         " FROM pos_drop_events s WHERE s.type = ? ORDER BY s.starts_at, s.hlc", (STOPPED, SOLD, STARTED)).fetchall()
-    return [Drop(*r) for r in rows]
+    out, seen = [], set()
+    for r in rows:  # a slot's drop opened by two kits at once (a partition): one drop, the earliest start
+        if r[0] not in seen:
+            seen.add(r[0])
+            out.append(Drop(*r))
+    return out
 
 
 def active_for(conn: sqlite3.Connection, sku: str, now: float) -> Drop | None:
@@ -121,10 +126,9 @@ def find(conn: sqlite3.Connection, name_or_id: str) -> Drop | None:
 
 # --- what a lead does ---------------------------------------------------------------------------------
 
-def start_drop(conn: sqlite3.Connection, ledger: Ledger, *, name: str, sku: str, price_cents: int, quantity: int,
-               minutes: float, starts_at: float | None = None, by: str = "lead") -> dict:
-    """Start a drop (inside the caller's transaction). Refuses what would surprise the table."""
-    now = ledger.clock.time()
+def check_drop(conn: sqlite3.Connection, now: float, *, name: str, sku: str, price_cents: int, quantity: int,
+               minutes: float, starts_at: float | None = None, drop_id: str | None = None) -> float:
+    """Why a drop cannot start (DropError), or its start time. Nothing is written."""
     name = (name or "").strip()
     if not NAME_RE.match(name):
         raise DropError("name the drop with 1-60 letters, digits, spaces or .:'&+#-")
@@ -146,11 +150,32 @@ def start_drop(conn: sqlite3.Connection, ledger: Ledger, *, name: str, sku: str,
     if not product.active:
         raise DropError(f"{product.label} ({product.sku}) is not on sale")
     for d in drops(conn):
+        if d.drop_id == drop_id:
+            continue
         if d.sku == product.sku and d.phase(now) in ("open", "upcoming") and d.starts_at < end and start < d.ends_at:
             raise DropError(f"drop {d.name!r} already runs on {product.sku} until {d.ends_at:.0f}: one drop per product at once")
         if d.name == name and d.phase(now) in ("open", "upcoming"):
             raise DropError(f"a drop called {name!r} is already running")
-    payload = {"drop_id": str(uuid.uuid4()), "name": name, "sku": product.sku, "price_cents": price_cents,
+    return start
+
+
+def start_drop(conn: sqlite3.Connection, ledger: Ledger, *, name: str, sku: str, price_cents: int, quantity: int,
+               minutes: float, starts_at: float | None = None, by: str = "lead", drop_id: str | None = None) -> dict:
+    """Start a drop (inside the caller's transaction). Refuses what would surprise the table.
+
+    ``drop_id``: a run-sheet slot's drop has an id every kit derives alike, so the kit that opens it
+    first makes it and the others find it there (started again, it is the same drop).
+    """
+    now = ledger.clock.time()
+    existing = find(conn, drop_id) if drop_id else None
+    if existing is not None:
+        return existing.view(now)
+    name = (name or "").strip()
+    start = check_drop(conn, now, name=name, sku=sku, price_cents=price_cents, quantity=quantity, minutes=minutes,
+                       starts_at=starts_at, drop_id=drop_id)
+    end = start + minutes * 60
+    product = find_product(conn, sku)
+    payload = {"drop_id": drop_id or str(uuid.uuid4()), "name": name, "sku": product.sku, "price_cents": price_cents,
                "quantity": quantity, "starts_at": round(start, 3), "ends_at": round(end, 3), "by": by}
     event = ledger.append(conn, STARTED, payload)
     apply_event(conn, event.as_dict())
@@ -215,3 +240,8 @@ def status(conn: sqlite3.Connection, now: float) -> list[dict]:
 
 def dumps(views: list[dict]) -> str:
     return json.dumps(views, indent=2, ensure_ascii=False)
+
+
+def slot_drop_id(runsheet: str, slot: int) -> str:
+    """The id of the drop a run-sheet slot opens: the same on every kit of the site."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fieldkit:runsheet:{runsheet}:slot:{slot}"))

@@ -21,7 +21,7 @@ from drivers.base import DeviceUnavailable
 from drivers.printer import PrinterStatus, open_printer, profile_info, render
 from kit import payloads, topics
 from kit.event_codec import unpack
-from kit.payloads import items, text
+from kit.payloads import Field, items, mapping, number, text
 from kit.service import ServiceContext
 from kit.sitelink import Channel, PeerEvent, SiteLink
 from pos import drops, layout, pickups, printqueue, receipts
@@ -29,6 +29,9 @@ from pos import drops, layout, pickups, printqueue, receipts
 log = logging.getLogger("fieldkit.pos")
 PRINT_FIELDS = {"title": text(200), "lines": items(2000)}
 REPRINT_FIELDS = {"receipt": text(80, required=True)}
+SLOT_FIELDS = {"slot": text(80, required=True), "runsheet": text(64), "index": Field(int), "drop": mapping()}
+CHECK_DROP_FIELDS = {"name": text(60, required=True), "sku": text(64, required=True), "price_cents": Field(int),
+                     "quantity": Field(int), "minutes": number()}
 STATUS_EVERY = 15.0  # seconds between printer checks while the queue is empty
 CHECKPOINT_EVERY = 2.0  # seconds between background WAL checkpoints
 PRUNE_EVERY = 60.0  # seconds between looks for printed jobs past their retention
@@ -205,6 +208,38 @@ class PosService:
             out.append(message)
         return out
 
+    def on_slot(self, _topic: str, msg: dict) -> None:
+        """A run-sheet slot that opens a drop (lead/event/slot with "drop"): open it here, unless a peer did."""
+        spec = msg.get("drop")
+        if not isinstance(spec, dict):
+            return
+        name = str(spec.get("name", ""))[:60]
+        drop_id = drops.slot_drop_id(str(msg.get("runsheet", ""))[:64], msg.get("index") if isinstance(msg.get("index"), int) else -1)
+        try:
+            with self.ctx.db.transaction() as conn:
+                view = drops.start_drop(conn, self.ctx.ledger, name=name, sku=str(spec.get("sku", ""))[:64],
+                                        price_cents=spec.get("price_cents"), quantity=spec.get("quantity"),
+                                        minutes=spec.get("minutes"), by=f"runsheet:{str(msg.get('slot', ''))[:40]}",
+                                        drop_id=drop_id)
+            self.link.wake.set()
+            log.info("event=slot_drop_opened drop=%r slot=%r", view["name"], msg.get("slot"))
+        except (drops.DropError, TypeError, ValueError) as e:
+            log.warning("event=slot_drop_refused drop=%r slot=%r reason=%r", name, msg.get("slot"), str(e))
+            self.ctx.bus.publish(topics.event(self.kit, *topics.POS_DROP),
+                                 {"when": "refused", "drop": name, "slot": str(msg.get("slot", ""))[:80], "reason": str(e)},
+                                 qos=1)
+
+    def on_check_drop(self, _topic: str, msg: dict) -> None:
+        """``pos/cmd/check_drop``: would this drop open here (the SKU sells, the price and quantity are sane)?"""
+        try:
+            drops.check_drop(self.ctx.db.conn, self.ctx.clock.time(), name=str(msg.get("name", ""))[:60],
+                             sku=str(msg.get("sku", ""))[:64], price_cents=msg.get("price_cents"),
+                             quantity=msg.get("quantity"), minutes=msg.get("minutes"))
+            answer = {"ok": True}
+        except (drops.DropError, TypeError, ValueError) as e:
+            answer = {"ok": False, "error": str(e)}
+        self.ctx.bus.publish(topics.event(self.kit, "pos", "check_drop"), {"id": str(msg.get("id", ""))[:80], **answer})
+
     def prune_printed(self) -> int:
         """One small batch of printed jobs past retention, then their pages back: never a long lock on a sale."""
         if time.monotonic() < self.next_prune:
@@ -324,6 +359,8 @@ def run(ctx: ServiceContext) -> None:
         (topics.cmd(service.kit, *topics.POS_PRINT), PRINT_FIELDS, service.on_print),
         (topics.cmd(service.kit, "pos", "reprint"), REPRINT_FIELDS, service.on_reprint),
         (topics.event(service.kit, *topics.SYNC_DOCUMENT), payloads.DOCUMENT_EVENT, service.on_document),
+        (topics.event(service.kit, *topics.LEAD_SLOT), SLOT_FIELDS, service.on_slot),
+        (topics.cmd(service.kit, "pos", "check_drop"), CHECK_DROP_FIELDS, service.on_check_drop),
     ):
         ctx.bus.subscribe(topic, payloads.checked(fields, handler, service.refused), qos=1)
     service.link.start()
