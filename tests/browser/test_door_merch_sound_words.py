@@ -177,3 +177,21 @@ def test_the_door_and_merch_headers_name_the_run_sheets_current_slot(browser, ki
             assert page.inner_text("#kit-name").startswith("Now: Walk-in beats")
         finally:
             context.close()
+
+
+def test_a_live_drop_shows_its_price_units_left_and_countdown_on_the_merch_screen(open_page):
+    lead = open_page("lead", "merch", (800, 480))
+    started = lead.evaluate("""() => fk.post('/api/v1/pos/drops', {name: 'Poster drop', sku: 'POSTER', price: '8.00',
+                                                                    quantity: 3, minutes: 10})""")
+    assert started["status"] == 201, started
+    merch = open_page("merch", "merch", (800, 480))
+    strip = merch.locator("#drops .drop[data-drop='Poster drop']")
+    strip.wait_for()
+    assert re.search(r"DROP Poster drop · POSTER at 8[.,]00 EUR · 3 left · (9|10):\d\d", strip.inner_text())
+    merch.click("#products .product[data-product='Poster']")
+    merch.wait_for_function("() => /8[.,]00/.test(document.getElementById('cart-total').textContent)")
+    merch.click("#pay")
+    merch.click("#quick .btn")
+    merch.click("#confirm-pay")
+    merch.wait_for_selector("#done-dialog:not([hidden])")
+    merch.wait_for_function("() => /2 left/.test(document.querySelector('#drops .drop').textContent)")
