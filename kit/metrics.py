@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from kit.topics import slot_drop_id
+
 BUCKET_SECONDS = 15 * 60
 HELP = {
     "admitted": "people admitted: distinct tickets with an admission (rehearsal scans and undone admissions left out)",
@@ -102,8 +104,8 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
     for e in admissions:
         start = int(e.at // BUCKET_SECONDS * BUCKET_SECONDS)
         buckets[start] = buckets.get(start, 0) + 1
-    slots = _slots(events, admissions, exits, sales, tz)
     drop_list = _drops(events, tz)
+    slots = _slots(events, admissions, exits, sales, tz, {d["drop_id"]: d for d in drop_list})
     drop_sales = len({str(e.payload.get("sale_id")) for e in events if e.type == "pos.drop_sold"})
     signups = sum(1 for e in events if e.type == "lead.signup")
     return {
@@ -131,7 +133,7 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
     }
 
 
-def _slots(events: list[MetricEvent], admissions, exits, sales, tz) -> list[dict]:
+def _slots(events: list[MetricEvent], admissions, exits, sales, tz, drops_by_id: dict) -> list[dict]:
     """Per slot, from the run-sheet's own start and end events (the earliest any kit recorded)."""
     found: dict[tuple, dict] = {}
     for e in events:
@@ -142,7 +144,7 @@ def _slots(events: list[MetricEvent], admissions, exits, sales, tz) -> list[dict
             continue
         key = (p["runsheet"], p["slot"])
         slot = found.setdefault(key, {"name": str(p.get("name", ""))[:80], "stage": str(p.get("stage", ""))[:40],
-                                      "start": None, "end": None})
+                                      "start": None, "end": None, "drop_id": slot_drop_id(*key)})
         which = "start" if e.type == "lead.slot_started" else "end"
         slot[which] = e.at if slot[which] is None else min(slot[which], e.at)
     moves = sorted([(e.at, 1) for e in admissions] + [(e.at, -1) for e in exits])
@@ -159,9 +161,12 @@ def _slots(events: list[MetricEvent], admissions, exits, sales, tz) -> list[dict
             else:
                 peak = max(peak, inside)
         buyers = sum(1 for s in sales if start <= s.at < end)
+        drop = drops_by_id.get(slot["drop_id"])  # the live drop this slot opened, if it did
         out.append({"name": slot["name"], "stage": slot["stage"], "start": _iso(start, tz),
                     "end": _iso(slot["end"], tz), "people_in": max(peak, 0), "buyers": buyers,
-                    "conversion_per_100": _per_100(buyers, max(peak, 0))})
+                    "conversion_per_100": _per_100(buyers, max(peak, 0)),
+                    "drop_sell_through_percent": drop["sell_through_percent"] if drop else None,
+                    "drop_minutes_to_sell_out": drop["minutes_to_sell_out"] if drop else None})
     return out
 
 
@@ -173,11 +178,11 @@ def _drops(events: list[MetricEvent], tz) -> list[dict]:
         if not isinstance(drop_id, str):
             continue
         if e.type == "pos.drop_started" and isinstance(p.get("quantity"), int) and not isinstance(p.get("quantity"), bool):
-            found.setdefault(drop_id, {"sold": 0, "sold_out_at": None}).update(
+            found.setdefault(drop_id, {"sold": 0, "sold_out_at": None, "drop_id": drop_id}).update(
                 name=str(p.get("name", ""))[:60], sku=str(p.get("sku", ""))[:64], quantity=p["quantity"],
                 starts_at=event_time({"at": p.get("starts_at")}, None) or e.at)
         elif e.type == "pos.drop_sold" and isinstance(p.get("qty"), int) and not isinstance(p.get("qty"), bool):
-            d = found.setdefault(drop_id, {"sold": 0, "sold_out_at": None})
+            d = found.setdefault(drop_id, {"sold": 0, "sold_out_at": None, "drop_id": drop_id})
             d["sold"] += p["qty"]
             if "quantity" in d and d["sold_out_at"] is None and d["sold"] >= d["quantity"]:
                 d["sold_out_at"] = e.at
@@ -185,7 +190,7 @@ def _drops(events: list[MetricEvent], tz) -> list[dict]:
     for d in found.values():
         if "quantity" not in d:
             continue  # units sold from a drop whose start this ledger does not hold
-        out.append({"name": d["name"], "sku": d["sku"], "quantity": d["quantity"], "sold": d["sold"],
+        out.append({"drop_id": d["drop_id"], "name": d["name"], "sku": d["sku"], "quantity": d["quantity"], "sold": d["sold"],
                     "sell_through_percent": _per_100(min(d["sold"], d["quantity"]), d["quantity"]),
                     "minutes_to_sell_out": None if d["sold_out_at"] is None
                     else round((d["sold_out_at"] - d["starts_at"]) / 60, 1),

@@ -27,6 +27,8 @@ Shared payloads (keys a consumer may rely on):
 
 from __future__ import annotations
 
+import uuid
+
 ROOT = "fieldkit"
 
 
@@ -94,3 +96,8 @@ CUES_FIRE = ("cues", "fire")
 CUES_STOP_ALL = ("cues", "stop_all")
 
 SERVICES = ("web", "status", "checkin", "pos", "power", "cues", "sync", "lead")
+
+
+def slot_drop_id(runsheet: str, slot: int) -> str:
+    """The id of the live drop a run-sheet slot opens: the same on every kit (pos opens it, the numbers find it)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fieldkit:runsheet:{runsheet}:slot:{slot}"))

@@ -240,8 +240,3 @@ def status(conn: sqlite3.Connection, now: float) -> list[dict]:
 
 def dumps(views: list[dict]) -> str:
     return json.dumps(views, indent=2, ensure_ascii=False)
-
-
-def slot_drop_id(runsheet: str, slot: int) -> str:
-    """The id of the drop a run-sheet slot opens: the same on every kit of the site."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fieldkit:runsheet:{runsheet}:slot:{slot}"))

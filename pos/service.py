@@ -214,7 +214,7 @@ class PosService:
         if not isinstance(spec, dict):
             return
         name = str(spec.get("name", ""))[:60]
-        drop_id = drops.slot_drop_id(str(msg.get("runsheet", ""))[:64], msg.get("index") if isinstance(msg.get("index"), int) else -1)
+        drop_id = topics.slot_drop_id(str(msg.get("runsheet", ""))[:64], msg.get("index") if isinstance(msg.get("index"), int) else -1)
         try:
             with self.ctx.db.transaction() as conn:
                 view = drops.start_drop(conn, self.ctx.ledger, name=name, sku=str(spec.get("sku", ""))[:64],

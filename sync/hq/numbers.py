@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 from kit.metrics import MetricEvent, evening_numbers, event_time
 
 FIGURE_COLUMNS = ["figure", "value", "what it counts"]
-SLOT_COLUMNS = ["slot", "stage", "start", "end", "people_in", "sales", "per_100"]
+SLOT_COLUMNS = ["slot", "stage", "start", "end", "people_in", "sales", "per_100", "drop_sell_through",
+                "drop_minutes_to_sell_out"]
 DROP_COLUMNS = ["drop", "sku", "start", "quantity", "sold", "sell_through", "minutes_to_sell_out", "status"]
 
 
@@ -32,8 +33,8 @@ def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo) -> tuple[li
         ["drop_sales_per_100", show(c["drop_sales_per_100"]), help_["drop_sales_per_100"]],
         ["signups_per_100", show(c["signups_per_100"]), help_["signups_per_100"]],
     ]
-    slots = [[s["name"], s["stage"], s["start"], show(s["end"]), s["people_in"], s["buyers"], show(s["conversion_per_100"])]
-             for s in n["slots"]]
+    slots = [[s["name"], s["stage"], s["start"], show(s["end"]), s["people_in"], s["buyers"], show(s["conversion_per_100"]),
+              show(s["drop_sell_through_percent"]), show(s["drop_minutes_to_sell_out"])] for s in n["slots"]]
     drops = [[d["name"], d["sku"], d["start"], d["quantity"], d["sold"], show(d["sell_through_percent"]),
               show(d["minutes_to_sell_out"]), f"OVERSOLD BY {d['oversold']}" if d["oversold"] else "ok"] for d in n["drops"]]
     return rows, slots, drops, n

@@ -81,6 +81,18 @@ def test_drops_sell_through_time_to_sell_out_and_an_oversell():
             MetricEvent("merch2", "pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": "x1"}, T + 720),
             MetricEvent("merch1", "pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": "s2"}, T + 730)]
     n = evening_numbers(EVENING + drop, TZ)
-    assert n["drops"] == [{"name": "Posters", "sku": "POSTER", "quantity": 2, "sold": 3, "sell_through_percent": 100.0,
+    assert n["drops"] == [{"drop_id": "d-1234567", "name": "Posters", "sku": "POSTER", "quantity": 2, "sold": 3, "sell_through_percent": 100.0,
                            "minutes_to_sell_out": 2.0, "oversold": 1, "start": "2027-01-15T08:10:00+00:00"}]
     assert n["conversion"]["drop_sales"] == 3 and n["conversion"]["drop_sales_per_100"] == 75.0
+
+
+def test_a_slots_own_drop_shows_its_sell_through_in_the_slot():
+    from kit.topics import slot_drop_id
+
+    drop_id = slot_drop_id("d" * 64, 1)  # Open mic opened it
+    drop = [MetricEvent("merch1", "pos.drop_started", {"drop_id": drop_id, "name": "Open mic drop", "sku": "POSTER",
+                                                        "quantity": 4, "starts_at": T + 900}, T + 900),
+            MetricEvent("merch1", "pos.drop_sold", {"drop_id": drop_id, "qty": 4, "sale_id": "s9"}, T + 1080)]
+    poetry, open_mic = evening_numbers(EVENING + drop, TZ)["slots"]
+    assert poetry["drop_sell_through_percent"] is None
+    assert (open_mic["drop_sell_through_percent"], open_mic["drop_minutes_to_sell_out"]) == (100.0, 3.0)
