@@ -18,6 +18,7 @@ Screenshots are kept in the folder printed at the start (FIELDKIT_ARTEFACTS, els
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -143,9 +144,8 @@ def grab_x(display: str, path: Path) -> Path:
     return path
 
 
-def test_the_kiosk_on_the_7_inch_screen_slip_pin_page_and_restart(kit_factory, artefacts, tmp_path):
+def test_the_kiosk_on_the_7_inch_screen_slip_pin_page_and_restart(kit_factory, artefacts, tmp_path, playwright_session):
     need("Xvfb", "chromium")
-    from playwright.sync_api import sync_playwright
 
     kit = kit_factory(["web", "status"])
     display = f":{free_port() % 500 + 100}"
@@ -163,7 +163,7 @@ def test_the_kiosk_on_the_7_inch_screen_slip_pin_page_and_restart(kit_factory, a
         wait_for(lambda: Path(f"/tmp/.X11-unix/X{display[1:]}").exists(), 10, 0.1, what="Xvfb")
         browser_proc = subprocess.Popen(argv, env={**os.environ, "DISPLAY": display}, stdout=subprocess.DEVNULL,
                                         stderr=(tmp_path / "chromium.log").open("w"), start_new_session=True)
-        with sync_playwright() as p:
+        with contextlib.nullcontext(playwright_session) as p:  # the test process's one Playwright
             # The starting page (file:) waits for the kit, then goes there. DevTools is attached only after
             # that first navigation: Playwright does not follow a page from file: to http: across processes.
             wait_for(lambda: terminals(kit), 30, 0.3, what="the kiosk's browser at the kit's /kiosk")
