@@ -195,3 +195,22 @@ def test_a_live_drop_shows_its_price_units_left_and_countdown_on_the_merch_scree
     merch.click("#confirm-pay")
     merch.wait_for_selector("#done-dialog:not([hidden])")
     merch.wait_for_function("() => /2 left/.test(document.querySelector('#drops .drop').textContent)")
+
+
+def test_the_merch_lead_starts_and_stops_a_drop_from_the_lead_screen(open_page):
+    lead = open_page("lead", "pos/lead", (800, 480))
+    lead.fill("#drop-name", "Sticker drop")
+    lead.fill("#drop-sku", "STICKER")
+    lead.fill("#drop-price", "-1")
+    lead.fill("#drop-quantity", "20")
+    lead.click("#drop-start")
+    lead.wait_for_function("() => /not negative|not an amount|negative/.test(document.getElementById('drop-msg').textContent)")
+    lead.fill("#drop-price", "1.00")
+    lead.click("#drop-start")
+    lead.wait_for_function("() => /Started on every merch kit/.test(document.getElementById('drop-msg').textContent)")
+    row = lead.locator("#drops-table tr", has_text="Sticker drop")
+    row.wait_for()
+    assert "0/20 sold · open" in row.inner_text()
+    row.locator("button", has_text="Stop").click()
+    lead.wait_for_function("() => /back at the normal price/.test(document.getElementById('drop-msg').textContent)")
+    lead.locator("#drops-table tr", has_text="stopped").wait_for()
