@@ -48,6 +48,29 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"screenshots of every page and size, and axe-core counts: {shots}")
 
 
+class ServiceThread:
+    """A feature's real service loop on a thread, with its own context and bus connection (as `fieldkit run`)."""
+
+    def __init__(self, name: str, config, run, ready: str | None = None):
+        from kit.service import make_context
+
+        self.config = config
+        self.ctx = make_context(name, config)
+        assert self.ctx.bus.start(wait=5), f"the {name} service's bus did not connect"
+        self.thread = threading.Thread(target=run, args=(self.ctx,), daemon=True)
+        self.thread.start()
+        if ready:  # the attribute the service sets on its context once it runs
+            wait_for(lambda: hasattr(self.ctx, ready), 10, what=f"{name} service start")
+
+    def stop(self) -> None:
+        if self.ctx.stopping.is_set():
+            return
+        self.ctx.stopping.set()
+        self.thread.join(10)
+        self.ctx.bus.stop()
+        self.ctx.db.close()
+
+
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory):
     broker = Mosquitto(workdir=tmp_path_factory.mktemp("mosquitto")).start()

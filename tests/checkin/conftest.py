@@ -13,6 +13,7 @@ from checkin.scans import record_scan
 from checkin.validate import DoorRules, KeyRing
 from kit.clock import KitClock
 from kit.ledger import Ledger
+from tests.conftest import ServiceThread
 
 
 @dataclass
@@ -69,30 +70,17 @@ def kit_config(home, broker_port: int, kit_id: str, site: str = "testsite", **se
     return config
 
 
-class RunningService:
+class RunningService(ServiceThread):
     """The real checkin service loop on a thread, with its own bus connection."""
 
     def __init__(self, config):
-        import threading
-
         from checkin.service import run
-        from kit.service import make_context
         from kit.testing import wait_for
 
-        self.ctx = make_context("checkin", config)
-        assert self.ctx.bus.start(wait=5), "service bus did not connect"
-        self.thread = threading.Thread(target=run, args=(self.ctx,), daemon=True)
-        self.thread.start()
-        wait_for(lambda: hasattr(self.ctx, "door"), 10, what="checkin service start")
+        super().__init__("checkin", config, run, ready="door")
         self.door = self.ctx.door
         # A serial port flushes its input when opened: wait until the scanners are reading.
         wait_for(lambda: all(s.status() == "ok" for s in self.door.sources), 10, what="scan sources ready")
-
-    def stop(self) -> None:
-        self.ctx.stopping.set()
-        self.thread.join(10)
-        self.ctx.bus.stop()
-        self.ctx.db.close()
 
 
 @pytest.fixture

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 
 import pytest
 
-from kit.testing import wait_for
+from tests.conftest import ServiceThread
 
 
 def runsheet_text(tz, first_start: float, slots: list[tuple[str, float]], name: str = "Test evening") -> str:
@@ -22,19 +21,13 @@ def runsheet_text(tz, first_start: float, slots: list[tuple[str, float]], name: 
     return "\n".join(lines) + "\n"
 
 
-class RunningLead:
+class RunningLead(ServiceThread):
     """The real lead service loop on a thread, with its own bus connection (as `fieldkit run lead`)."""
 
     def __init__(self, config):
-        from kit.service import make_context
         from lead.service import run
 
-        self.config = config
-        self.ctx = make_context("lead", config)
-        assert self.ctx.bus.start(wait=5), "service bus did not connect"
-        self.thread = threading.Thread(target=run, args=(self.ctx,), daemon=True)
-        self.thread.start()
-        wait_for(lambda: hasattr(self.ctx, "lead"), 10, what="lead service start")
+        super().__init__("lead", config, run, ready="lead")
         self.runner = self.ctx.lead
 
     def import_runsheet(self, text: str) -> None:
@@ -42,12 +35,6 @@ class RunningLead:
         from lead.documents import KIND
 
         import_document(self.config, self.ctx.db, KIND, text.encode(), "tonight.toml")
-
-    def stop(self) -> None:
-        self.ctx.stopping.set()
-        self.thread.join(10)
-        self.ctx.bus.stop()
-        self.ctx.db.close()
 
 
 @pytest.fixture
@@ -61,5 +48,4 @@ def start_lead():
 
     yield start
     for service in running:
-        if not service.ctx.stopping.is_set():
-            service.stop()
+        service.stop()

@@ -2,39 +2,38 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from kit.db import Database
 from kit.documents import import_document
-from kit.service import make_context
 from kit.sitelink import bridge_conf
 from kit.testing import Mosquitto, wait_for
 from pos.checkout import make_sale, parse_sale_request
 from pos.drops import start_drop, status
 from tests.checkin.conftest import kit_config
 from tests.checkin.test_doors import LinkProxy
+from tests.conftest import ServiceThread
 
 pytestmark = pytest.mark.slow
 CATALOGUE = (Path(__file__).parents[2] / "pos" / "demo" / "catalogue.csv").read_bytes()
 
 
-class MerchKit:
+class MerchKit(ServiceThread):
     """The real pos service loop on a thread (as `fieldkit run pos`), with its own bus connection."""
 
     def __init__(self, config):
         from pos.service import run
 
-        self.config = config.with_values(pos__printer__retry_seconds=0.2)
-        self.ctx = make_context("pos", self.config)
-        import_document(self.config, self.ctx.db, "pos.catalogue", CATALOGUE, "catalogue.csv")
-        assert self.ctx.bus.start(wait=5)
+        config = config.with_values(pos__printer__retry_seconds=0.2)
         self.heard: list[dict] = []
+        db = Database(config.db_path)  # the catalogue before the service's first turn
+        import_document(config, db, "pos.catalogue", CATALOGUE, "catalogue.csv")
+        db.close()
+        super().__init__("pos", config, run)
         self.ctx.bus.subscribe(f"fieldkit/{config.kit_id}/pos/event/drop", lambda _t, m: self.heard.append(m), qos=1)
-        self.thread = threading.Thread(target=run, args=(self.ctx,), daemon=True)
-        self.thread.start()
 
     def sell(self, sku: str) -> dict:
         request = parse_sale_request({"items": [{"sku": sku, "qty": 1}],
@@ -43,13 +42,6 @@ class MerchKit:
 
     def drop(self) -> dict:
         return status(self.ctx.db.conn, time.time())[0]
-
-    def stop(self) -> None:
-        self.ctx.stopping.set()
-        self.thread.join(10)
-        self.ctx.bus.stop()
-        self.ctx.db.close()
-
 
 @pytest.fixture
 def site(tmp_path):
