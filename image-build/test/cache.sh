@@ -1,0 +1,41 @@
+# The image test's cache of Debian roots (sourced by run.sh). An entry is a root file system built by
+# root-recipe.sh, named by a hash of everything that goes into it — root-recipe.sh, provision.sh (its
+# package list), overlay-packages, the mirror and the read-only switch — and nothing else, so a
+# change to the kit's code, units or the test's checks reuses it. Entries live outside the clone
+# (a fresh CI clone on the same machine finds them) and at most FIELDKIT_IMAGE_TEST_CACHE_KEEP of them
+# (default 2) are kept. Each entry has a lock file beside it: a run holds it shared while it reads
+# the entry, a build or a prune holds it exclusive.
+IMAGE_TEST_CACHE=${FIELDKIT_IMAGE_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fieldkit/image-test}
+IMAGE_TEST_CACHE_KEEP=${FIELDKIT_IMAGE_TEST_CACHE_KEEP:-2}
+
+# cache_entry_name REPO MIRROR READONLY: e.g. bookworm-amd64-1a2b3c4d5e6f7a8b
+cache_entry_name() {
+  local repo=$1 mirror=$2 readonly=$3 f key
+  key=$(
+    printf 'fieldkit image-test root, layout 1\nmirror=%s\nreadonly=%s\n' "$mirror" "$readonly"
+    for f in image-build/test/root-recipe.sh image-build/provision.sh image-build/test/overlay-packages; do
+      printf '== %s\n' "$f"; cat "$repo/$f"
+    done
+  )
+  key=$(printf '%s' "$key" | sha256sum | cut -c1-16)
+  echo "$ROOT_SUITE-$ROOT_ARCH-$key"
+}
+
+# cache_prune KEEP_NAME: drop the oldest entries (by last use) beyond IMAGE_TEST_CACHE_KEEP, never
+# KEEP_NAME nor one another run is reading; and any half-built one nobody is building.
+cache_prune() {
+  local keep_name=$1 n=0 entry name
+  for entry in $(ls -1dt "$IMAGE_TEST_CACHE"/*/ 2>/dev/null); do
+    name=$(basename "$entry")
+    case "$name" in
+      *.partial) ;;
+      "$keep_name") n=$((n + 1)); continue ;;
+      *) n=$((n + 1)); [ "$n" -gt "$IMAGE_TEST_CACHE_KEEP" ] || continue ;;
+    esac
+    # flock -n: skip what is in use; the lock file stays (removing it would race a new locker).
+    if flock -n -x "$IMAGE_TEST_CACHE/${name%.partial}.lock" rm -rf "$entry"; then
+      echo "image-test: cache: removed $entry"
+    fi
+  done
+  return 0
+}
