@@ -24,12 +24,13 @@ cache_entry_name() {
 # cache_prune KEEP_NAME: drop the oldest entries (by last use) beyond IMAGE_TEST_CACHE_KEEP, never
 # KEEP_NAME nor one another run is reading; and any half-built one nobody is building.
 cache_prune() {
-  local keep_name=$1 n=0 entry name
+  local keep_name=$1 n=1 entry name   # n=1: KEEP_NAME has the first place
   for entry in $(ls -1dt "$IMAGE_TEST_CACHE"/*/ 2>/dev/null); do
+    entry=${entry%/}
     name=$(basename "$entry")
     case "$name" in
+      "$keep_name") continue ;;
       *.partial) ;;
-      "$keep_name") n=$((n + 1)); continue ;;
       *) n=$((n + 1)); [ "$n" -gt "$IMAGE_TEST_CACHE_KEEP" ] || continue ;;
     esac
     # flock -n: skip what is in use; the lock file stays (removing it would race a new locker).
