@@ -252,15 +252,15 @@ DATA_MB=$([ "$READONLY" = 1 ] && echo 256 || echo 0)
 rm -f "$DISK"
 log "making the disk image (${BOOT_MB} MB boot + ${ROOT_MB} MB root + ${DATA_MB} MB data)"
 truncate -s $(( (BOOT_MB + ROOT_MB + DATA_MB + 2) * 1024 * 1024 )) "$DISK"
-# Each file system made in place at its partition's offset: no second copy of the root through dd.
-mkfs.ext4 -q -L rootfs -E "offset=$(( (1 + BOOT_MB) * 1024 * 1024 )),nodiscard" -d "$ROOTFS" "$DISK" "${ROOT_MB}M"
-[ "$READONLY" != 1 ] || mkfs.ext4 -q -L FKDATA -E "offset=$(( (1 + BOOT_MB + ROOT_MB) * 1024 * 1024 )),nodiscard" "$DISK" "$((DATA_MB - 1))M"
 {
   printf 'label: dos\nstart=2048, size=%d, type=c, bootable\n' $((BOOT_MB * 2048))
   printf 'start=%d, size=%d, type=83\n' $((2048 + BOOT_MB * 2048)) $((ROOT_MB * 2048))
   [ "$READONLY" != 1 ] || printf 'start=%d, type=83\n' $((2048 + (BOOT_MB + ROOT_MB) * 2048))
 } | sfdisk -q "$DISK"
 MTOOLS_SKIP_CHECK=1 mformat -i "$DISK@@$((2048 * 512))" -T $((BOOT_MB * 2048)) -h 64 -s 32 -v BOOTFS ::
+# Each ext4 made in place at its partition's offset: no second copy of the root through dd.
+mkfs.ext4 -q -L rootfs -E "offset=$(( (1 + BOOT_MB) * 1024 * 1024 )),nodiscard" -d "$ROOTFS" "$DISK" "${ROOT_MB}M"
+[ "$READONLY" != 1 ] || mkfs.ext4 -q -L FKDATA -E "offset=$(( (1 + BOOT_MB + ROOT_MB) * 1024 * 1024 )),nodiscard" "$DISK" "$((DATA_MB - 1))M"
 # The root is on the disk now: let go of the overlay and of the cached root (a prune may take it).
 cleanup
 exec 9>&-
