@@ -42,9 +42,10 @@ case "$MODE" in
   --cache-path) echo "$ENTRY"; exit 0 ;;
   --if-cached)
     if [ ! -f "$ENTRY/built" ]; then
-      echo "image test not run: no cached root file system for this provision.sh and package list at $ENTRY;"
-      echo "  building one takes about 13 minutes, too long for make test (CI has 15): run \`make image-test\` once,"
-      echo "  after that \`make test\` runs the image test too (IMAGE_TEST=0 skips it)"
+      echo "image test not run: no cached Debian root for this provision.sh and package list at $ENTRY."
+      echo "  Building it downloads Debian and takes the image test from about 4-6 minutes to 9 or more, too long"
+      echo "  to add to make test (CI has 15 minutes). Run \`make image-test\` once: after that \`make test\` runs"
+      echo "  the image test too (IMAGE_TEST=0 skips it; IMAGE_TEST=1 builds the root when it is missing)."
       exit 0
     fi ;;
   *) echo "usage: run.sh [--if-cached|--cache-path]" >&2; exit 2 ;;

@@ -83,7 +83,7 @@ def test_make_test_says_plainly_when_the_image_test_did_not_run(repo: Path, tmp_
     cold = subprocess.run(["bash", "image-build/test/run.sh", "--if-cached"], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=30)
     assert cold.returncode == 0
-    assert cold.stdout.startswith(f"image test not run: no cached root file system for this provision.sh and package list at {path}")
+    assert cold.stdout.startswith(f"image test not run: no cached Debian root for this provision.sh and package list at {path}.")
     assert "make image-test" in cold.stdout
     assert not cache.exists(), "asking must not build or create anything"
 
