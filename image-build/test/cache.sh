@@ -21,11 +21,40 @@ cache_entry_name() {
   echo "$ROOT_SUITE-$ROOT_ARCH-$key"
 }
 
-# cache_prune KEEP_NAME: drop the oldest entries (by last use) beyond IMAGE_TEST_CACHE_KEEP, never
+# The kit's declared dependencies and build backend, and the Python that builds the wheels: what the
+# cached wheelhouse depends on (not the kit's code or version).
+_wheel_inputs() {  # REPO PY
+  "$2" - "$1/pyproject.toml" <<'PYEOF'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    project = tomllib.load(f)
+print("python", *sys.version_info[:2])
+for req in project.get("build-system", {}).get("requires", []):
+    print("requires", req)
+for dep in sorted(project["project"].get("dependencies", [])):
+    print("dependency", dep)
+PYEOF
+}
+
+# wheels_entry_name REPO PY: e.g. wheels-py3.11-0123456789abcdef
+wheels_entry_name() {
+  local inputs ver
+  inputs=$(_wheel_inputs "$1" "$2") || return 1
+  ver=$(sed -n 's/^python \([0-9]*\) \([0-9]*\)$/\1.\2/p' <<<"$inputs")
+  echo "wheels-py$ver-$(printf 'fieldkit image-test wheels, layout 1\n%s' "$inputs" | sha256sum | cut -c1-16)"
+}
+
+# build_requires REPO PY: the build backend's requirements, one per line
+build_requires() {
+  _wheel_inputs "$1" "$2" | sed -n 's/^requires //p'
+}
+
+# cache_prune KEEP_NAME: drop the oldest entries of its kind (by last use) beyond IMAGE_TEST_CACHE_KEEP, never
 # KEEP_NAME nor one another run is reading; and any half-built one nobody is building.
 cache_prune() {
   local keep_name=$1 n=1 entry name   # n=1: KEEP_NAME has the first place
-  for entry in $(ls -1dt "$IMAGE_TEST_CACHE"/*/ 2>/dev/null); do
+  local kind=${keep_name%-*}-          # only entries of the same kind: bookworm-amd64-*, wheels-py3.11-*
+  for entry in $(ls -1dt "$IMAGE_TEST_CACHE/$kind"*/ 2>/dev/null); do
     entry=${entry%/}
     name=$(basename "$entry")
     case "$name" in

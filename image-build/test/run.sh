@@ -18,7 +18,7 @@
 #   run.sh --if-cached   the test if the root is cached; otherwise say so and exit 0 (`make test`)
 #   run.sh --cache-path  print the cache entry this checkout would use
 #
-# FIELDKIT_IMAGE_TEST_REBUILD=1 rebuilds the cached root. On failure the work directory is kept
+# FIELDKIT_IMAGE_TEST_REBUILD=1 rebuilds the cached root (and collects the wheels again). On failure the work directory is kept
 # (printed) so the logs can be read (FIELDKIT_IMAGE_TEST_KEEP=1: on success too);
 # FIELDKIT_IMAGE_TEST_DIR=DIR works in DIR.
 set -euo pipefail
@@ -89,12 +89,31 @@ mkdir -p "$WORK"
 # --- the wheel and its dependencies, built on the host (the guest installs them offline) -------------
 PY=$REPO/.venv/bin/python
 [ -x "$PY" ] || PY=python3
-log "building the wheel in $WORK"
-mkdir -p "$WORK/src"
+mkdir -p "$WORK/src" "$IMAGE_TEST_CACHE"
 rm -rf "$WORK/dist" "$WORK/wheelhouse"
-(cd "$REPO" && "$PY" -m pip wheel -q --no-deps -w "$WORK/dist" . >"$WORK/pip.log" 2>&1) || { cat "$WORK/pip.log"; fail "building the wheel"; }
+# The dependencies' wheels (and the build backend's) are cached too, keyed by the declared
+# dependencies: then the kit's own wheel builds offline, and the index is asked nothing.
+WHEELS_NAME=$(wheels_entry_name "$REPO" "$PY")
+WHEELS=$IMAGE_TEST_CACHE/$WHEELS_NAME
+exec 8>"$IMAGE_TEST_CACHE/$WHEELS_NAME.lock"
+flock -x 8
+if [ "${FIELDKIT_IMAGE_TEST_REBUILD:-0}" = 1 ] || [ ! -f "$WHEELS/built" ]; then
+  log "collecting the dependencies' wheels into $WHEELS"
+  rm -rf "$WHEELS" "$WHEELS.partial" && mkdir -p "$WHEELS.partial"
+  mapfile -t backend < <(build_requires "$REPO" "$PY")
+  { (cd "$REPO" && "$PY" -m pip wheel -q -w "$WHEELS.partial" . "${backend[@]}") >"$WORK/pip.log" 2>&1 \
+    && rm -f "$WHEELS.partial"/fieldkit-*.whl; } || { cat "$WORK/pip.log"; rm -rf "$WHEELS.partial"; fail "collecting the dependencies"; }
+  date -u +%FT%TZ >"$WHEELS.partial/built"
+  mv "$WHEELS.partial" "$WHEELS"
+fi
+touch "$WHEELS"
+cache_prune "$WHEELS_NAME"
+log "building the wheel in $WORK (dependencies: $WHEELS)"
+(cd "$REPO" && "$PY" -m pip wheel -q --no-deps --no-index --find-links "$WHEELS" -w "$WORK/dist" . >>"$WORK/pip.log" 2>&1) \
+  || { cat "$WORK/pip.log"; fail "building the wheel (offline, from $WHEELS: FIELDKIT_IMAGE_TEST_REBUILD=1 collects them again)"; }
 WHEEL=$(ls "$WORK"/dist/fieldkit-*.whl)
-"$PY" -m pip wheel -q -w "$WORK/wheelhouse" "$WHEEL" >>"$WORK/pip.log" 2>&1 || { cat "$WORK/pip.log"; fail "collecting the dependencies"; }
+mkdir -p "$WORK/wheelhouse" && cp "$WHEELS"/*.whl "$WORK/wheelhouse/"
+exec 8>&-
 # The host's pip settings (local wheel dirs, proxies) mean nothing inside the guest.
 unset PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_CERT
 # Only what the installer reads: units, files, docs.

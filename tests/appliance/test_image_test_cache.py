@@ -11,6 +11,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -124,3 +125,25 @@ def test_the_prune_keeps_the_current_and_the_newest_and_spares_what_is_in_use(tm
     # Once nobody reads it, it goes the same way.
     prune(cache, current.name)
     assert sorted(p.name for p in cache.iterdir() if p.is_dir()) == [current.name, newest.name]
+
+
+def wheels_name(repo: Path) -> str:
+    script = '. image-build/test/cache.sh; wheels_entry_name "$PWD" "$1"'
+    out = subprocess.run(["bash", "-c", script, "wheels", sys.executable], cwd=repo, check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def test_the_cached_wheels_follow_the_declared_dependencies_not_the_kit(repo: Path):
+    shutil.copy2(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    first = wheels_name(repo)
+    assert first.startswith(f"wheels-py{sys.version_info[0]}.{sys.version_info[1]}-")
+
+    text = (repo / "pyproject.toml").read_text()
+    assert 'version = "' in text and '"flask>=2.3",' in text
+    (repo / "pyproject.toml").write_text(text.replace('version = "', 'version = "9', 1))
+    (repo / "kit/web.py").write_text("VERSION = 3\n")
+    assert wheels_name(repo) == first, "a new version of the kit needs no new dependency wheels"
+
+    (repo / "pyproject.toml").write_text(text.replace('"flask>=2.3",', '"flask>=2.3",\n  "requests>=2",'))
+    assert wheels_name(repo) != first
