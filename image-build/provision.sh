@@ -29,7 +29,7 @@ while [ "$#" -gt 0 ]; do
     --readonly-root) READONLY_ROOT=true; shift ;;
     --no-apt) APT=false; shift ;;
     --packages-only) PACKAGES_ONLY=true; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
