@@ -12,9 +12,10 @@ IMAGE_TEST_CACHE_KEEP=${FIELDKIT_IMAGE_TEST_CACHE_KEEP:-2}
 cache_entry_name() {
   local repo=$1 mirror=$2 readonly=$3 f key
   key=$(
-    printf 'fieldkit image-test root, layout 1\nmirror=%s\nreadonly=%s\n' "$mirror" "$readonly"
+    printf 'fieldkit image-test root, layout 2\nmirror=%s\nreadonly=%s\n' "$mirror" "$readonly"
     for f in image-build/test/root-recipe.sh image-build/provision.sh image-build/test/overlay-packages; do
-      printf '== %s\n' "$f"; cat "$repo/$f"
+      # Comment lines aside: rewording one is no reason to download Debian again.
+      printf '== %s\n' "$f"; grep -v '^[[:space:]]*#' "$repo/$f" || true
     done
   )
   key=$(printf '%s' "$key" | sha256sum | cut -c1-16)

@@ -52,6 +52,8 @@ def test_a_kit_change_reuses_the_root_and_a_package_change_rebuilds_it(repo: Pat
     (repo / "kit/web.py").write_text("VERSION = 2\n")
     with open(repo / "image-build/test/run.sh", "a") as f:
         f.write("# another check\n")
+    with open(repo / "image-build/provision.sh", "a") as f:
+        f.write("# a reworded comment\n")
     assert entry_name(repo) == first
 
     # What shapes the root: each gives another entry.
