@@ -44,7 +44,7 @@ case "$MODE" in
   --if-cached)
     if [ ! -f "$ENTRY/built" ]; then
       echo "image test not run: no cached Debian root for this provision.sh and package list at $ENTRY."
-      echo "  Building it downloads Debian and adds about 3 minutes to the image test's 5 to 7 (more on a busy"
+      echo "  Building it downloads Debian and takes the image test from about 4 minutes to 6 (twice that on a busy"
       echo "  machine): with the suite, too close to CI's 15 minutes. Run \`make image-test\` once: after that"
       echo "  \`make test\` runs the image test too (IMAGE_TEST=0 skips it; IMAGE_TEST=1 builds the root when missing)."
       exit 0
