@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_HOME ?= $(CURDIR)/.demo
 PYTEST_ARGS ?=
 # make test's image test: auto = when the Debian root is cached (see image-build/test/cache.sh),
-# 0 = never, 1 = always (builds the root when it is not cached: about 13 minutes more).
+# 0 = never, 1 = always (builds the root when it is not cached: 2-3 minutes more, twice that when busy).
 IMAGE_TEST ?= auto
 
 .PHONY: demo test bench lint deps apt-deps image-test clean help

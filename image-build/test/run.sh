@@ -44,8 +44,8 @@ case "$MODE" in
   --if-cached)
     if [ ! -f "$ENTRY/built" ]; then
       echo "image test not run: no cached Debian root for this provision.sh and package list at $ENTRY."
-      echo "  Building it downloads Debian and takes the image test from about 4 minutes to 6 (twice that on a busy"
-      echo "  machine): with the suite, too close to CI's 15 minutes. Run \`make image-test\` once: after that"
+      echo "  Building it downloads Debian and takes the image test from about 4 minutes to 6, twice that on a busy"
+      echo "  machine: with the suite, more than CI's 15 minutes allow. Run \`make image-test\` once: after that"
       echo "  \`make test\` runs the image test too (IMAGE_TEST=0 skips it; IMAGE_TEST=1 builds the root when missing)."
       exit 0
     fi ;;
