@@ -6,15 +6,18 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_HOME ?= $(CURDIR)/.demo
 PYTEST_ARGS ?=
+# make test's image test: auto = when the Debian root is cached (see image-build/test/cache.sh),
+# 0 = never, 1 = always (builds the root when it is not cached: 2-3 minutes more, twice that when busy).
+IMAGE_TEST ?= auto
 
 .PHONY: demo test bench lint deps apt-deps image-test clean help
 
 help:
 	@echo "make demo   - install what is needed, start the whole kit with simulated hardware"
-	@echo "make test   - install what is needed, run the full test suite"
+	@echo "make test   - install what is needed, run the full test suite (and the image test when its root is cached)"
 	@echo "make bench  - run every benchmark, print one table, write bench/results/*.json"
 	@echo "make lint   - ruff"
-	@echo "make image-test - build a Debian root, install the kit in it, boot it under QEMU (slow)"
+	@echo "make image-test - install the kit on a Debian root (built once, then cached), boot it under QEMU"
 
 # Debian packages: install only the missing ones (a fresh machine has none of them).
 apt-deps:
@@ -42,6 +45,11 @@ demo: deps
 test: deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadgroup -q -rfE $(PYTEST_ARGS)
+	@case "$(IMAGE_TEST)" in \
+	  0|no|off) echo "image test not run: IMAGE_TEST=$(IMAGE_TEST)" ;; \
+	  1|yes|on) bash image-build/test/run.sh ;; \
+	  *) bash image-build/test/run.sh --if-cached ;; \
+	esac
 
 bench: deps
 	$(PY) bench/run.py

@@ -4,6 +4,8 @@
 # again updates the kit and leaves everything else as it is.
 #
 #   provision.sh --wheel dist/fieldkit-*.whl [--source DIR] [--readonly-root] [--no-apt]
+#   provision.sh --packages-only [--readonly-root]   (only the Debian packages: the image test caches
+#                                                     that layer and installs the kit on top each run)
 #
 # Environment:
 #   FIELDKIT_DEBIAN_PYTHON  Debian Python packages taken from the distribution where available
@@ -20,19 +22,21 @@ SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WHEEL=""
 READONLY_ROOT=false
 APT=true
+PACKAGES_ONLY=false
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --wheel) WHEEL=${2:?--wheel needs a path}; shift 2 ;;
     --source) SOURCE=${2:?--source needs a directory}; shift 2 ;;
     --readonly-root) READONLY_ROOT=true; shift ;;
     --no-apt) APT=false; shift ;;
+    --packages-only) PACKAGES_ONLY=true; shift ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
 [ "$(id -u)" = 0 ] || die "run as root (sudo)"
-[ -n "$WHEEL" ] && [ -f "$WHEEL" ] || die "--wheel must name the fieldkit wheel (build it with: pip wheel --no-deps -w dist .)"
-[ -d "$SOURCE/systemd" ] && [ -d "$SOURCE/image-build/files" ] || die "$SOURCE is not a Field Kit source tree"
+$PACKAGES_ONLY || { [ -n "$WHEEL" ] && [ -f "$WHEEL" ]; } || die "--wheel must name the fieldkit wheel (build it with: pip wheel --no-deps -w dist .)"
+$PACKAGES_ONLY || { [ -d "$SOURCE/systemd" ] && [ -d "$SOURCE/image-build/files" ]; } || die "$SOURCE is not a Field Kit source tree"
 
 PREFIX=/opt/fieldkit
 DATA=/var/lib/fieldkit
@@ -64,7 +68,12 @@ if $APT; then
   apt-get update -qq
   # shellcheck disable=SC2046,SC2086
   apt-get install -y -qq --no-install-recommends $BASE_PACKAGES $(available $DEBIAN_PYTHON $EXTRA_APT $KIOSK_APT)
+  if $READONLY_ROOT && ! command -v raspi-config >/dev/null; then
+    # overlayroot's initramfs scripts need busybox's grep, its hook copies mke2fs (e2fsprogs, above).
+    apt-get install -y -qq --no-install-recommends busybox overlayroot
+  fi
 fi
+if $PACKAGES_ONLY; then log "done: Debian packages only (--packages-only)"; exit 0; fi
 
 # --- the service user and its groups ------------------------------------------------------------
 GROUPS_NEEDED="gpio i2c spi dialout video input lp audio"
@@ -164,8 +173,7 @@ if $READONLY_ROOT; then
   if command -v raspi-config >/dev/null; then
     raspi-config nonint enable_overlayfs   # Raspberry Pi OS's own overlay root
   else
-    # overlayroot's initramfs scripts need busybox's grep, its hook copies mke2fs (e2fsprogs, above).
-    $APT && apt-get install -y -qq --no-install-recommends busybox overlayroot
+    # (busybox and overlayroot: installed with the Debian packages above)
     # recurse=0: only / is overlaid; the data partition mounted on /var/lib/fieldkit stays writable.
     echo 'overlayroot="tmpfs:recurse=0"' >/etc/overlayroot.local.conf
   fi
