@@ -20,7 +20,7 @@ build_root() {
   # added (with what it pulled in), for anyone who wonders whether the kit relies on one of them.
   cat >"$hooks/layer.sh" <<LAYER
 set -e
-FIELDKIT_DEBIAN_PYTHON='$ROOT_DEBIAN_PYTHON' FIELDKIT_EXTRA_APT='$ROOT_EXTRA_APT' bash /tmp/fk/provision.sh --packages-only $ro_arg
+FIELDKIT_DEBIAN_PYTHON='$ROOT_DEBIAN_PYTHON' FIELDKIT_EXTRA_APT='$ROOT_EXTRA_APT' FIELDKIT_KIOSK_APT='' bash /tmp/fk/provision.sh --packages-only $ro_arg
 dpkg-query -W -f='\${Package}\n' | sort >/tmp/fk/product-packages
 if [ -n "$extra" ]; then
   echo "test overlay: installing $extra"
