@@ -14,7 +14,7 @@ from flask import Blueprint, g, jsonify, render_template, request
 from kit.web.auth import SIGNED_IN, require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
-from lead.evening import LeadError, evening, next_slot, running_late
+from lead.evening import LeadError, evening, next_slot, running_late, version
 from lead.numbers import kit_numbers
 from lead.signups import add_signup
 
@@ -23,10 +23,22 @@ bp = Blueprint("lead", __name__, template_folder=str(HERE / "templates"))
 LATE_BODY = {"type": "object", "properties": {"minutes": {"type": "number", "minimum": 0.1, "maximum": 240}}}
 
 
+_folded: list = [None, None]  # (version, evening): folded once per change; every screen's header asks
+
+
+def _evening(ctx):
+    key = version(ctx.db.conn)
+    held = _folded[0]
+    if held is None or held[0] != key:
+        held = (key, evening(ctx.db.conn, ctx.config.kit_id, ctx.config.tz))
+        _folded[0] = held  # one assignment: a thread never sees a version with another version's evening
+    return held[1]
+
+
 def _now_view() -> dict:
     ctx = kit()
     now = ctx.clock.time()
-    ev = evening(ctx.db.conn, ctx.config.kit_id, ctx.config.tz)
+    ev = _evening(ctx)
     view = ev.at(now).as_dict() if ev.sheet else {"current": None, "next": None, "behind_seconds": 0, "finished": False}
     return {"runsheet": {"name": ev.sheet.name, "digest": ev.sheet.digest, "slots": len(ev.sheet.slots)} if ev.sheet else None,
             **view, "now": round(now, 3), "ending_seconds": ctx.config["lead.ending_seconds"],
@@ -104,7 +116,7 @@ def api_signup():
 @api_doc("Every slot of the run-sheet with its planned and current times", responses={200: "the slots", 404: "no run-sheet"})
 def api_runsheet():
     ctx = kit()
-    ev = evening(ctx.db.conn, ctx.config.kit_id, ctx.config.tz)
+    ev = _evening(ctx)
     if ev.sheet is None:
         return jsonify(error="no run-sheet: import one on the Documents page", code="no_runsheet"), 404
     return jsonify(name=ev.sheet.name, date=ev.sheet.evening, digest=ev.sheet.digest, published_by=ev.published_by,
