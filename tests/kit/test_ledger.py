@@ -108,7 +108,7 @@ def test_clock_correction_from_a_lead_is_kept_as_an_offset(tmp_path):
 
 
 SALE_LIKE = {"lines": [{"name": "T-shirt", "sku": "TS-L", "qty": 1, "unit_cents": 2500, "total_cents": 2500,
-                        "discount_reason": "", "line_discount_cents": 0}] * 3,
+                        "discount_reason": "", "line_discount_cents": 0, "tax_bp": 1900, "variant": "L"}] * 6,
              "payments": [{"method": "cash", "amount_cents": 7500, "tendered_cents": 10000, "reference": ""}],
              "receipt": "door1-17", "currency": "EUR", "total_cents": 7500, "discount_reason": "", "by": "merch"}
 
