@@ -240,7 +240,7 @@ def stats_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
-    click.echo(f"{result['door']}: {result['in']} in of {result['expected']} expected, {result['refused']} refused")
+    click.echo(f"{result['door']}: {result['in']} of {result['expected']} in, {result['refused']} refused")
     for t in result["by_type"]:
         click.echo(f"  {t['type']:<24} {t['in']:>6} / {t['expected']}")
     for d in result["double_admissions"]:
