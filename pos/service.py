@@ -359,10 +359,11 @@ def run(ctx: ServiceContext) -> None:
         (topics.cmd(service.kit, *topics.POS_PRINT), PRINT_FIELDS, service.on_print),
         (topics.cmd(service.kit, "pos", "reprint"), REPRINT_FIELDS, service.on_reprint),
         (topics.event(service.kit, *topics.SYNC_DOCUMENT), payloads.DOCUMENT_EVENT, service.on_document),
-        (topics.event(service.kit, *topics.LEAD_SLOT), SLOT_FIELDS, service.on_slot),
         (topics.cmd(service.kit, "pos", "check_drop"), CHECK_DROP_FIELDS, service.on_check_drop),
     ):
         ctx.bus.subscribe(topic, payloads.checked(fields, handler, service.refused), qos=1)
+    # An event is not a request: a malformed one is logged and dropped, never answered.
+    ctx.bus.subscribe(topics.event(service.kit, *topics.LEAD_SLOT), payloads.checked(SLOT_FIELDS, service.on_slot), qos=1)
     service.link.start()
     ctx.health("ok")
     log.info("event=pos_service_started backend=%s profile=%s", ctx.config.backend("pos.printer.backend"), service.profile)

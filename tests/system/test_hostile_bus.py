@@ -19,10 +19,11 @@ from kit.testing import wait_for
 pytestmark = pytest.mark.slow
 
 COMMANDS = [("cues", c) for c in ("fire", "go", "stop", "stop_all", "next", "back", "reload", "simulate")] + [
-    ("sync", "now"), ("pos", "print"), ("pos", "reprint"), ("checkin", "simulate"), ("power", "sim"),
+    ("sync", "now"), ("pos", "print"), ("pos", "reprint"), ("pos", "check_drop"), ("checkin", "simulate"), ("power", "sim"),
     ("cues", "self_destruct")]  # a command nobody knows: refused as unknown
-EVENTS = [("sync", "document"), ("checkin", "scanned"), ("pos", "sale"), ("power", "low")]
-SERVICES = ("web", "status", "checkin", "pos", "power", "cues", "sync")
+EVENTS = [("sync", "document"), ("checkin", "scanned"), ("pos", "sale"), ("power", "low"), ("lead", "slot"),
+          ("pos", "drop"), ("pos", "pickup_window")]
+SERVICES = ("web", "status", "checkin", "pos", "power", "cues", "sync", "lead")
 
 
 def hostile_bodies() -> list[bytes]:
