@@ -6,6 +6,7 @@ Used by the test suite and the benchmarks; nothing here fakes a protocol.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,8 +17,32 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free TCP port for a listener started a moment later, below the ephemeral range.
+
+    The kernel's own pick (bind to port 0) comes from the range outgoing connections use too: between
+    the pick and the listener's bind, any client socket of any process may take it ("Address already in
+    use" for a broker or a web server under a busy test run). Below that range only another listener can.
+    """
+    low, _high = _ephemeral_range()
+    top = min(low, 65536) - 1
+    for _ in range(200):
+        port = random.randint(max(1024, top - 12000), top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded machine: fall back to the kernel's pick
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

@@ -98,7 +98,13 @@ def test_a_thousand_bad_tokens_are_throttled_and_another_address_still_gets_in(h
     assert set(counts) == {401, 429}
     assert counts[401] <= 5 + 10  # the free ones, then one attempt per (doubling) delay at most
     assert counts[429] >= 985, counts
-    assert retry_after[0] >= 1 and max(retry_after) >= 2  # the wait grows with consecutive failures
+    assert retry_after[0] >= 1
+    if max(retry_after) < 2:  # the burst fitted in the first wait (a fast machine): let it pass, fail once more
+        time.sleep(retry_after[-1] + 0.3)
+        assert request(hq.port, "/api/v1/kits/door1/hwm", "fk_door1_guess_again")[0] == 401
+        status, _, headers = request(hq.port, "/api/v1/kits/door1/hwm", "fk_door1_guess_more")
+        retry_after.append(int(headers["retry-after"]) if status == 429 else 0)
+    assert max(retry_after) >= 2  # the wait grows with consecutive failures
     # The right token from the throttled address waits too (it is not even looked at) ...
     status, answer, headers = request(hq.port, "/api/v1/kits/door1/hwm", token)
     assert status == 429 and int(headers["retry-after"]) >= 1 and "try again in" in answer["error"]
