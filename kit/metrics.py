@@ -4,7 +4,7 @@ Organisers judge a night by short-horizon figures: attendance against tickets so
 doors open to the first sale, conversion per 100 admitted, and which slot converted. Everything is
 computed from the ledger events that kit/topics.py and the features define (``checkin.scanned`` /
 ``checkin.undone``, ``pos.sale`` / ``pos.refund``, ``pos.pickup_collected``, ``lead.slot_started`` /
-``lead.slot_ended``, ``pos.drop_started`` / ``pos.drop_sold``, ``lead.signup``), so the kit's lead screen and HQ's report cannot disagree, and neither imports a
+``lead.slot_ended``, ``pos.drop_started`` / ``pos.drop_sold``, ``lead.signup``, ``lead.doors_open``), so the kit's lead screen and HQ's report cannot disagree, and neither imports a
 feature. Rehearsal scans, undone admissions and voided sales never count.
 """
 
@@ -24,7 +24,7 @@ HELP = {
     "attendance_percent": "people admitted per 100 tickets sold",
     "exits": "exit scans (people who went out; they may come back)",
     "arrivals_per_15_min": "admissions in each quarter hour (kit.timezone)",
-    "doors_open_at": "the first admission of the evening",
+    "doors_open_at": "when the lead said the doors are open (fieldkit runsheet doors-open), else the first admission",
     "first_sale_at": "the first merch sale after the doors opened",
     "minutes_to_first_sale": "minutes from doors open to the first sale (go-live)",
     "sales": "merch sales (voided ones left out; refunds do not undo a purchase)",
@@ -98,7 +98,8 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
             pickups.append(e)
     people = {str(e.payload.get("ticket_key") or f"{e.kit}:{e.at}") for e in admissions}
     admitted = len(people)
-    doors_open = admissions[0].at if admissions else None
+    said_open = [e.at for e in events if e.type == "lead.doors_open"]
+    doors_open = said_open[0] if said_open else admissions[0].at if admissions else None
     first_sale = next((s.at for s in sales if doors_open is not None and s.at >= doors_open), None)
     buckets: dict[int, int] = {}
     for e in admissions:

@@ -165,6 +165,26 @@ def next_cmd() -> None:
     _change("next")
 
 
+@runsheet.command("doors-open")
+def doors_open_cmd() -> None:
+    """Say the doors are open now: the evening's go-live (doors open to first sale) counts from here.
+
+    \b
+    Example:
+      fieldkit runsheet doors-open
+    """
+    from lead.evening import LeadError, open_doors
+
+    config = get_config()
+    try:
+        with get_db().transaction() as conn:
+            opened = open_doors(conn, _ledger(config), config.tz, by="cli")
+    except LeadError as e:
+        click.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(1)
+    click.echo(f"doors open at {_hm(opened['at'], config.tz)}")
+
+
 @runsheet.command("late")
 @click.argument("minutes", type=click.FloatRange(min=0, min_open=True, max=240))
 def late_cmd(minutes: float) -> None:

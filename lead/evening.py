@@ -24,6 +24,7 @@ import re
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from kit.event_codec import unpack
@@ -150,6 +151,23 @@ def running_late(conn: sqlite3.Connection, ledger: Ledger, tz: ZoneInfo, minutes
     ledger.append(conn, LATE, {"runsheet": ev.sheet.digest, "slot": slot, "seconds": seconds, "extend": extend, "by": by})
     log.info("event=running_late slot=%d seconds=%d by=%s", slot, seconds, by)
     return evening(conn, ledger.kit_id, tz).at(now).as_dict()
+
+
+DOORS_OPEN = "lead.doors_open"
+EVENING_SECONDS = 18 * 3600  # a second "doors open" within this is a mistake, not a new evening
+
+
+def open_doors(conn: sqlite3.Connection, ledger: Ledger, tz: ZoneInfo, by: str) -> dict:
+    """The lead says the doors are open: go-live in the numbers counts from here (else the first admission)."""
+    now = ledger.clock.time()
+    row = conn.execute("SELECT payload FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1", (DOORS_OPEN,)).fetchone()
+    if row is not None:
+        at = json.loads(unpack(row[0])).get("at", 0)
+        if isinstance(at, int | float) and now - at < EVENING_SECONDS:
+            raise LeadError(f"the doors were already opened at {datetime.fromtimestamp(at, tz):%H:%M}")
+    ledger.append(conn, DOORS_OPEN, {"at": round(now, 3), "by": by})
+    log.info("event=doors_open by=%s", by)
+    return {"at": round(now, 3)}
 
 
 # --- what peers send ---------------------------------------------------------------------------------

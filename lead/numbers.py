@@ -9,7 +9,7 @@ from kit.event_codec import unpack
 from kit.metrics import MetricEvent, evening_numbers, event_time
 
 COUNTED_TYPES = ("checkin.scanned", "checkin.undone", "pos.sale", "pos.refund", "pos.pickup_collected",
-                 "lead.slot_started", "lead.slot_ended", "pos.drop_started", "pos.drop_sold", "lead.signup")
+                 "lead.slot_started", "lead.slot_ended", "pos.drop_started", "pos.drop_sold", "lead.signup", "lead.doors_open")
 
 
 def tickets_on_list(db: Database) -> int | None:

@@ -14,7 +14,7 @@ from flask import Blueprint, g, jsonify, render_template, request
 from kit.web.auth import SIGNED_IN, require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
-from lead.evening import LeadError, evening, next_slot, running_late, version
+from lead.evening import LeadError, evening, next_slot, open_doors, running_late, version
 from lead.numbers import kit_numbers
 from lead.signups import add_signup
 
@@ -135,6 +135,19 @@ def api_next():
     except LeadError as e:
         return _refuse(e)
     return jsonify(view)
+
+
+@bp.post("/api/v1/lead/doors-open")
+@require_role("lead")
+@api_doc("The doors are open now: the evening's go-live counts from here (once an evening)",
+         responses={200: "when", 400: "the doors were already opened"})
+def api_doors_open():
+    ctx = kit()
+    try:
+        with ctx.db.transaction() as conn:
+            return jsonify(open_doors(conn, ctx.ledger, ctx.config.tz, by=g.role))
+    except LeadError as e:
+        return _refuse(e)
 
 
 @bp.post("/api/v1/lead/late")

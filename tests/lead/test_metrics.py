@@ -96,3 +96,9 @@ def test_a_slots_own_drop_shows_its_sell_through_in_the_slot():
     poetry, open_mic = evening_numbers(EVENING + drop, TZ)["slots"]
     assert poetry["drop_sell_through_percent"] is None
     assert (open_mic["drop_sell_through_percent"], open_mic["drop_minutes_to_sell_out"]) == (100.0, 3.0)
+
+
+def test_the_leads_doors_open_starts_the_go_live_clock():
+    said = MetricEvent("stage1", "lead.doors_open", {"at": T - 300}, T - 300)  # five minutes before the first scan
+    g = evening_numbers(EVENING + [said], TZ)["go_live"]
+    assert g["doors_open_at"] == "2027-01-15T07:55:00+00:00" and g["minutes_to_first_sale"] == 12.0

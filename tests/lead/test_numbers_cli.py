@@ -33,3 +33,14 @@ def test_metrics_from_the_kits_ledger(kit_env, ctx):
     assert n["go_live"]["minutes_to_first_sale"] == 10.0 and n["conversion"]["sales_per_100"] == 20.0
     text = CliRunner().invoke(cli, ["metrics"], env=kit_env["env"]).output
     assert "admitted            5 of 20 tickets (25.0 %)" in text and "(10.0 min after doors open)" in text
+
+
+def test_doors_open_is_said_once_an_evening(kit_env):
+    from kit.cli import cli
+
+    first = CliRunner().invoke(cli, ["runsheet", "doors-open"], env=kit_env["env"])
+    assert first.exit_code == 0 and first.output.startswith("doors open at ")
+    again = CliRunner().invoke(cli, ["runsheet", "doors-open"], env=kit_env["env"])
+    assert again.exit_code == 1 and "the doors were already opened at" in again.output
+    n = json.loads(CliRunner().invoke(cli, ["metrics", "--json"], env=kit_env["env"]).output)
+    assert n["go_live"]["doors_open_at"] is not None and n["go_live"]["first_sale_at"] is None
