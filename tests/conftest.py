@@ -238,7 +238,11 @@ def start_kit(tmp_path: Path, mosquitto, services: list[str] | None, extra_env: 
     args = [sys.executable, "-m", "kit", "up", "--simulate"] + [a for s in services for a in ("--only", s)]
     proc = subprocess.Popen(args, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     kit = RunningKit(home, f"http://127.0.0.1:{port}/", env, pins, proc, log_path, services)
-    kit.wait_healthy([s for s in services if s != "status"])
+    try:
+        kit.wait_healthy([s for s in services if s != "status"])
+    except BaseException:
+        kit.stop()  # a kit that never became healthy must not outlive its test
+        raise
     return kit
 
 
