@@ -20,8 +20,9 @@ help:
 	@echo "make image-test - install the kit on a Debian root (built once, then cached), boot it under QEMU"
 
 # Debian packages: install only the missing ones (a fresh machine has none of them).
+APT_LISTS ?= .ci/apt-packages
 apt-deps:
-	@missing=""; for p in python3-venv $$(grep -v '^#' .ci/apt-packages | tr -s ' \n' ' '); do \
+	@missing=""; for p in python3-venv $$(cat $(APT_LISTS) | grep -v '^#' | tr -s ' \n' ' '); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -44,7 +45,7 @@ demo: deps
 
 test: deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n 2 --dist loadgroup -q -rfE $(PYTEST_ARGS)
+	$(PY) -m pytest -n 4 --dist loadgroup -q -rfE $(PYTEST_ARGS)
 	@case "$(IMAGE_TEST)" in \
 	  0|no|off) echo "image test not run: IMAGE_TEST=$(IMAGE_TEST)" ;; \
 	  1|yes|on) bash image-build/test/run.sh ;; \
@@ -52,6 +53,7 @@ test: deps
 	esac
 
 bench: deps
+	@$(MAKE) --no-print-directory apt-deps APT_LISTS=.ci/bench-apt-packages
 	$(PY) bench/run.py
 
 lint: $(STAMP)

@@ -11,14 +11,17 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import logging
 import re
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from kit.documents import DocumentError, ImportReport
 from kit.localtime import parse_when
+from kit.metrics import rsvps
 
 log = logging.getLogger("fieldkit.checkin.import")
 FORMATS = ("auto", "pretix", "eventbrite", "tito", "csv")
@@ -43,6 +46,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "date": ("date", "event date", "day"),
     "comment": ("comment", "notes", "note"),
     "attendee_no": ("attendee", "attendee number", "attendee no", "position"),
+    # What a second check compares (checkin/identity.py), whichever of them the export holds.
+    "phone": ("phone", "phone number", "mobile", "mobile phone", "mobile number", "telephone", "tel", "cell phone",
+              "attendee phone", "ticket phone", "cell", "telefon"),
+    "postcode": ("postcode", "post code", "postal code", "zip", "zip code", "zip postal code", "plz",
+                 "attendee postcode", "billing postcode", "billing zip"),
+    "birth_date": ("date of birth", "birth date", "birthdate", "dob", "birthday", "geburtsdatum"),
 }
 REVOKED_WORDS = {"refunded", "refund", "cancelled", "canceled", "void", "voided", "not attending", "deleted",
                  "storniert", "erstattet", "transferred"}
@@ -78,6 +87,13 @@ def detect_format(headers: set[str]) -> str:
     return "csv"
 
 
+def consent_columns(headers: list[str], config) -> list[int]:
+    """The opt-in columns (``checkin.consent_columns``: a header containing any of the words)."""
+    words = config["checkin.consent_columns"] if config is not None else ["consent", "opt-in", "opt in", "marketing"]
+    words = [normalise_header(str(w)) for w in words if normalise_header(str(w))]
+    return [i for i, h in enumerate(headers) if any(w in normalise_header(h) for w in words)]
+
+
 def map_columns(headers: list[str]) -> dict[str, int]:
     norm = [normalise_header(h) for h in headers]
     found: dict[str, int] = {}
@@ -87,6 +103,17 @@ def map_columns(headers: list[str]) -> dict[str, int]:
                 found[field] = norm.index(name)
                 break
     return found
+
+
+def birth_date(value: str) -> str:
+    """A date of birth as YYYY-MM-DD when it reads as one (2001-04-30, 30.04.2001, 30/04/2001), else as given."""
+    value = value.strip()[:20]
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%m-%Y"):
+        try:
+            return datetime.strptime(value, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return value
 
 
 def _truthy(value: str) -> bool:
@@ -114,6 +141,7 @@ def import_attendees(
     except csv.Error as e:
         raise DocumentError(f"{filename}: not a CSV file ({e})") from None
     cols = map_columns(headers)
+    consent_cols = [i for i in consent_columns(headers, config) if i not in cols.values()]
     if fmt == "auto":
         fmt = detect_format({normalise_header(h) for h in headers})
     if "secret" not in cols and "order" not in cols:
@@ -122,12 +150,18 @@ def import_attendees(
     if not ({"name", "first", "last", "email"} & cols.keys()):
         report.notes.append("no name column: search by name will not find these tickets")
     report.notes.append(f"format {fmt}; columns used: " + ", ".join(f"{f}={headers[i].strip()!r}" for f, i in cols.items()))
+    if consent_cols:
+        report.notes.append("consent columns kept: " + ", ".join(repr(headers[i].strip()) for i in consent_cols))
     tz = config.tz if config is not None else ZoneInfo("UTC")
     try:
         rows = list(reader)
     except csv.Error as e:
         raise DocumentError(f"{filename}: line {reader.line_num} cannot be read as CSV ({e})") from None
     total = len(rows)
+    coming = rsvps(headers, rows)  # the numbers' attendance against RSVPs, kept in the import report
+    if coming is not None:
+        report.counts["rsvps"] = coming
+        report.notes.append(f"{coming} of {total} rows say they are coming (RSVP / registration status)")
     existing = dict(conn.execute("SELECT ticket_key, row_hash FROM checkin_tickets"))
     seen: dict[str, int] = {}
     upserts: list[tuple] = []
@@ -179,8 +213,11 @@ def import_attendees(
             report.skipped.append((n, str(e)))
             continue
         seen[key] = n
+        consent = {headers[i].strip()[:80]: row[i].strip()[:80] for i in consent_cols if i < len(row) and row[i].strip()}
         values = (order, name, last, cell(row, "email"), cell(row, "type"), status,
-                  int(_truthy(attention_cell)), valid_from, valid_until, comment, fmt)
+                  int(_truthy(attention_cell)), valid_from, valid_until, comment, fmt, cell(row, "phone")[:40],
+                  cell(row, "postcode")[:20], birth_date(cell(row, "birth_date")),
+                  json.dumps(consent, ensure_ascii=False) if consent else "")
         digest = hashlib.blake2b(repr(values).encode(), digest_size=12).hexdigest()
         old = existing.get(key)
         if old == digest:
@@ -193,11 +230,14 @@ def import_attendees(
         upserts.append((key, *values, digest))
     conn.executemany(
         "INSERT INTO checkin_tickets (ticket_key, order_code, name, last_name, email, ticket_type, status, attention,"
-        " valid_from, valid_until, comment, source, row_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        " valid_from, valid_until, comment, source, phone, postcode, birth_date, consent, row_hash)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(ticket_key) DO UPDATE SET order_code=excluded.order_code, name=excluded.name,"
         " last_name=excluded.last_name, email=excluded.email, ticket_type=excluded.ticket_type,"
         " status=excluded.status, attention=excluded.attention, valid_from=excluded.valid_from,"
-        " valid_until=excluded.valid_until, comment=excluded.comment, source=excluded.source, row_hash=excluded.row_hash",
+        " valid_until=excluded.valid_until, comment=excluded.comment, source=excluded.source, phone=excluded.phone,"
+        " postcode=excluded.postcode, birth_date=excluded.birth_date, consent=excluded.consent,"
+        " row_hash=excluded.row_hash",
         upserts,
     )
     if upserts:
@@ -217,24 +257,3 @@ def importer_for(fmt: str):
     def run(conn, data, filename, config, progress=None):
         return import_attendees(conn, data, filename, config, progress, fmt=fmt)
     return run
-
-
-def import_revocations(conn: sqlite3.Connection, data: bytes, filename: str, config,
-                       progress: Callable[[int, int], None] | None = None) -> ImportReport:
-    """``checkin.revocations``: one secret per line, optionally ``,blocked``; replaces the previous list."""
-    report = ImportReport()
-    text = decode_text(data, report)
-    conn.execute("DELETE FROM checkin_revocations")
-    seen: set[str] = set()
-    for n, line in enumerate(text.splitlines(), start=1):
-        parts = [p.strip() for p in re.split(r"[,;\t]", line)]
-        if not parts or not parts[0] or parts[0].lower() in ("secret", "code"):
-            continue
-        status = "blocked" if len(parts) > 1 and parts[1].lower() == "blocked" else "revoked"
-        if parts[0] in seen:
-            report.skipped.append((n, "listed twice"))
-            continue
-        seen.add(parts[0])
-        conn.execute("INSERT INTO checkin_revocations (secret, status) VALUES (?, ?)", (parts[0], status))
-        report.imported += 1
-    return report

@@ -97,14 +97,22 @@ def scan_cmd(payload: str, door: str | None, is_exit: bool, as_json: bool) -> No
 
 @checkin.command("admit")
 @click.argument("code")
-@click.option("--reason", required=True, help="Why by hand, e.g. 'phone dead, ID checked'.")
-def admit_cmd(code: str, reason: str) -> None:
-    """Admit a guest by hand (dead phone): CODE is the order code or the ticket's code.
+@click.option("--reason", default="", help="Why by hand, e.g. 'phone dead, ID checked' (needed without --check).")
+@click.option("--check", "checks", multiple=True, metavar="FIELD=VALUE",
+              help="The second check: two identifiers the guest gave (order_code, email, phone_last4, postcode,"
+                   " birth_date).")
+def admit_cmd(code: str, reason: str, checks: tuple[str, ...]) -> None:
+    """Admit a guest by hand: CODE is the order code or the ticket's code.
+
+    With two --check identifiers that match the list the admission's method is second_check; with a
+    reason alone it is the lead's override (lead_override). Exit 2 when refused.
 
     \b
     Example:
-      fieldkit checkin admit ABC12 --reason "phone dead, ID checked"
+      fieldkit checkin admit ABC12 --check email=anna@example.org --check phone_last4=4821
+      fieldkit checkin admit ABC12 --reason "no match; lead knows her"
     """
+    from checkin.fallback_cli import parse_checks
     from checkin.scans import CheckinError, manual_admit
 
     ctx = cli_context()
@@ -113,10 +121,13 @@ def admit_cmd(code: str, reason: str) -> None:
     if len(rows) != 1:
         raise click.UsageError(f"{len(rows)} tickets match {code!r}; use `fieldkit checkin search` to find the one")
     try:
-        result = manual_admit(ctx.db, ctx.ledger, _rules(), rows[0]["ticket_key"], reason, by="cli")
+        result = manual_admit(ctx.db, ctx.ledger, _rules(), rows[0]["ticket_key"], reason, by="cli",
+                              identifiers=parse_checks(checks))
     except CheckinError as e:
-        raise click.UsageError(str(e)) from None
-    click.echo(f"{result['verdict'].upper()}  {result['reason']}  ({rows[0]['name']}, scan {result['seq']})")
+        click.secho(f"refused: {e}", fg="red", err=True)
+        sys.exit(REFUSED_EXIT)
+    click.echo(f"{result['verdict'].upper()}  {result['reason']}  ({rows[0]['name']}, scan {result['seq']},"
+               f" {result['method'].replace('_', ' ')})")
     sys.exit(0 if result["admitted"] else REFUSED_EXIT)
 
 
@@ -241,6 +252,8 @@ def stats_cmd(as_json: bool) -> None:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
     click.echo(f"{result['door']}: {result['in']} of {result['expected']} in, {result['refused']} refused")
+    m = result["by_method"]
+    click.echo(f"  admitted by scan {m['scan']}, second check {m['second_check']}, lead {m['lead_override']}")
     for t in result["by_type"]:
         click.echo(f"  {t['type']:<24} {t['in']:>6} / {t['expected']}")
     for d in result["double_admissions"]:
@@ -280,3 +293,9 @@ def bridge_conf_cmd(hub: str, username: str, password: str) -> None:
     config = get_config()
     host, _, port = hub.partition(":")
     click.echo(bridge_conf(config.site, config.kit_id, host, int(port or 1883), username, password), nl=False)
+
+
+# reissue, revoke, lift (checkin/fallback_cli.py): registered here so `fieldkit checkin --help` lists them
+from checkin.fallback_cli import register as _register_fallbacks  # noqa: E402
+
+_register_fallbacks(checkin)

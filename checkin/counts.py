@@ -131,6 +131,61 @@ END;
 """
 
 
+# Admissions by how the guest got in (migration 0005): this door's and its peers', rehearsal and undone left
+# out, kept as ``method_<method>`` rows of checkin_counts. Separate triggers, so migration 0003 stays as it ran.
+METHODS = ("scan", "second_check", "lead_override")
+
+
+def _method_effects(row: str, sign: str) -> str:
+    d = "1" if sign == "+" else "-1"
+    return f"""
+    INSERT INTO checkin_counts (name, n) SELECT 'method_' || {row}.method, {d}
+        WHERE {row}.admitted = 1 AND {row}.rehearsal = 0 AND {row}.undone = 0
+        ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;"""
+
+
+def _peer_method_effects(row: str, sign: str) -> str:
+    d, undo_d = ("1", "-1") if sign == "+" else ("-1", "1")
+    return f"""
+    INSERT INTO checkin_counts (name, n) SELECT 'method_' || COALESCE(NULLIF({row}.method, ''), 'scan'), {d}
+        WHERE {row}.type = 'checkin.scanned' AND {row}.admitted = 1 AND {row}.rehearsal = 0
+          AND NOT EXISTS (SELECT 1 FROM checkin_peer_events u WHERE u.undo_of = {row}.event_id)
+        ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;
+    INSERT INTO checkin_counts (name, n) SELECT 'method_' || COALESCE(NULLIF(p.method, ''), 'scan'), {undo_d}
+        FROM checkin_peer_events p
+        WHERE {row}.undo_of != '' AND p.event_id = {row}.undo_of AND p.type = 'checkin.scanned'
+          AND p.admitted = 1 AND p.rehearsal = 0
+          AND NOT EXISTS (SELECT 1 FROM checkin_peer_events u WHERE u.undo_of = {row}.undo_of
+                          AND u.rowid != {row}.rowid)
+        ON CONFLICT (name) DO UPDATE SET n = n + excluded.n;"""
+
+
+METHOD_TRIGGERS = f"""
+CREATE TRIGGER checkin_scan_method_ins AFTER INSERT ON checkin_scans BEGIN{_method_effects("new", "+")}
+END;
+CREATE TRIGGER checkin_scan_method_del AFTER DELETE ON checkin_scans BEGIN{_method_effects("old", "-")}
+END;
+CREATE TRIGGER checkin_scan_method_upd AFTER UPDATE OF admitted, rehearsal, undone, method ON checkin_scans BEGIN
+{_method_effects("old", "-")}{_method_effects("new", "+")}
+END;
+CREATE TRIGGER checkin_peer_method_ins AFTER INSERT ON checkin_peer_events BEGIN{_peer_method_effects("new", "+")}
+END;
+CREATE TRIGGER checkin_peer_method_del AFTER DELETE ON checkin_peer_events BEGIN{_peer_method_effects("old", "-")}
+END;
+"""
+
+
+def recount_methods(conn: sqlite3.Connection) -> None:
+    """Fill the per-method admission counts from the scans and peer events (migration 0005; a repair)."""
+    conn.execute("DELETE FROM checkin_counts WHERE name LIKE 'method\\_%' ESCAPE '\\'")
+    conn.execute(
+        "INSERT INTO checkin_counts (name, n) SELECT 'method_' || m, COUNT(*) FROM ("
+        " SELECT method AS m FROM checkin_scans WHERE admitted = 1 AND rehearsal = 0 AND undone = 0"
+        " UNION ALL SELECT COALESCE(NULLIF(method, ''), 'scan') FROM checkin_peer_events p"
+        " WHERE type = 'checkin.scanned' AND admitted = 1 AND rehearsal = 0"
+        " AND NOT EXISTS (SELECT 1 FROM checkin_peer_events u WHERE u.undo_of = p.event_id)) GROUP BY m")
+
+
 def recount(conn: sqlite3.Connection) -> None:
     """Fill the counts from the tables they count (the migration; a repair). Inside a transaction."""
     for table in ("checkin_counts", "checkin_type_counts", "checkin_admit_tally", "checkin_type_tally",
@@ -153,6 +208,8 @@ def recount(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO checkin_type_counts (ticket_type, admitted) SELECT ticket_type, COUNT(*)"
                  " FROM checkin_type_tally WHERE true GROUP BY ticket_type"
                  " ON CONFLICT (ticket_type) DO UPDATE SET admitted = excluded.admitted")
+    if any(r[1] == "method" for r in conn.execute("PRAGMA table_info(checkin_scans)")):  # after migration 0005
+        recount_methods(conn)
 
 
 def read_counts(conn: sqlite3.Connection) -> dict:
@@ -169,6 +226,7 @@ def read_counts(conn: sqlite3.Connection) -> dict:
         "expected": sum(v["expected"] for v in by_type.values()),
         "by_type": sorted(by_type.values(), key=lambda v: v["type"]),
         **{name: named.get(name, 0) for name in COUNT_NAMES},
+        "by_method": {m: named.get(f"method_{m}", 0) for m in METHODS},
     }
 
 

@@ -44,7 +44,7 @@ def demo_setup(config, db) -> None:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["Order code", "Attendee name", "Product", "E-mail", "Secret", "Status",
-                     "Requires special attention", "Blocked", "Date"])
+                     "Requires special attention", "Blocked", "Date", "Phone", "Postcode", "Marketing opt-in"])
     special = {0: ("refunded", "", "", ""), 1: ("", "", "", tomorrow), 2: ("", "yes", "", ""), 3: ("", "", "yes", "")}
     samples: dict[str, object] = {"valid": []}
     for i in range(GUESTS):
@@ -53,7 +53,8 @@ def demo_setup(config, db) -> None:
         seed, text = make_ticket(key, items[ticket_type])
         status, attention, blocked, day = special.get(i, ("", "", "", ""))
         writer.writerow([f"D{i:04d}", f"{first} {last}", ticket_type, f"{first.lower()}.{i}@example.org", text,
-                         status, attention, blocked, day])
+                         status, attention, blocked, day, f"+44 7700 9{i:05d}", f"N{i % 20 + 1} {i % 9}AB",
+                         "yes" if i % 3 else "no"])
         kind = {0: "refunded", 1: "wrong_day", 2: "flagged", 3: "blocked"}.get(i)
         if kind:
             samples[kind] = text

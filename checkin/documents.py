@@ -37,6 +37,6 @@ DOCUMENTS = [
                  help="pretix check-in list, Eventbrite attendee report, Tito export or any CSV with a code column"),
     DocumentKind(KEYS, "Ticket keys", import_key_document, accept=(".json", ".pem", ".txt"),
                  help="pretix event JSON (valid_keys) or public keys as PEM / base64"),
-    DocumentKind(REVOCATIONS, "Revoked and blocked tickets", lazy("checkin.attendees:import_revocations"), accept=(".csv", ".txt"),
-                 help="one ticket secret per line, optionally followed by ',blocked'"),
+    DocumentKind(REVOCATIONS, "Revoked and blocked tickets", lazy("checkin.revocations:import_revocations"), accept=(".csv", ".txt"),
+                 help="one ticket secret per line: SECRET revokes, SECRET,blocked blocks, -SECRET lifts; entries add up"),
 ]

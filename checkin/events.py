@@ -16,7 +16,7 @@ SIMULATE = "simulate"  # fieldkit/<kit>/checkin/cmd/simulate: {"payload", "sourc
 
 
 KEYS = ("verdict", "colour", "attention", "attention_reason", "ticket_type", "name", "door", "reason", "seq",
-        "rehearsal", "admitted", "order_code", "source", "at", "manual_reason")
+        "rehearsal", "admitted", "order_code", "source", "at", "manual_reason", "method")
 
 
 def scanned_message(result: dict, rules: DoorRules, counts: dict) -> dict:

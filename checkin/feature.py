@@ -31,4 +31,5 @@ FEATURE = Feature(
     nav=("Door", "/door", "door"),
     doctor_checks=[lazy("checkin.doctor:check_door"), lazy("checkin.doctor:check_scan_devices")],
     demo_setup=lazy("checkin.demo:demo_setup"),
+    erase_personal_data=lazy("checkin.privacy:erase_personal_data"),
 )

@@ -49,7 +49,7 @@ def guestlist_html(conn: sqlite3.Connection, event: str, tz: ZoneInfo, kit: str)
         if first != letter:
             letter = first
             out.append(f"<tr class='letter'><td colspan='6'>{html.escape(letter)}</td></tr>")
-        note = {"revoked": "REFUNDED", "blocked": "BLOCKED — call a lead"}.get(r["status"], "")
+        note = {"revoked": "REFUNDED", "blocked": "BLOCKED — call a lead", "reissued": "REISSUED — new code"}.get(r["status"], "")
         if r["attention"]:
             note = (note + " special attention").strip()
         cls = " class='void'" if r["status"] != "valid" else ""

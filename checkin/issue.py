@@ -15,7 +15,6 @@ from pathlib import Path
 
 import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from PIL import Image, ImageDraw, ImageFont
 
 from checkin import signed
 from checkin.signed import human_code
@@ -49,6 +48,8 @@ def make_ticket(key: Ed25519PrivateKey, item: int, *, valid_from: int = 0, valid
 
 def ticket_png(secret: str, caption: str, subtitle: str = "") -> bytes:
     """A QR code with the human-readable code under it (big enough to read from a phone at the door)."""
+    from PIL import Image, ImageDraw, ImageFont  # here: the web process issues practice tickets, never images
+
     buf = io.BytesIO()
     segno.make(secret, error="m", micro=False).save(buf, kind="png", scale=8, border=4)
     qr = Image.open(io.BytesIO(buf.getvalue())).convert("L")

@@ -5,10 +5,10 @@ ticket types, peer events (the site link in kit/ keeps the cursors). Projections
 ``ledger rebuild``): scans and the door state.
 """
 
+from checkin.counts import METHOD_TRIGGERS, recount, recount_methods
 from checkin.counts import TABLES as COUNT_TABLES
 from checkin.counts import TRIGGERS as COUNT_TRIGGERS
-from checkin.counts import recount
-from kit.db import Migration, MigrationSet
+from kit.db import Migration, MigrationSet, _split_sql
 
 SCHEMA = """
 CREATE TABLE checkin_keys (
@@ -128,9 +128,34 @@ def _move_to_site_link(conn) -> None:
     conn.execute("DROP TABLE checkin_site_outbox")
 
 
+def _door_fallbacks(conn) -> None:
+    """Reissue, accumulating revocations, the second check and consent (issue 15).
+
+    Tickets gain the identifiers a second check compares and the import's consent columns; a
+    revocation remembers where it came from and why (a door's says "reissued at 20:14 at Door 1");
+    a scan records how the guest got in (scan, second_check, lead_override), counted per method.
+    """
+    for column in ("phone", "postcode", "birth_date", "consent"):
+        conn.execute(f"ALTER TABLE checkin_tickets ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+    for column, decl in (("origin", "TEXT NOT NULL DEFAULT 'file'"), ("reason", "TEXT NOT NULL DEFAULT ''"),
+                         ("door", "TEXT NOT NULL DEFAULT ''"), ("at", "REAL NOT NULL DEFAULT 0"),
+                         ("reissued", "INTEGER NOT NULL DEFAULT 0"), ("event_id", "TEXT NOT NULL DEFAULT ''")):
+        conn.execute(f"ALTER TABLE checkin_revocations ADD COLUMN {column} {decl}")
+    conn.execute("ALTER TABLE checkin_scans ADD COLUMN method TEXT NOT NULL DEFAULT 'scan'")
+    # Before methods were recorded a hand admission carried its reason: it counts as the lead's override.
+    conn.execute("UPDATE checkin_scans SET method = 'lead_override' WHERE manual_reason != ''")
+    conn.execute("ALTER TABLE checkin_peer_events ADD COLUMN method TEXT NOT NULL DEFAULT ''")
+    conn.execute("UPDATE checkin_peer_events SET method = CASE WHEN COALESCE(json_extract(payload, '$.manual_reason'),"
+                 " '') != '' THEN 'lead_override' ELSE 'scan' END WHERE type = 'checkin.scanned'")
+    for statement in _split_sql(METHOD_TRIGGERS):
+        conn.execute(statement)
+    recount_methods(conn)
+
+
 MIGRATIONS = MigrationSet("checkin", [Migration("0001_checkin", SCHEMA),
                                       Migration("0002_site_link", _move_to_site_link),
                                       Migration("0003_counts", COUNT_TABLES + COUNT_TRIGGERS),
-                                      Migration("0004_counts_filled", recount)])
+                                      Migration("0004_counts_filled", recount),
+                                      Migration("0005_door_fallbacks", _door_fallbacks)])
 
 PROJECTION_TABLES = ["checkin_scans", "checkin_door_state"]

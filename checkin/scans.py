@@ -16,7 +16,10 @@ from kit.ledger import Ledger
 
 log = logging.getLogger("fieldkit.checkin")
 
-SHARED_TYPES = ("checkin.scanned", "checkin.undone")
+# Shared with the other doors of the site (checkin/peers.py); revocations and reissued tickets too (issue 15).
+SHARED_TYPES = ("checkin.scanned", "checkin.undone", "checkin.revoked", "checkin.revocation_lifted",
+                "checkin.ticket_added")
+METHODS = ("scan", "second_check", "lead_override")
 
 
 class CheckinError(Exception):
@@ -82,29 +85,40 @@ def log_scan(rules: DoorRules, result: dict) -> None:
 
 
 def manual_admit(db: Database, ledger: Ledger, rules: DoorRules, ticket_key: str, reason: str, *,
-                 now: float | None = None, by: str = "door") -> dict:
-    """Admit by hand (dead phone): the staff checked the person; the rules still apply, the signature is skipped."""
+                 now: float | None = None, by: str = "door", identifiers: dict | None = None) -> dict:
+    """Admit by hand: the rules still apply, the signature is skipped. With ``identifiers`` it is the second
+    check (two things the ticket shop knows must match, checkin/identity.py); without, a lead's override,
+    which needs a reason. The method is recorded on the admission."""
+    from checkin.identity import confirm
+
     reason = (reason or "").strip()
-    if not reason:
+    if identifiers is None and not reason:
         raise CheckinError("say why you admit by hand (e.g. 'phone dead, ID checked')")
     with db.transaction() as conn:
         row = conn.execute("SELECT * FROM checkin_tickets WHERE ticket_key = ?", (ticket_key,)).fetchone()
         if row is None:
             raise CheckinError("no such ticket on the guest list")
+        method = "lead_override"
+        if identifiers is not None:
+            matched = confirm(row, identifiers)  # raises CheckinError naming what did not match
+            method, reason = "second_check", ("second check: " + ", ".join(matched) + (f"; {reason}" if reason else ""))
         state = door_state(conn)
         now = ledger.clock.time() if now is None else now
         ticket = Ticket(row["ticket_key"], row["name"], row["order_code"], row["email"], row["ticket_type"],
                         row["status"], bool(row["attention"]), row["valid_from"], row["valid_until"], row["comment"])
         decision = decide(conn, rules, ticket, now=now, direction="entry", rehearsal=state.rehearsal)
         result = _append(conn, ledger, rules, decision, source=f"manual:{by}", now=now, rehearsal=state.rehearsal,
-                         manual_reason=reason[:200])
-    log.info("event=manual_admit verdict=%s door=%s seq=%s reason=%r", result["verdict"], rules.door, result["seq"], reason)
+                         manual_reason=reason[:200], method=method)
+    log.info("event=manual_admit method=%s verdict=%s door=%s seq=%s reason=%r", method, result["verdict"], rules.door,
+             result["seq"], reason)
     return result
 
 
 def _append(conn, ledger: Ledger, rules: DoorRules, d: Decision, *, source: str, now: float, rehearsal: bool,
-            manual_reason: str = "") -> dict:
+            manual_reason: str = "", method: str = "scan") -> dict:
     t = d.ticket
+    # No personal data in the ledger (it goes to HQ and the hub and outlives the erasure): the ticket's key,
+    # type and order code, never the name; the screen and the peers join the name from their own list.
     payload = {
         "ticket_key": t.key if t else "",
         "verdict": d.verdict,
@@ -115,7 +129,7 @@ def _append(conn, ledger: Ledger, rules: DoorRules, d: Decision, *, source: str,
         "door": rules.door,
         "source": source,
         "rehearsal": rehearsal,
-        "name": t.name if t else "",
+        "method": method,
         "ticket_type": t.ticket_type if t else "",
         "order_code": t.order_code if t else "",
         "at": now,
@@ -124,7 +138,7 @@ def _append(conn, ledger: Ledger, rules: DoorRules, d: Decision, *, source: str,
     }
     event = ledger.append(conn, "checkin.scanned", payload)
     apply_event(conn, event.as_dict())
-    return _result(event.seq, event.id, payload)
+    return {**_result(event.seq, event.id, payload), "name": t.name if t else ""}
 
 
 def undo_scan(db: Database, ledger: Ledger, seq: int, reason: str, by: str = "lead") -> dict:
@@ -158,21 +172,36 @@ def set_mode(db: Database, ledger: Ledger, *, rehearsal: bool | None = None, dir
     return new
 
 
+REVOCATION_TYPES = ("checkin.revoked", "checkin.revocation_lifted", "checkin.ticket_added")
+
+
+def scan_method(p: dict) -> str:
+    """How the guest got in; a hand admission from before methods were recorded is the lead's override."""
+    method = p.get("method")
+    if method in METHODS:
+        return method
+    return "lead_override" if p.get("manual_reason") else "scan"
+
+
 def apply_event(conn: sqlite3.Connection, event: dict) -> None:
     """Project one of this kit's checkin events (live and during ``ledger rebuild``)."""
     p, kind = event["payload"], event["type"]
     if kind == "checkin.scanned":
         conn.execute(
             "INSERT INTO checkin_scans (seq, event_id, hlc, at, ticket_key, verdict, admitted, attention, rehearsal,"
-            " door, source, name, ticket_type, order_code, reason, manual_reason)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " door, source, name, ticket_type, order_code, reason, manual_reason, method)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (event["seq"], event["id"], event["hlc"], p.get("at", 0.0), p.get("ticket_key", ""), p["verdict"],
              int(bool(p.get("admitted"))), int(bool(p.get("attention"))), int(bool(p.get("rehearsal"))),
              p.get("door", ""), p.get("source", ""), p.get("name", ""), p.get("ticket_type", ""),
-             p.get("order_code", ""), p.get("reason", ""), p.get("manual_reason", "")),
+             p.get("order_code", ""), p.get("reason", ""), p.get("manual_reason", ""), scan_method(p)),
         )
     elif kind == "checkin.undone":
         conn.execute("UPDATE checkin_scans SET undone = 1 WHERE event_id = ?", (p["scan_event_id"],))
+    elif kind in REVOCATION_TYPES:
+        from checkin.revocations import apply_revocation_event
+
+        apply_revocation_event(conn, kind, p, origin=event.get("kit", ""), event_id=event["id"])
     elif kind == "checkin.mode":
         conn.execute(
             "INSERT INTO checkin_door_state (id, rehearsal, direction, changed_at, changed_by) VALUES (1,?,?,?,?)"

@@ -17,6 +17,7 @@ from checkin.events import DOUBLE, PREVIEW, SIMULATE, publish_scanned
 from checkin.peers import checkin_channel
 from checkin.recorder import ScanRecorder
 from checkin.validate import DoorRules, KeyRing
+from checkin.verify import answer_verify
 from kit import payloads, topics
 from kit.payloads import text
 from kit.service import ServiceContext
@@ -62,10 +63,14 @@ class Door:
         self.feedback.signal("amber")
 
     def on_peer_event(self, msg: dict) -> None:
+        from checkin.peers import guest_name
+
         p = msg.get("payload", {})
+        # The peer's event names the ticket, not the person: the name is this kit's own list's.
+        name = p.get("name") or guest_name(self.ctx.db.conn, str(p.get("ticket_key") or ""))
         self.ctx.bus.publish(topics.event(self.rules.kit, "checkin", "peer"),
                              {"origin_kit": msg.get("origin_kit"), "type": msg.get("type"), "verdict": p.get("verdict"),
-                              "door": p.get("door"), "name": p.get("name")})
+                              "door": p.get("door"), "name": name, "method": p.get("method")})
 
     def on_document(self, _topic: str, msg: dict) -> None:
         """An attendee list, key set or revocation list the sync agent downloaded but did not apply."""
@@ -144,6 +149,11 @@ def run(ctx: ServiceContext) -> None:
     ctx.bus.subscribe(topics.cmd(door.rules.kit, "checkin", SIMULATE),
                       payloads.checked({"payload": text(4096, required=True)}, door.on_simulate,
                                        lambda _t, answer: ctx.bus.publish(simulated, answer)))
+    verified = topics.event(door.rules.kit, *topics.CHECKIN_VERIFY)
+    ctx.bus.subscribe(topics.cmd(door.rules.kit, *topics.CHECKIN_VERIFY),
+                      payloads.checked({"code": text(4096, required=True), "id": text(80)},
+                                       lambda _t, msg: answer_verify(ctx, door.keyring, msg),
+                                       lambda _t, answer: ctx.bus.publish(verified, answer)), qos=1)
     ctx.bus.subscribe(topics.event(door.rules.kit, *topics.SYNC_DOCUMENT),
                       payloads.checked(payloads.DOCUMENT_EVENT, door.on_document), qos=1)
     if door.link:

@@ -12,5 +12,8 @@ SETTINGS: list[Setting] = [
     Setting("checkin.exit_scans", True, "Staff may switch this door to scanning exits."),
     Setting("checkin.share", True, "Share check-ins with the other kits of the site (kit.site) over MQTT."),
     Setting("checkin.catchup_seconds", 15, "How often to ask the other doors for check-ins this kit missed."),
+    Setting("checkin.consent_columns", ["consent", "opt-in", "opt in", "marketing"],
+            "Opt-in columns of an attendee import, kept and shown on the attendee: a header containing any of "
+            "these words (case and punctuation ignored).", type="list"),
     Setting("checkin.preview", True, "Send small camera preview frames to the door page."),
 ] + SCAN_SETTINGS

@@ -52,8 +52,11 @@ def stats(conn: sqlite3.Connection, rules: DoorRules, now: float | None = None) 
 
 
 def last_scans(conn: sqlite3.Connection, rules: DoorRules, limit: int = 12) -> list[dict]:
+    # The name is joined from the list at display time: a scan's ledger event holds none (older ones may).
     rows = conn.execute(
-        "SELECT seq, at, verdict, attention, rehearsal, door, name, ticket_type, order_code, reason, undone, admitted,"
-        " source, manual_reason FROM checkin_scans ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        "SELECT s.seq, s.at, s.verdict, s.attention, s.rehearsal, s.door, COALESCE(NULLIF(t.name, ''), s.name) AS name,"
+        " s.ticket_type, s.order_code, s.reason, s.undone, s.admitted, s.source, s.manual_reason, s.method"
+        " FROM (SELECT * FROM checkin_scans ORDER BY seq DESC LIMIT ?) s"
+        " LEFT JOIN checkin_tickets t ON t.ticket_key = s.ticket_key ORDER BY s.seq DESC", (limit,)).fetchall()
     return [{**dict(r), "time": rules.clock_text(r["at"]), "colour": colour(r["verdict"], bool(r["attention"]))}
             for r in rows]

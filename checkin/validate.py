@@ -215,6 +215,9 @@ def find_ticket(conn: sqlite3.Connection, text: str, keyring: KeyRing, rehearsal
     return ticket
 
 
+# status, reason, door, at, whether a door made it (not a file), reissued: one primary-key read per scan
+REVOKED_SQL = ("SELECT status, reason, door, at, origin != 'file', reissued FROM checkin_revocations"
+               " WHERE secret = ?")
 _MARKS = ",".join(f"'{v}'" for v in PRESENCE_VERDICTS)
 # This kit's and its peers' admissions and exits of one ticket, in one statement (prepared once per connection).
 PRESENCE_SQL = (
@@ -248,13 +251,22 @@ def decide(conn: sqlite3.Connection, rules: DoorRules, found: Ticket | Decision,
     t = found
     if t.practice and not rehearsal:
         return Decision("unknown", "Practice ticket from the rehearsal sheet — not valid for entry", t)
-    revoked = conn.execute("SELECT status FROM checkin_revocations WHERE secret = ?", (t.key,)).fetchone()
+    revoked = conn.execute(REVOKED_SQL, (t.key,)).fetchone()
     status = revoked[0] if revoked else t.status
-    if status == "revoked":
+    # A door's revocation says where and why; a file's (or the list's own status) says refunded or cancelled.
+    where = f" at {rules.clock_text(revoked[3])} at {revoked[2]} ({revoked[1]})" if revoked and revoked[4] else ""
+    if status == "revoked" and revoked and revoked[5]:
+        return Decision("revoked", f"Revoked — reissued{where}: only the new code admits", t)
+    if status in ("revoked", "reissued"):
+        if where:
+            return Decision("revoked", f"Revoked{where} — do not admit", t)
+        if status == "reissued":
+            return Decision("revoked", "Revoked — this code was reissued: only the new code admits", t)
         why = t.comment if t.comment.startswith("not paid") else "refunded or cancelled"
         return Decision("revoked", f"Ticket {why} — do not admit", t)
     if status == "blocked":
-        return Decision("blocked", "Ticket blocked — call a lead", t, attention=True, attention_reason="blocked ticket")
+        return Decision("blocked", f"Ticket blocked{where} — call a lead", t, attention=True,
+                        attention_reason="blocked ticket")
     state = presence(conn, rules, t.key, rehearsal)
     if direction == "exit" and not rules.exits:
         return Decision("not_valid_at_this_door", f"{rules.door} does not record exits", t)

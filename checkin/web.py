@@ -13,13 +13,17 @@ from flask import Blueprint, Response, jsonify, render_template, request
 
 from checkin.demo import SAMPLES, load_samples, pick_sample
 from checkin.events import SIMULATE, publish_scanned
+from checkin.fallback_web import bp as fallback_bp
 from checkin.guestlist import guestlist_html
+from checkin.identity import FIELDS, held
 from checkin.recorder import ScanRecorder
 from checkin.rehearsal import practice_tickets, sheet_html, sheet_print_job
-from checkin.scans import CheckinError, door_state, manual_admit, set_mode, undo_scan
+from checkin.scans import CheckinError, door_state, set_mode, undo_scan
 from checkin.search import search_tickets
 from checkin.stats import last_scans, stats
 from checkin.validate import MAX_PAYLOAD, DoorRules, KeyRing, _row_ticket, decide
+from checkin.web_common import error as _error
+from checkin.web_common import json_body as _body
 from kit import topics
 from kit.web.auth import require_role
 from kit.web.context import kit
@@ -43,19 +47,10 @@ def _recorder() -> ScanRecorder:
     return _recorders[id(ctx)]
 
 
-def _error(message: str, code: str = "bad_request", status: int = 400):
-    log.info("event=checkin_api_refused code=%s message=%r", code, message)
-    return jsonify(error=message, code=code), status
-
-
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
-
-
 # Registered by kit/web/app.py through checkin/feature.py (``Feature.blueprint``), like every feature's.
 bp = Blueprint("checkin", __name__, template_folder="templates", static_folder="static",
                static_url_path="/checkin/static")
+bp.register_blueprint(fallback_bp)  # the second check, a lead's override, reissue, revoke, lift
 
 
 def blueprint() -> Blueprint:
@@ -143,27 +138,21 @@ def _admit_checked(conn, rules: DoorRules, results: list[dict], now: float, rehe
         d = decide(conn, rules, _row_ticket(row), now=now, direction="entry", rehearsal=rehearsal) if row else None
         r["can_admit"] = bool(d and d.admitted)
         r["admit_refusal"] = "" if r["can_admit"] else (d.reason if d else "not on the guest list")
+        # What a second check may ask for (never the values) and the consent the import recorded.
+        r["identifiers"] = [{"field": f, "label": FIELDS[f][1]} for f in held(row)] if row else []
+        r["consent"] = _consent(row["consent"]) if row else {}
+        r["revoked"] = bool(d and d.verdict in ("revoked", "blocked"))
     return results
 
 
-@bp.route("/api/v1/checkin/admit", methods=["POST"])
-@require_role("door")
-@api_doc("Admit a guest by hand (dead phone) with a reason",
-         request={"type": "object", "required": ["ticket_key", "reason"],
-                  "properties": {"ticket_key": {"type": "string"}, "reason": {"type": "string"}}},
-         responses={200: f"the verdict: {VERDICT_SCHEMA}", 400: "no reason or unknown ticket"})
-def api_admit():
-    body = _body()
-    key, reason = body.get("ticket_key"), body.get("reason")
-    if not isinstance(key, str) or not isinstance(reason, str):
-        return _error("send ticket_key and reason")
-    ctx = kit()
-    rules = _rules()
+def _consent(text: str) -> dict:
+    import json
+
     try:
-        result = manual_admit(ctx.db, ctx.ledger, rules, key, reason, by=request.remote_addr or "door")
-    except CheckinError as e:
-        return _error(str(e))
-    return jsonify(publish_scanned(ctx.bus, ctx.db, rules, result))
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 @bp.route("/api/v1/checkin/undo", methods=["POST"])

@@ -60,6 +60,12 @@ class INA219:
         hi, lo = self.bus.read_i2c_block_data(self.address, reg, 2)
         return (hi << 8) | lo
 
+    def close(self) -> None:
+        """Give the bus's file descriptor back (a chip that stopped answering is opened again later)."""
+        close = getattr(self.bus, "close", None)
+        if close is not None:
+            close()
+
     def read(self) -> dict[str, float]:
         try:
             self._write(REG_CALIBRATION, CALIBRATION_32V_2A)
@@ -89,9 +95,17 @@ class SimulatedINA219Bus:
         self.volts, self.amps, self.address = volts, amps, address
         self.registers = {REG_CONFIG: 0x399F, REG_CALIBRATION: 0}
         self.writes: list[tuple[int, int]] = []
+        self.closed = False
 
     def brown_out(self) -> None:
         self.registers[REG_CALIBRATION] = 0
+
+    def unplug(self) -> None:
+        """The chip stops answering, as when the HAT's header works loose."""
+        self.address = -1
+
+    def close(self) -> None:
+        self.closed = True
 
     def write_i2c_block_data(self, addr: int, reg: int, data: list[int]) -> None:
         self._check(addr)

@@ -240,6 +240,9 @@ class EscposReceiptPrinter(ReceiptPrinter):
                 p.close()
 
 
+_next_output: dict[Path, int] = {}  # a simulated printer's next output number, per folder
+
+
 class SimulatedReceiptPrinter(ReceiptPrinter):
     """A printer that keeps the exact bytes: ``<folder>/out/<n>.bin`` per job, state in ``state.json``.
 
@@ -291,8 +294,14 @@ class SimulatedReceiptPrinter(ReceiptPrinter):
             raise PrinterOffline(st.reason)
         if st.paper == "out":
             raise PrinterOutOfPaper(st.reason)
-        n = len(self.outputs()) + 1
-        write_durably(self.folder / "out" / f"{n:06d}.bin", data)
+        out = self.folder / "out"
+        n = _next_output.get(out)
+        if n is None:  # the folder is listed once per process, not for every receipt (a night is thousands)
+            n = max((int(p.stem) for p in self.outputs() if p.stem.isdigit()), default=0) + 1
+        while (out / f"{n:06d}.bin").exists():  # another process printed meanwhile
+            n += 1
+        write_durably(out / f"{n:06d}.bin", data)
+        _next_output[out] = n + 1
 
     def outputs(self) -> list[Path]:
         return sorted((self.folder / "out").glob("*.bin"))

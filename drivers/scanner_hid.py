@@ -18,7 +18,8 @@ from drivers.scan_source import ScanSource
 
 log = logging.getLogger(__name__)
 
-EV_KEY = 1
+EV_SYN, EV_KEY = 0, 1
+SYN_DROPPED = 3
 KEY_DOWN, KEY_UP = 1, 0
 SHIFT_KEYS = {42, 54}  # LEFTSHIFT, RIGHTSHIFT
 ALTGR_KEYS = {100}  # RIGHTALT
@@ -79,6 +80,14 @@ class KeyDecoder:
         return bool(self._chars) or self._overflow
 
     def feed(self, ev_type: int, code: int, value: int, t: float) -> list[str]:
+        if ev_type == EV_SYN and code == SYN_DROPPED:
+            # The kernel's buffer for us overflowed (we read too late): keys of this code are lost, so
+            # what we have is not the code. Drop it and the rest of it, never admit a fragment.
+            log.warning("event=hid_events_dropped pending_chars=%d", len(self._chars))
+            self._chars.clear()
+            self._overflow = True
+            self._last = t
+            return []
         if ev_type != EV_KEY:
             return []
         if code in SHIFT_KEYS:

@@ -17,6 +17,7 @@ usage: personalise.sh IMAGE --kit-id ID --site SITE --hotspot-ssid NAME --hotspo
                       [--hub | --hub-address ADDRESS] [--site-password PASSWORD]
                       [--uplink-ssid NAME --uplink-password PASSWORD]
                       [--hq-url URL --hq-token TOKEN] [--timezone ZONE] [--event NAME] [--currency CODE]
+                      [--release-key release.pub ...]
 
 Writes fieldkit.toml into the FAT boot partition of IMAGE (no root needed; needs sfdisk and mtools).
   --kit-id            this kit's id: letters, digits, - and _ (up to 32)
@@ -33,6 +34,8 @@ Writes fieldkit.toml into the FAT boot partition of IMAGE (no root needed; needs
   --timezone          IANA time zone, e.g. Europe/Berlin (default UTC)
   --event             event name shown on screens and receipts
   --currency          ISO 4217 code, e.g. EUR
+  --release-key       a release public key (release.pub of `fieldkit release keys new`) the kit trusts for
+                      updates; repeat for several. Never a key that came inside a bundle.
 EOF
 }
 
@@ -45,6 +48,7 @@ die() {
 IMAGE="" KIT_ID="" SITE="" HUB=false HUB_ADDRESS="" SITE_PASSWORD="" HOTSPOT_SSID="" HOTSPOT_PASSWORD=""
 UPLINK_SSID="" UPLINK_PASSWORD="" HQ_URL="" HQ_TOKEN="" TIMEZONE="" EVENT="" CURRENCY=""
 HAVE_UPLINK_PASSWORD=false
+RELEASE_KEYS=()
 
 need_value() { [ "$#" -ge 2 ] && [ -n "${2-}" ] || die "option $1 needs a value"; }
 
@@ -65,6 +69,12 @@ while [ "$#" -gt 0 ]; do
     --timezone) need_value "$@"; TIMEZONE=$2; shift 2 ;;
     --event) need_value "$@"; EVENT=$2; shift 2 ;;
     --currency) need_value "$@"; CURRENCY=$2; shift 2 ;;
+    --release-key) need_value "$@"
+      [ -f "$2" ] || die "--release-key $2: no such file"
+      key_line=$(head -n 1 "$2" | tr -d '\r')
+      [[ "$key_line" =~ ^fieldkit-release-ed25519\ [A-Za-z0-9+/]{43}=(\ [0-9a-f]{16})?$ ]] \
+        || die "--release-key $2 is not a release public key (make one with: fieldkit release keys new --out DIR)"
+      RELEASE_KEYS+=("$key_line"); shift 2 ;;
     -*) die "unknown option $1 (see personalise.sh --help)" ;;
     *) [ -z "$IMAGE" ] || die "only one IMAGE may be given (got '$IMAGE' and '$1')"; IMAGE=$1; shift ;;
   esac
@@ -178,6 +188,13 @@ trap 'rm -rf "$tmp"' EXIT
     echo "[sync]"
     echo "hq_url = $(toml_string "$HQ_URL")"
     echo "hq_token = $(toml_string "$HQ_TOKEN")"
+  fi
+  if [ "${#RELEASE_KEYS[@]}" -gt 0 ]; then
+    echo
+    echo "[update]"
+    keys=""
+    for k in "${RELEASE_KEYS[@]}"; do keys+="${keys:+, }$(toml_string "$k")"; done
+    echo "trusted_keys = [$keys]"
   fi
 } >"$tmp/fieldkit.toml"
 

@@ -118,6 +118,10 @@ done
 # $DATA/mosquitto; the files in it are 0640/0600 (UMask=0027) and the secrets folder 0700.
 install -d -m 0751 -o fieldkit -g fieldkit "$DATA"
 [ ! -d "$DATA/secrets" ] || chmod 0700 "$DATA/secrets"
+# The units start the release `releases/current` names (kit/update/slots.py); an install points it at this
+# one. (A data partition mounted later over $DATA gets it from `fieldkit update recover` at boot.)
+install -d -m 0755 "$DATA/releases"
+ln -sfn "$PREFIX" "$DATA/releases/current"
 install -d -m 0755 /etc/fieldkit /etc/issue.d /boot/firmware
 [ -f /etc/fieldkit/kit.toml ] || install -m 0644 "$FILES/kit.toml" /etc/fieldkit/kit.toml
 [ -f /etc/default/fieldkit ] || install -m 0644 "$FILES/default-fieldkit" /etc/default/fieldkit
@@ -128,17 +132,21 @@ install -d -m 0755 /etc/systemd/system/mosquitto.service.d
 install -m 0644 "$FILES/mosquitto-fieldkit.conf" /etc/systemd/system/mosquitto.service.d/fieldkit.conf
 
 # --- systemd units, polkit, udev, NetworkManager ----------------------------------------------------
-for unit in "$SOURCE"/systemd/*.service "$SOURCE"/systemd/*.target; do
+for unit in "$SOURCE"/systemd/*.service "$SOURCE"/systemd/*.target "$SOURCE"/systemd/*.path "$SOURCE"/systemd/*.timer; do
   install -m 0644 "$unit" /etc/systemd/system/
 done
 install -d -m 0755 /etc/polkit-1/rules.d
 install -m 0644 "$SOURCE/systemd/50-fieldkit.rules" /etc/polkit-1/rules.d/50-fieldkit.rules
 install -m 0644 "$FILES/70-fieldkit.rules" /etc/udev/rules.d/70-fieldkit.rules
+# One USB drive at /media/fieldkit-usb (the replica's fieldkit-backup, the updates' fieldkit-update).
+install -m 0644 "$FILES/71-fieldkit-usb.rules" /etc/udev/rules.d/71-fieldkit-usb.rules
+install -m 0644 "$FILES/media-fieldkit\\x2dusb.mount" '/etc/systemd/system/media-fieldkit\x2dusb.mount'
+install -d -m 0755 /media/fieldkit-usb
 install -d -m 0755 /etc/NetworkManager/conf.d
 install -m 0644 "$FILES/NetworkManager-fieldkit.conf" /etc/NetworkManager/conf.d/fieldkit.conf
 
 if $booted; then systemctl daemon-reload; fi
-systemctl enable fieldkit.target fieldkit-hotspot.service mosquitto.service
+systemctl enable fieldkit.target fieldkit-hotspot.service mosquitto.service fieldkit-update.path fieldkit-update.timer
 # Enabled everywhere; it decides at each start whether this machine shows it (kiosk.enabled, 1 GB, a screen).
 systemctl enable fieldkit-kiosk.service
 if systemctl list-unit-files NetworkManager.service >/dev/null 2>&1; then

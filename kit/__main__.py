@@ -28,6 +28,30 @@ def builtin_hashes() -> None:
         del sys.modules["_hashlib"]
 
 
+def die_with_supervisor() -> None:
+    """A service `fieldkit up` started ends when the supervisor dies, however it dies.
+
+    The services run in sessions of their own (Ctrl-C goes to the supervisor, which stops them in
+    order), so a supervisor killed outright (the OOM killer, kill -9) would leave them running, and the
+    next `fieldkit up` would start a second pos beside the first. Linux sends SIGTERM on the parent's
+    death (prctl PR_SET_PDEATHSIG); a parent already gone before that was set is checked once after.
+    """
+    import os
+
+    parent = os.environ.get("FIELDKIT_SUPERVISOR_PID", "")
+    if not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):
+        sys.exit("the supervisor that started this service is gone")
+
+
 def main() -> None:
     args = sys.argv[1:]
     if args[:1] in (["run"], ["up"]) and not {"-h", "--help"} & set(args):
@@ -38,6 +62,8 @@ def main() -> None:
         os.umask(0o027)  # as kit.cli.UMASK: data files are not world-readable, as under the units' UMask=0027
         if args[0] == "run":
             from kit.runners import run_command
+
+            die_with_supervisor()
 
             sys.exit(run_command(args[1:]))
         from kit.supervisor import up_command

@@ -56,7 +56,7 @@ def get_config() -> Config:
     ctx = click.get_current_context()
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
-        from kit.supervisor import with_recorded_broker
+        from kit.up_record import with_recorded_broker
 
         obj["config"] = with_recorded_broker(load_config())  # a running `fieldkit up`'s private broker
     return obj["config"]
@@ -148,101 +148,6 @@ def init_cmd(kit_id: str | None, site: str | None, demo: bool, force: bool) -> N
     else:
         click.echo("Secrets already exist and were kept (use --force to make new PINs).")
     click.echo(f"Kit '{config.kit_id}' at site '{config.site}', data in {config.data_dir}")
-
-
-# --- db / ledger ---------------------------------------------------------------------------------
-
-@cli.group("db")
-def db_group() -> None:
-    """The kit's database.
-
-    \b
-    Example:
-      fieldkit db migrate
-    """
-
-
-@db_group.command("migrate")
-def db_migrate() -> None:
-    """Apply every feature's pending migrations. Idempotent; refuses while services run.
-
-    \b
-    Example:
-      fieldkit db migrate
-    """
-    from kit.db import DatabaseLock, apply_migrations
-    from kit.features import all_migration_sets
-
-    config = get_config()
-    lock = DatabaseLock(config.db_path)
-    lock.exclusive()
-    try:
-        applied = apply_migrations(get_db(), all_migration_sets())
-    finally:
-        lock.release()
-    for set_name, name in applied:
-        click.echo(f"applied {set_name}/{name}")
-    click.echo(f"{len(applied)} migration(s) applied; the database is up to date.")
-
-
-@cli.group("ledger")
-def ledger_group() -> None:
-    """The append-only event ledger (audit log and sync outbox).
-
-    \b
-    Example:
-      fieldkit ledger verify
-    """
-
-
-@ledger_group.command("verify")
-def ledger_verify() -> None:
-    """Check the ledger: gapless seq, unique ids, parseable payloads, intact hash chain.
-
-    \b
-    Example:
-      fieldkit ledger verify
-    """
-    from kit.ledger import verify
-
-    count, problems = verify(get_db())
-    for p in problems:
-        click.secho(f"FAIL {p}", fg="red")
-    if problems:
-        sys.exit(1)
-    click.echo(f"OK {count} events, seq gapless, ids unique, hash chain intact")
-
-
-@ledger_group.command("rebuild")
-def ledger_rebuild() -> None:
-    """Recreate every feature's tables from the ledger. Refuses while services run.
-
-    \b
-    Example:
-      fieldkit ledger rebuild
-    """
-    from kit.features import load_features
-    from kit.ledger import rebuild
-
-    replayed = rebuild(get_db(), load_features())
-    for name, n in replayed.items():
-        click.echo(f"{name}: replayed {n} events")
-
-
-@ledger_group.command("tail")
-@click.option("-n", "count", default=20, show_default=True, help="How many events.")
-def ledger_tail(count: int) -> None:
-    """Show the newest events.
-
-    \b
-    Example:
-      fieldkit ledger tail -n 5
-    """
-    from kit.clock import hlc_to_text
-    from kit.event_codec import unpack
-
-    for row in reversed(get_db().query("SELECT * FROM events ORDER BY seq DESC LIMIT ?", (count,))):
-        click.echo(f"{row['seq']:>7} {hlc_to_text(row['hlc'])} {row['type']:<24} {unpack(row['payload'])}")
 
 
 # --- documents -----------------------------------------------------------------------------------
@@ -430,8 +335,13 @@ def pin_set(role: str, pin: str) -> None:
 def _add_feature_commands() -> None:
     from kit.appliance.cli import appliance
     from kit.features import load_features, resolve
+    from kit.ledger_cli import db_group, ledger_group
+    from kit.privacy_cli import ledger_truncate, privacy
+    from kit.update.cli import release, update
 
-    cli.add_command(appliance)
+    ledger_group.add_command(ledger_truncate)
+    for command in (appliance, db_group, ledger_group, privacy, release, update):
+        cli.add_command(command)
 
     for feature in load_features():
         if feature.cli is not None:

@@ -127,6 +127,17 @@ class KitClock:
         self._load()
         return time.time() + self._offset
 
+    @property
+    def jumped(self) -> float:
+        """How far the kit itself has moved the system clock (timedated), in all, since it was made."""
+        value = self._load().get("jumped_seconds", 0.0)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+    def steady_time(self) -> float:
+        """The system time less the kit's own jumps of it: what signed-in sessions age by, so a lead who
+        sets the clock three days forward from a phone does not sign every screen out (and back, in)."""
+        return time.time() - self.jumped
+
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)
 
@@ -161,14 +172,15 @@ class KitClock:
         method = self.method
         if method == "auto":
             method = "timedated" if Path("/run/systemd/system").exists() and shutil.which("timedatectl") else "offset"
-        offset = 0.0
+        offset, jumped = 0.0, self.jumped
         if method == "timedated":
-            stamp = datetime.fromtimestamp(true_unix, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            subprocess.run(["timedatectl", "set-time", stamp], check=True, capture_output=True, timeout=10)
+            jumped += true_unix - time.time()  # the system clock itself moves by this much
+            _timedated_set_time(true_unix)
         else:
             offset = true_unix - time.time()
         state = {
             "offset_seconds": offset,
+            "jumped_seconds": jumped,
             "set_at": datetime.fromtimestamp(true_unix, UTC).isoformat(),
             "set_by": who,
             "boot_id": _boot_id(),
@@ -179,6 +191,51 @@ class KitClock:
         _local_writes += 1  # this process's clocks re-read now, not a RECHECK_SECONDS later
         log.info("event=clock_set method=%s offset_seconds=%.3f by=%s", method, offset, who)
         return method
+
+
+def _timedatectl(*args: str, timeout: float = 10) -> subprocess.CompletedProcess:
+    return subprocess.run(["timedatectl", *args], capture_output=True, text=True, timeout=timeout)
+
+
+BUSY = "Previous request is not finished"  # timedated, while it still carries out the last request
+
+
+def _timedated_set_time(true_unix: float) -> None:
+    """Set the system clock through timedated (polkit lets user fieldkit).
+
+    timedated refuses set-time while NTP is on ("Automatic time synchronization is enabled"), and
+    Raspberry Pi OS runs systemd-timesyncd: so NTP goes off for the moment, and on again after, so a kit
+    that later finds a network takes the network's time over the phone's.
+    """
+    started = time.time()
+
+    def stamp() -> str:  # the phone's time, moved on by however long this took
+        return datetime.fromtimestamp(true_unix + time.time() - started, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    def set_time(*waits: str) -> subprocess.CompletedProcess:
+        for _ in range(50):  # refused for one of ``waits`` for a moment only: ask again, up to 10 s
+            r = _timedatectl("set-time", stamp())
+            if r.returncode == 0 or not any(why in r.stderr for why in waits):
+                return r
+            time.sleep(0.2)
+        return r
+
+    # A second correction right after a first finds timedated still busy turning NTP back on.
+    r = set_time(BUSY)
+    if r.returncode == 0:
+        return
+    if "Automatic time synchronization is enabled" not in r.stderr:
+        raise subprocess.CalledProcessError(r.returncode, r.args, r.stdout, r.stderr)
+    off = _timedatectl("set-ntp", "false", timeout=30)
+    if off.returncode != 0:
+        raise subprocess.CalledProcessError(off.returncode, off.args, off.stdout, off.stderr)
+    try:
+        r = set_time("Automatic time synchronization", BUSY)  # timesyncd takes a moment to let go
+        if r.returncode != 0:
+            raise subprocess.CalledProcessError(r.returncode, r.args, r.stdout, r.stderr)
+    finally:
+        if _timedatectl("set-ntp", "true", timeout=30).returncode != 0:
+            log.warning("event=clock_ntp_not_restored")
 
 
 def hlc_next(last: int, wall_ms: int) -> int:

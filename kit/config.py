@@ -34,7 +34,8 @@ def all_settings() -> dict[str, Setting]:
     from kit.settings import SETTINGS
 
     found: dict[str, Setting] = {}
-    modules = [SETTINGS, importlib.import_module("kit.appliance.settings").SETTINGS]
+    modules = [SETTINGS, importlib.import_module("kit.appliance.settings").SETTINGS,
+               importlib.import_module("kit.update.settings").SETTINGS]
     modules += [importlib.import_module(f"{pkg}.settings").SETTINGS for pkg in FEATURE_PACKAGES]
     for settings in modules:
         for s in settings:

@@ -1,7 +1,9 @@
 """The core's own tables: the ledger, reference documents, sign-in throttling, the site link."""
 
 from kit.db import Migration, MigrationSet
+from kit.ledger import CHECKPOINT_SCHEMA
 from kit.ledger import SCHEMA as LEDGER_SCHEMA
+from kit.privacy import SCHEMA as PRIVACY_SCHEMA
 
 CORE = MigrationSet("kit", [
     Migration("0001_ledger", LEDGER_SCHEMA),
@@ -80,4 +82,20 @@ CORE = MigrationSet("kit", [
         ) WITHOUT ROWID;
         CREATE INDEX kit_personal_outbox_pending ON kit_personal_outbox(created_at) WHERE uploaded_at IS NULL;
     """),
+    # A spare kit flashed with the id of a kit the site's mirror already holds (sync/mirror.py): the
+    # ledger refuses every append while this row exists, so it can never start a second chain of that id.
+    Migration("0008_ledger_hold", """
+        CREATE TABLE kit_ledger_hold (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            reason TEXT NOT NULL,
+            set_at REAL NOT NULL
+        );
+    """),
+    # Ledger truncation (kit/ledger.py): events HQ holds may go, a checkpoint keeps the chain verifiable.
+    Migration("0009_ledger_checkpoint", CHECKPOINT_SCHEMA),
+    # Personal-data erasures (kit/privacy.py): when, what and how many; the automatic one runs once per event.
+    Migration("0010_privacy_erasures", PRIVACY_SCHEMA),
+    # A hold that lapses by itself (``until``): a fresh kit of a site with a hub waits to hear whether the
+    # hub's mirror already holds its id, but never longer than that if the hub does not answer.
+    Migration("0011_ledger_hold_until", "ALTER TABLE kit_ledger_hold ADD COLUMN until REAL;"),
 ])

@@ -48,6 +48,7 @@ class ImportReport:
     unchanged: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (row number, reason)
     notes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # what a document says beyond its rows (e.g. "rsvps")
 
     def summary(self) -> str:
         s = f"{self.imported} imported, {self.updated} updated, {self.unchanged} unchanged, {len(self.skipped)} skipped"

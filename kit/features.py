@@ -49,6 +49,14 @@ class Feature:
     doctor_checks: list[Callable[[Config], list[Check]]] = field(default_factory=list)
     # Sample data for `make demo` (called after migrations, with a Database).
     demo_setup: Callable[[Config, Database], None] | None = None
+    # Attendee privacy (kit/privacy.py): erase this feature's personal data (names, e-mails, phones,
+    # answers, notes; keys and state stay) through the kit.privacy_hooks.ErasureContext it is given, which also
+    # counts without changing anything for `fieldkit privacy status`.
+    erase_personal_data: Callable[[Any], None] | None = None
+    # The highest seq of this kit's ledger an upstream holds (HQ, a hub's mirror): (Database, Config) ->
+    # int, or None when there is no such upstream. The ledger is truncated, and personal data erased,
+    # only up to what one holds.
+    acknowledged_seq: Callable[[Database, Config], int | None] | None = None
 
 
 def lazy(target: str) -> Callable:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from kit.clock import HLC_COUNTER_BITS, KitClock, hlc_merge, hlc_next
 from kit.db import Database, DatabaseLock
 from kit.event_codec import pack, unpack
+from kit.update.hold import refuse_if_held
 
 log = logging.getLogger("fieldkit.ledger")
 
@@ -47,9 +49,92 @@ BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TABLE kit_hlc (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
 """
 
+# Truncation (kit 0009_ledger_checkpoint): events up to a checkpoint may go once HQ holds them; the checkpoint
+# keeps the last deleted seq and its hash, so the chain still verifies from there. The delete trigger is
+# replaced by one that refuses any event above the checkpoint, and the checkpoint only moves forward.
+CHECKPOINT_SCHEMA = """
+CREATE TABLE kit_ledger_checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,                  -- the last deleted event
+    hash TEXT NOT NULL,                    -- its hash: the next event's hash covers it
+    truncated_at TEXT NOT NULL,
+    deleted INTEGER NOT NULL               -- events deleted by every truncation so far
+);
+CREATE TRIGGER kit_ledger_checkpoint_forward BEFORE UPDATE ON kit_ledger_checkpoint WHEN NEW.seq < OLD.seq
+BEGIN SELECT RAISE(ABORT, 'the ledger checkpoint only moves forward'); END;
+CREATE TRIGGER kit_ledger_checkpoint_no_delete BEFORE DELETE ON kit_ledger_checkpoint
+BEGIN SELECT RAISE(ABORT, 'the ledger checkpoint cannot be removed'); END;
+DROP TRIGGER events_no_delete;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+WHEN OLD.seq > COALESCE((SELECT seq FROM kit_ledger_checkpoint WHERE id = 1), 0)
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only (only events up to its checkpoint may be truncated)'); END;
+"""
+TRUNCATED_EVENT = "kit.ledger_truncated"
+
 GENESIS = "0" * 64
 DEFAULT_MAX_CLOCK_AHEAD_SECONDS = 300.0
 HLC_MAX = (1 << 63) - 1  # SQLite INTEGER: one more and every append overflows
+
+
+class LedgerHeld(RuntimeError):
+    """The ledger is held (``kit_ledger_hold``): nothing is recorded until the kit is restored."""
+
+
+def hold_reason(conn: sqlite3.Connection) -> str | None:
+    """Why this kit may not record anything now (a spare waiting for its restore), or None."""
+    try:
+        row = conn.execute("SELECT reason, until FROM kit_ledger_hold WHERE id = 1").fetchone()
+    except sqlite3.OperationalError:  # a database older than the table (or than its ``until``)
+        try:
+            row = conn.execute("SELECT reason, NULL FROM kit_ledger_hold WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:
+            return None
+    if row is None or (row[1] is not None and time.time() >= row[1]):  # a provisional hold lapses by itself
+        return None
+    return row[0]
+
+
+def set_hold(conn: sqlite3.Connection, reason: str, at: float) -> None:
+    """Hold the ledger until released (a spare waiting for its restore)."""
+    conn.execute("INSERT INTO kit_ledger_hold (id, reason, set_at, until) VALUES (1, ?, ?, NULL) ON CONFLICT(id)"
+                 " DO UPDATE SET reason = excluded.reason, until = NULL", (reason, at))
+
+
+def hold_provisionally(conn: sqlite3.Connection, reason: str, at: float, until: float) -> bool:
+    """Hold an empty ledger until ``until`` at the latest (never over a standing hold); True when set."""
+    if (conn.execute("SELECT 1 FROM events LIMIT 1").fetchone()
+            or conn.execute("SELECT 1 FROM kit_ledger_checkpoint").fetchone()
+            or conn.execute("SELECT 1 FROM kit_ledger_hold").fetchone()):
+        return False
+    conn.execute("INSERT INTO kit_ledger_hold (id, reason, set_at, until) VALUES (1, ?, ?, ?)", (reason, at, until))
+    return True
+
+
+MIRROR_WAIT_SECONDS = 30.0
+
+
+def hold_until_the_mirror_answers(config, conn: sqlite3.Connection) -> bool:
+    """Before a kit's services start: a kit with an empty ledger at a site with a hub (``site.hub_address``)
+    records nothing until the mirror sender has heard whether the hub already mirrors this kit's id (a
+    spare flashed with a dead kit's id), MIRROR_WAIT_SECONDS at most when the hub does not answer.
+    Without it a sale rung up in the first second could start a second chain of that id."""
+    if config["site.hub"] or not config["site.hub_address"] or not config["site.mirror"]:
+        return False
+    now = time.time()
+    held = hold_provisionally(conn, f"checking with the site's hub whether it already holds kit {config.kit_id} "
+                                    f"(at most {MIRROR_WAIT_SECONDS:.0f} s)", now, now + MIRROR_WAIT_SECONDS)
+    if held:
+        log.info("event=ledger_held_provisionally kit=%s seconds=%.0f", config.kit_id, MIRROR_WAIT_SECONDS)
+    return held
+
+
+def release_provisional_hold(conn: sqlite3.Connection) -> bool:
+    """End a provisional hold (the site's mirror answered and holds nothing of this kit); True if one ended."""
+    return conn.execute("DELETE FROM kit_ledger_hold WHERE until IS NOT NULL").rowcount > 0
+
+
+def release_hold(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM kit_ledger_hold")
 
 
 class ClockAheadError(ValueError):
@@ -108,8 +193,15 @@ class Ledger:
         """Append one event; must run inside the caller's write transaction."""
         if not conn.in_transaction:
             raise RuntimeError("ledger.append must run inside db.transaction() with the state change")
+        held = hold_reason(conn)
+        if held:  # checked inside the write transaction: no sale or admission slips past a hold
+            raise LedgerHeld(held)
+        refuse_if_held(conn)  # a release on trial: nothing may enter the ledger a rollback would lose
         text = canonical_json(payload)
         last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if last is None:  # an empty ledger is a new one, or one truncated to its checkpoint: carry on from it
+            cp = checkpoint(conn)
+            last = (cp.seq, cp.hash) if cp else None
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         now = self.clock.time()  # one reading for the HLC, the wall time and whether it is vouched for
         hlc = self._tick(conn, int(now * 1000))
@@ -174,10 +266,74 @@ def last_seq(db: Database) -> int:
     return db.scalar("SELECT COALESCE(MAX(seq), 0) FROM events") or 0
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a truncated ledger starts: the last deleted event's seq and hash."""
+
+    seq: int
+    hash: str
+    truncated_at: str
+    deleted: int
+
+
+class LedgerTruncated(Exception):
+    """The ledger no longer starts at seq 1, so what needs every event (a rebuild) cannot run."""
+
+
+def checkpoint(conn: sqlite3.Connection) -> Checkpoint | None:
+    try:
+        row = conn.execute("SELECT seq, hash, truncated_at, deleted FROM kit_ledger_checkpoint WHERE id = 1").fetchone()
+    except sqlite3.OperationalError:  # a database from before migration kit 0008: never truncated
+        return None
+    return Checkpoint(int(row[0]), str(row[1]), str(row[2]), int(row[3])) if row else None
+
+
+def truncation_point(conn: sqlite3.Connection, acknowledged: int, keep_days: float, now: float) -> int:
+    """The highest seq that may be deleted: held upstream (``acknowledged``) and older than ``keep_days``.
+
+    Age is read from the HLC, not the wall time: the HLC never goes backwards along the seq, so what
+    qualifies is always a prefix of the ledger, even after the wall clock was corrected.
+    """
+    cutoff = int((now - keep_days * 86400) * 1000) << HLC_COUNTER_BITS
+    row = conn.execute("SELECT MAX(seq) FROM events WHERE seq <= ? AND hlc < ?", (int(acknowledged), cutoff)).fetchone()
+    return int(row[0] or 0)
+
+
+def truncate(db: Database, ledger: Ledger, through: int, reason: str) -> int:
+    """Delete the events up to seq ``through``, keeping a checkpoint; returns how many went.
+
+    The caller has made sure HQ holds them (see kit/privacy.py). Deleted rows are overwritten on disk
+    (secure_delete): old payloads may carry names. The truncation is itself a ledger event, after the
+    checkpoint, so the audit says what went and why.
+    """
+    db.conn.execute("PRAGMA secure_delete=ON")
+    with db.transaction() as conn:
+        cp = checkpoint(conn)
+        start = cp.seq if cp else 0
+        if through <= start:
+            return 0
+        row = conn.execute("SELECT seq, hash FROM events WHERE seq = ?", (int(through),)).fetchone()
+        if row is None:
+            raise ValueError(f"seq {through} is not in the ledger")
+        deleted = conn.execute("SELECT COUNT(*) FROM events WHERE seq <= ?", (int(through),)).fetchone()[0]
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        conn.execute(
+            "INSERT INTO kit_ledger_checkpoint (id, seq, hash, truncated_at, deleted) VALUES (1, ?, ?, ?, ?)"
+            " ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+            " truncated_at = excluded.truncated_at, deleted = kit_ledger_checkpoint.deleted + excluded.deleted",
+            (row[0], row[1], now, deleted))
+        conn.execute("DELETE FROM events WHERE seq <= ?", (int(through),))
+        ledger.append(conn, TRUNCATED_EVENT, {"from_seq": start + 1, "through_seq": int(through), "events": deleted,
+                                              "checkpoint_hash": row[1], "reason": reason[:200]})
+    log.info("event=ledger_truncated from_seq=%d through_seq=%d events=%d reason=%r", start + 1, through, deleted, reason)
+    return deleted
+
+
 def verify(db: Database) -> tuple[int, list[str]]:
-    """Check the ledger: seq gapless from 1, ids unique, payloads parse, hash chain intact."""
+    """Check the ledger: seq gapless from 1 (or from its checkpoint), ids unique, payloads parse, hash chain intact."""
     problems: list[str] = []
-    expected, prev, count = 1, GENESIS, 0
+    cp = checkpoint(db.conn)
+    (expected, prev), count = ((cp.seq + 1, cp.hash) if cp else (1, GENESIS)), 0
     seen: set[str] = set()
     for row in db.conn.execute("SELECT * FROM events ORDER BY seq"):
         count += 1
@@ -205,8 +361,15 @@ def verify(db: Database) -> tuple[int, list[str]]:
 def rebuild(db: Database, features: list) -> dict[str, int]:
     """Empty every feature's projection tables and replay the ledger into them, in one transaction.
 
-    Refuses while services hold the database. Reference documents are left alone.
+    Refuses while services hold the database. Reference documents are left alone. Refuses a truncated
+    ledger (LedgerTruncated): its early events are only at HQ, and replaying the rest from empty tables
+    would make projections that lack them (a door that forgets who was admitted), so the tables stay.
     """
+    cp = checkpoint(db.conn)
+    if cp is not None:
+        raise LedgerTruncated(
+            f"the ledger was truncated through seq {cp.seq} on {cp.truncated_at[:10]} (HQ holds those events): "
+            "the kit's tables cannot be rebuilt from the events it still has, so they were left as they are")
     lock = DatabaseLock(db.path)
     lock.exclusive()
     try:

@@ -4,7 +4,7 @@ Organisers judge a night by short-horizon figures: attendance against tickets so
 doors open to the first sale, conversion per 100 admitted, and which slot converted. Everything is
 computed from the ledger events that kit/topics.py and the features define (``checkin.scanned`` /
 ``checkin.undone``, ``pos.sale`` / ``pos.refund``, ``pos.pickup_collected``, ``lead.slot_started`` /
-``lead.slot_ended``, ``pos.drop_started`` / ``pos.drop_sold``, ``lead.signup``, ``lead.doors_open``), so the kit's lead screen and HQ's report cannot disagree, and neither imports a
+``lead.slot_ended``, ``pos.drop_started`` / ``pos.drop_sold`` / ``pos.drop_unlocked``, ``lead.signup``, ``lead.doors_open``), so the kit's lead screen and HQ's report cannot disagree, and neither imports a
 feature. Rehearsal scans, undone admissions and voided sales never count.
 """
 
@@ -18,11 +18,21 @@ from datetime import UTC, datetime
 from kit.topics import slot_drop_id
 
 BUCKET_SECONDS = 15 * 60
+# An attendee list's registration / RSVP column (Luma's approval_status, Eventbrite's attendee status,
+# a form's "RSVP"), and the answers that mean the person said they are coming.
+RSVP_HEADERS = ("rsvp", "registration status", "registration_status", "approval status", "approval_status",
+                "attendee status", "attendee_status", "attending", "going")
+RSVP_YES = {"yes", "y", "going", "attending", "accepted", "approved", "registered", "confirmed", "attended",
+            "checked in", "checked_in"}
 HELP = {
     "admitted": "people admitted: distinct tickets with an admission (rehearsal scans and undone admissions left out)",
     "tickets_sold": "tickets on the imported attendee list",
     "attendance_percent": "people admitted per 100 tickets sold",
+    "rsvps": "people on the imported list whose RSVP or registration status says they are coming",
+    "attendance_of_rsvps_percent": "people admitted per 100 RSVPs (where the list carries an RSVP status)",
     "exits": "exit scans (people who went out; they may come back)",
+    "admissions_by_method": "admissions by how the guest got in: scan, second_check (two identifiers the ticket shop"
+                            " knows), lead_override (a lead's reason)",
     "arrivals_per_15_min": "admissions in each quarter hour (kit.timezone)",
     "doors_open_at": "when the lead said the doors are open (fieldkit runsheet doors-open), else the first admission",
     "first_sale_at": "the first merch sale after the doors opened",
@@ -36,10 +46,24 @@ HELP = {
     "drop_sell_through_percent": "per drop: units sold on every kit per 100 units offered",
     "drop_minutes_to_sell_out": "per drop: minutes from its start until the last unit was sold",
     "drop_oversold": "per drop: units sold beyond the quantity (kits that could not see each other)",
+    "drop_member_unlocks": "per drop: member tickets scanned to buy in its members-first window",
+    "drop_member_tickets_reused": "per drop: member tickets that unlocked it on two kits (a link down)",
     "slot_people_in": "per slot: the most people inside at once during the slot (admitted minus exits)",
     "slot_buyers": "per slot: sales made during the slot",
     "slot_conversion_per_100": "per slot: sales during the slot per 100 people inside",
 }
+
+
+ADMISSION_METHODS = ("scan", "second_check", "lead_override")
+
+
+def admission_method(payload: dict) -> str:
+    """How a ``checkin.scanned`` admission got in; one from before methods were recorded that carries a hand
+    admission's reason counts as the lead's override, any other as a scan."""
+    method = payload.get("method")
+    if isinstance(method, str) and method in ADMISSION_METHODS:
+        return method
+    return "lead_override" if payload.get("manual_reason") else "scan"
 
 
 @dataclass(frozen=True)
@@ -76,7 +100,17 @@ def _per_100(n: int, of: int) -> float | None:
     return None if not of else round(100 * n / of, 1)
 
 
-def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None = None) -> dict:
+def rsvps(headers: list[str], rows: Iterable[list[str]]) -> int | None:
+    """People an attendee list says are coming, by its RSVP / registration status column; None without one."""
+    wanted = [i for i, h in enumerate(headers) if h.strip().lower().replace("-", " ") in RSVP_HEADERS]
+    if not wanted:
+        return None
+    i = wanted[0]
+    return sum(1 for row in rows if i < len(row) and row[i].strip().lower() in RSVP_YES)
+
+
+def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None = None,
+                    rsvp_count: int | None = None) -> dict:
     """Every figure of the evening, each with a line of help (``help``); keys of rates end in ``_per_100``."""
     events = sorted(events, key=lambda e: e.at)
     # Payloads from HQ's store are another kit's words: only text ids count, whatever else a field holds.
@@ -97,6 +131,9 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
         elif e.type == "pos.pickup_collected":
             pickups.append(e)
     people = {str(e.payload.get("ticket_key") or f"{e.kit}:{e.at}") for e in admissions}
+    by_method = dict.fromkeys(ADMISSION_METHODS, 0)
+    for e in admissions:
+        by_method[admission_method(e.payload)] += 1
     admitted = len(people)
     said_open = [e.at for e in events if e.type == "lead.doors_open"]
     doors_open = said_open[0] if said_open else admissions[0].at if admissions else None
@@ -113,7 +150,9 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
         "attendance": {
             "admitted": admitted, "tickets_sold": tickets_sold,
             "attendance_percent": _per_100(admitted, tickets_sold or 0),
+            "rsvps": rsvp_count, "attendance_of_rsvps_percent": _per_100(admitted, rsvp_count or 0),
             "exits": len(exits),
+            "admissions_by_method": by_method,
             "arrivals_per_15_min": [{"from": _iso(at, tz), "admitted": n} for at, n in sorted(buckets.items())],
         },
         "go_live": {
@@ -150,8 +189,12 @@ def _slots(events: list[MetricEvent], admissions, exits, sales, tz, drops_by_id:
         slot[which] = e.at if slot[which] is None else min(slot[which], e.at)
     moves = sorted([(e.at, 1) for e in admissions] + [(e.at, -1) for e in exits])
     out = []
-    for slot in sorted((s for s in found.values() if s["start"] is not None), key=lambda s: s["start"]):
-        start, end = slot["start"], slot["end"] if slot["end"] is not None else math.inf  # still running
+    started = sorted((s for s in found.values() if s["start"] is not None), key=lambda s: s["start"])
+    for i, slot in enumerate(started):
+        # Slots never overlap (the run-sheet refuses it): one with no end of its own (its sheet was
+        # replaced, or no kit ran at its end) ended when the next began; the last one may still run.
+        end = slot["end"] if slot["end"] is not None else started[i + 1]["start"] if i + 1 < len(started) else math.inf
+        start = slot["start"]
         inside = peak = 0
         for at, step in moves:
             if at > end:
@@ -164,7 +207,7 @@ def _slots(events: list[MetricEvent], admissions, exits, sales, tz, drops_by_id:
         buyers = sum(1 for s in sales if start <= s.at < end)
         drop = drops_by_id.get(slot["drop_id"])  # the live drop this slot opened, if it did
         out.append({"name": slot["name"], "stage": slot["stage"], "start": _iso(start, tz),
-                    "end": _iso(slot["end"], tz), "people_in": max(peak, 0), "buyers": buyers,
+                    "end": _iso(None if end == math.inf else end, tz), "people_in": max(peak, 0), "buyers": buyers,
                     "conversion_per_100": _per_100(buyers, max(peak, 0)),
                     "drop_sell_through_percent": drop["sell_through_percent"] if drop else None,
                     "drop_minutes_to_sell_out": drop["minutes_to_sell_out"] if drop else None})
@@ -182,6 +225,9 @@ def _drops(events: list[MetricEvent], tz) -> list[dict]:
             found.setdefault(drop_id, {"sold": 0, "sold_out_at": None, "drop_id": drop_id}).update(
                 name=str(p.get("name", ""))[:60], sku=str(p.get("sku", ""))[:64], quantity=p["quantity"],
                 starts_at=event_time({"at": p.get("starts_at")}, None) or e.at)
+        elif e.type == "pos.drop_unlocked" and isinstance(p.get("ticket_ref"), str):
+            found.setdefault(drop_id, {"sold": 0, "sold_out_at": None, "drop_id": drop_id}).setdefault(
+                "tickets", []).append(p["ticket_ref"])
         elif e.type == "pos.drop_sold" and isinstance(p.get("qty"), int) and not isinstance(p.get("qty"), bool):
             d = found.setdefault(drop_id, {"sold": 0, "sold_out_at": None, "drop_id": drop_id})
             d["sold"] += p["qty"]
@@ -195,5 +241,7 @@ def _drops(events: list[MetricEvent], tz) -> list[dict]:
                     "sell_through_percent": _per_100(min(d["sold"], d["quantity"]), d["quantity"]),
                     "minutes_to_sell_out": None if d["sold_out_at"] is None
                     else round((d["sold_out_at"] - d["starts_at"]) / 60, 1),
-                    "oversold": max(0, d["sold"] - d["quantity"]), "start": _iso(d["starts_at"], tz)})
+                    "oversold": max(0, d["sold"] - d["quantity"]), "start": _iso(d["starts_at"], tz),
+                    "member_unlocks": len(d.get("tickets", [])),
+                    "member_tickets_reused": len(d.get("tickets", [])) - len(set(d.get("tickets", [])))})
     return sorted(out, key=lambda d: d["start"] or "")

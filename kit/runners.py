@@ -172,7 +172,7 @@ def run_command(args: list[str]) -> int:
     try:
         config = load_config()
         if config.paths.home is not None and config.sources.get("mqtt.port") == "default":
-            from kit.supervisor import with_recorded_broker  # a running `fieldkit up`'s private broker
+            from kit.up_record import with_recorded_broker  # a running `fieldkit up`'s private broker
 
             config = with_recorded_broker(config)
         known = service_names()

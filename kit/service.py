@@ -99,10 +99,12 @@ def make_context(name: str, config: Config, bus: Bus | None = None) -> ServiceCo
     # Simulating (a laptop demo): a lead's clock correction is kept by the kit, never set on the host.
     method = "offset" if config.simulate and not config["kit.simulate_host_actions"] else config["kit.clock_method"]
     clock = KitClock(config.data_dir, config["kit.clock_assume_synced"], method)
+    db = open_database(config)
+    db.checkpoint_in_background()  # a service runs for the evening: no commit pays for a checkpoint
     return ServiceContext(
         name=name,
         config=config,
-        db=open_database(config),
+        db=db,
         bus=bus or Bus.from_config(config, name),
         clock=clock,
         ledger=Ledger(config.kit_id, clock, config["site.max_clock_ahead_seconds"]),

@@ -41,6 +41,12 @@ SETTINGS = [
     Setting("kit.site", "site1", "The site this kit belongs to; kits of one site share check-ins."),
     Setting("kit.event", "", "Name of the event shown on screens and receipts."),
     Setting("kit.timezone", "UTC", "IANA time zone for what people see and for schedules, e.g. Europe/Berlin."),
+    Setting("kit.event_ends", "", "When the event ends, in kit.timezone (e.g. 2026-11-21T23:30); personal data is "
+            "erased privacy.erase_after_hours later, once HQ holds everything. Empty: only `fieldkit privacy erase`."),
+    Setting("privacy.erase_after_hours", 24.0, "Hours after kit.event_ends when the kit erases attendees' personal "
+            "data by itself (only once HQ has acknowledged every event and personal record)."),
+    Setting("ledger.keep_days", 30.0, "Ledger events older than this many days that HQ holds are deleted from the kit "
+            "(a checkpoint keeps the chain verifiable); 0: keep every event."),
     Setting("kit.currency", "EUR", "ISO 4217 currency code for prices and money."),
     Setting("kit.simulate", False, "Use the simulated backend of every device (demo, rehearsal, tests)."),
     Setting("kit.simulate_host_actions", False, "When simulating, still run what changes the host (power off, "

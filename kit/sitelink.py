@@ -56,7 +56,8 @@ REQUESTERS_KEPT = 1024
 # so a hostile site member cannot fill the SD card with log lines.
 REFUSALS_LOGGED_PER_MINUTE = 100
 FEATURE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-RESERVED_FEATURES = ("catchup",)  # fieldkit/site/<site>/catchup/... is the link's own
+# fieldkit/site/<site>/catchup/... is the link's own; mirror*/... the site mirror's (sync/mirror_proto.py)
+RESERVED_FEATURES = ("catchup", "mirror", "mirror_ack", "mirror_hub", "mirror_ask", "mirror_restore", "mirror_doc")
 
 
 @dataclass
@@ -78,7 +79,8 @@ class Channel:
 
     def __post_init__(self) -> None:
         if not FEATURE_RE.match(self.feature) or self.feature in RESERVED_FEATURES:
-            raise ValueError(f"channel name {self.feature!r}: lower-case letters, digits and '_', not 'catchup'")
+            raise ValueError(f"channel name {self.feature!r}: lower-case letters, digits and '_', not one of "
+                             f"{', '.join(RESERVED_FEATURES)}")
         if not self.types or not all(t.startswith(self.feature + ".") for t in self.types):
             raise ValueError(f"channel {self.feature}: shared types must be the feature's own ({self.feature}.*)")
         self.types = tuple(self.types)

@@ -27,11 +27,11 @@ from kit.appliance.broker import MESSAGE_SIZE_LIMIT
 from kit.config import Config, ConfigError
 from kit.files import write_durably
 from kit.testing import free_port, mosquitto_binary, port_open, wait_for
+from kit.up_record import BROKER_FILE
 
 log = logging.getLogger("fieldkit.supervisor")
 MAX_BACKOFF_SECONDS = 30
 HEALTHY_AFTER_SECONDS = 30  # a child that ran this long has its backoff reset
-BROKER_FILE = "broker.json"  # under the data dir: where `fieldkit up`'s broker listens, for the CLI
 
 
 def broker_conf(host: str, port: int, workdir) -> str:
@@ -42,27 +42,6 @@ def broker_conf(host: str, port: int, workdir) -> str:
             f"message_size_limit {MESSAGE_SIZE_LIMIT}\n"
             f"persistence true\npersistence_location {workdir}/\nautosave_interval 30\n"
             f"log_dest file {workdir}/mosquitto.log\n")
-
-
-def recorded_broker(config: Config) -> tuple[str, int] | None:
-    """The broker a running `fieldkit up` of this FIELDKIT_HOME uses, if one runs."""
-    try:
-        rec = json.loads((config.data_dir / BROKER_FILE).read_text())
-        host, port, pid = str(rec["host"]), int(rec["port"]), int(rec["pid"])
-        os.kill(pid, 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return host, port
-
-
-def with_recorded_broker(config: Config) -> Config:
-    """On a development machine, point the CLI at the broker `fieldkit up` started (unless told otherwise)."""
-    if config.paths.home is None or config.sources.get("mqtt.port") != "default":
-        return config
-    found = recorded_broker(config)
-    if found is None:
-        return config
-    return config.with_values(mqtt__host=found[0], mqtt__port=found[1])
 
 
 @dataclass
@@ -103,6 +82,11 @@ class Supervisor:
         self.lead_pin: str | None = None
         self.broker: subprocess.Popen | None = None
         self.stopping = False
+        self.reexec = False  # SIGHUP: stop the services and run again from the release `current` names
+        self.journal_seen = 0.0
+        self.pickup: subprocess.Popen | None = None
+        self.bundles_seen: list = []
+        self.pickup_due = 0.0
         self.env = dict(os.environ)
         # glibc gives each thread that allocates under contention an arena of its own (up to 8 per core), kept
         # for the process's life; two are plenty for Python's GIL-bound threads (an operator's value wins)
@@ -135,7 +119,8 @@ class Supervisor:
         self.broker_host, self.broker_port, self.broker_note = host, port, note
         self.env["FIELDKIT_MQTT_HOST"], self.env["FIELDKIT_MQTT_PORT"] = host, str(port)
         write_durably(self.config.data_dir / BROKER_FILE,
-                      json.dumps({"host": host, "port": port, "pid": os.getpid(), "private": self.broker is not None}),
+                      json.dumps({"host": host, "port": port, "pid": os.getpid(), "private": self.broker is not None,
+                                  "services": self.names}),
                       mode=0o640)
 
     def start_broker(self, host: str, port: int) -> None:
@@ -178,7 +163,8 @@ class Supervisor:
     # -- children --------------------------------------------------------------------------------
     def start_child(self, child: Child) -> None:
         cmd = [sys.executable, "-m", "kit", "run", *child.members]
-        child.proc = subprocess.Popen(cmd, env=self.env, start_new_session=True)
+        child.proc = subprocess.Popen(cmd, env={**self.env, "FIELDKIT_SUPERVISOR_PID": str(os.getpid())},
+                                      start_new_session=True)
         child.started = time.monotonic()
         log.info("event=child_started name=%s pid=%s", child.name, child.proc.pid)
 
@@ -232,6 +218,8 @@ class Supervisor:
         if done.returncode != 0:
             raise SystemExit(done.stderr.strip() or f"error: preparing the kit failed (exit {done.returncode})")
         prepared = json.loads(done.stdout.strip().splitlines()[-1])
+        if prepared.get("reexec"):  # an interrupted update was rolled back: run the release it went back to
+            self.exec_current()
         self.names = [n for members in prepared["plan"] for n in members]
         self.children = {"+".join(m): Child("+".join(m), m) for m in prepared["plan"]}
         self.lead_pin = prepared["lead_pin"]
@@ -255,26 +243,90 @@ class Supervisor:
         lines.append("  Stop with Ctrl-C.")
         return "\n".join(lines) + "\n"
 
+    # -- updates (kit/update): re-execute from the release slot `current` names -------------------
+    def exec_current(self) -> None:
+        from kit.update.slots import clean_env, current_slot
+
+        os.environ.setdefault("FIELDKIT_UP_PYTHON", sys.executable)  # the install that ran before any slot
+        slot = current_slot(self.config)
+        python = str(slot / "bin" / "python") if slot else os.environ["FIELDKIT_UP_PYTHON"]
+        args = ["--simulate"] * self.simulate + ["--existing-broker"] * self.existing_broker
+        args += [a for name in self.only for a in ("--only", name)]
+        log.info("event=supervisor_reexec python=%s", python)
+        sys.stdout.flush()
+        os.execve(python, [python, "-m", "kit", "up", *args], clean_env() if slot else dict(os.environ))
+
+    def watch_bundles(self) -> None:
+        """A bundle on the USB stick, uploaded or from HQ, or a lead's choice: `fieldkit update pickup` decides.
+
+        Only directory listings here; the pickup (a short-lived child, detached so it outlives a restart it
+        causes) verifies and applies, and remembers what it has refused."""
+        if self.pickup is not None and self.pickup.poll() is None:
+            return
+        data = self.config.data_dir / "updates"
+        marks = []
+        for folder in (self.config["update.path"], data / "incoming", data / "uploads"):
+            try:
+                marks += [(e.name, e.stat().st_mtime_ns) for e in os.scandir(folder) if e.name.endswith(".fkb")]
+            except OSError:
+                continue
+        try:
+            marks.append(("pending", (data / "pending.json").stat().st_mtime_ns))
+        except OSError:
+            pass
+        if not marks or (marks == self.bundles_seen and time.monotonic() < self.pickup_due):
+            return
+        self.bundles_seen, self.pickup_due = marks, time.monotonic() + 300  # again later: the kit may be idle by then
+        self.pickup = subprocess.Popen([sys.executable, "-m", "kit", "update", "pickup"], env=self.env,
+                                       start_new_session=True, stdout=subprocess.DEVNULL)
+
+    def watch_update(self) -> None:
+        """An update journal whose updater is gone (killed): restart, so prepare finishes or undoes it."""
+        from kit.startid import is_running
+
+        path = self.config.data_dir / "updates" / "journal.json"
+        try:
+            mtime = path.stat().st_mtime
+            if mtime == self.journal_seen:
+                return
+            j = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        if not is_running(j.get("updater")):
+            self.journal_seen = mtime
+            log.warning("event=update_interrupted id=%s step=%s action=restart", j.get("id"), j.get("step"))
+            self.reexec = self.stopping = True
+
     def run(self) -> int:
         self.prepare()
 
         def on_signal(signum, _frame) -> None:
             self.stopping = True
+            self.reexec = signum == signal.SIGHUP
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, on_signal)
         self.ensure_broker()
         for child in self.children.values():
             self.start_child(child)
         print(self.banner(), flush=True)
+        ticks = 0
         try:
             while not self.stopping:
                 self.watch_broker()
                 self.reap()
+                ticks += 1
+                if ticks % 10 == 0:
+                    self.watch_update()
+                if ticks % 50 == 25:
+                    self.watch_bundles()
                 time.sleep(0.2)
         finally:
             log.info("event=stopping children=%d", len(self.children))
             self.stop_all()
+        if self.reexec:
+            self.exec_current()
         return 0
 
 
@@ -284,13 +336,21 @@ def prepare_kit(config: Config, only: list[str]) -> dict:
     from kit.db import Database, DatabaseLock, apply_migrations
     from kit.features import all_migration_sets
     from kit.initkit import secure_data_dir
+    from kit.ledger import hold_until_the_mirror_answers
     from kit.runners import process_plan
     from kit.secrets import Secrets
+    from kit.update.apply import recover
 
+    if recover(config):  # an interrupted update went back to the old release: that one migrates, not us
+        return {"reexec": True}
     lock = DatabaseLock(config.db_path)
     lock.exclusive(wait_seconds=10)
     try:
-        apply_migrations(Database(config.db_path, config["db.busy_timeout_ms"]), all_migration_sets())
+        db = Database(config.db_path, config["db.busy_timeout_ms"])
+        apply_migrations(db, all_migration_sets())
+        with db.transaction() as conn:
+            hold_until_the_mirror_answers(config, conn)
+        db.close()
     finally:
         lock.release()
     secrets = Secrets(config.secrets_dir)

@@ -5,8 +5,13 @@ All payloads are JSON objects. A payload from a door in rehearsal carries ``"reh
 Shared payloads (keys a consumer may rely on):
 
 - ``checkin/event/scanned``: {"verdict", "colour" (green|red|amber), "attention": bool, "ticket_type",
-  "name", "door", "reason", "seq", "rehearsal", "admitted_total", "counts": {"in", "expected", "by_type",
-  "refused", "exits", "rehearsal_scans"}} — the door page's numbers, so it need not ask for stats
+  "name", "door", "reason", "seq", "rehearsal", "method" (scan|second_check|lead_override), "admitted_total",
+  "counts": {"in", "expected", "by_type", "refused", "exits", "rehearsal_scans", "by_method"}} — the door
+  page's numbers, so it need not ask for stats. "name" is joined from the kit's own list for this local
+  message only: the ``checkin.scanned`` ledger event names the ticket (ticket_key, order_code), never the person
+- ledger ``checkin.revoked`` {"ticket_key", "status", "reason", "door", "at", "reissued"},
+  ``checkin.revocation_lifted`` {"ticket_key", "reason", "door", "at"}, ``checkin.ticket_added`` {"ticket_key",
+  "replaces", "ticket_type" (its name), "order_code", "door", "at"}: shared on the site link like check-ins
 - ``pos/event/drop``: {"when": "started"|"last_minute"|"sold_out"|"ended"|"oversold", "drop", "sku", "left",
   "sold", "quantity", "ends_at"} — a live drop's moments, each once
 - ``pos/event/pickup_window``: {"when": "opens", "opens_at", "orders"} — pre-orders may be collected from now
@@ -77,6 +82,9 @@ def kit_wildcard(kit: str) -> str:
 
 # Shared events, as (feature, name): use with event(kit, *CHECKIN_SCANNED).
 CHECKIN_SCANNED = ("checkin", "scanned")
+# A ticket is inside twice (a peer's admission arrived for a ticket already in): {"ticket_key", "name", "first": {"at",
+# "door", "kit"}, "second": {"at", "door", "kit"}}; the lead's incident log takes it up.
+CHECKIN_DOUBLE_ADMISSION = ("checkin", "double_admission")
 POS_SALE = ("pos", "sale")
 POWER_LOW = ("power", "low")
 # A run-sheet slot moment: {"when": "start"|"ending"|"end", "slot", "index", "stage", "starts_at", "ends_at"}.
@@ -87,10 +95,16 @@ POS_PICKUP_WINDOW = ("pos", "pickup_window")
 # "left", "sold", "quantity", "ends_at", "oversold"}.
 POS_DROP = ("pos", "drop")
 SYNC_DOCUMENT = ("sync", "document")
+# A release bundle downloaded whole into <data_dir>/updates/incoming/ ({"path", "version", "sha256"}): the kit
+# picks it up as from a USB stick (kit/update/bundle.py describes the contract).
+UPDATE_INCOMING = ("update", "incoming")
 # A reference document was imported on this kit ({"kind", "version"}): services reload their caches.
 DOCUMENT_IMPORTED = ("kit", "document")
 # Shared commands, as (feature, name): use with cmd(kit, *POS_PRINT).
 POS_PRINT = ("pos", "print")
+# Is this ticket good, of which type? {"id", "code"} → checkin/event/verify {"id", "ok", "ticket_ref", "ticket_type"
+# | "reason"}; nothing is admitted. ticket_ref is the same on every kit of the site for one ticket.
+CHECKIN_VERIFY = ("checkin", "verify")
 SYNC_NOW = ("sync", "now")
 CUES_FIRE = ("cues", "fire")
 CUES_STOP_ALL = ("cues", "stop_all")

@@ -226,7 +226,8 @@ def numbers_text(n: dict) -> list[str]:
     show = lambda v, unit="": "—" if v is None else f"{v}{unit}"  # noqa: E731
     lines = [
         f"admitted            {a['admitted']}" + (f" of {a['tickets_sold']} tickets ({show(a['attendance_percent'], ' %')})"
-                                                  if a["tickets_sold"] else ""),
+                                                  if a["tickets_sold"] else "")
+        + (f", {show(a['attendance_of_rsvps_percent'], ' %')} of {a['rsvps']} RSVPs" if a.get("rsvps") else ""),
         f"exits               {a['exits']}",
         f"doors open          {show(g['doors_open_at'])}",
         f"first sale          {show(g['first_sale_at'])} ({show(g['minutes_to_first_sale'], ' min')} after doors open)",

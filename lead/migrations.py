@@ -31,4 +31,34 @@ CREATE TABLE lead_fired (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS = MigrationSet("lead", [Migration("0001_initial", INITIAL)])
+# The site's incident log (lead/incidents.py): this kit's incidents and its peers', kept as they arrive.
+# ``note`` columns hold what a person wrote (personal data): a privacy rule blanks them, nothing else.
+INCIDENTS = """
+CREATE TABLE lead_incidents (
+    id TEXT PRIMARY KEY,
+    origin_kit TEXT NOT NULL,
+    category TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    note TEXT NOT NULL,
+    concerns TEXT NOT NULL DEFAULT '',
+    auto TEXT NOT NULL DEFAULT '',
+    logged_by TEXT NOT NULL,
+    logged_at REAL NOT NULL,
+    hlc INTEGER NOT NULL
+);
+CREATE INDEX lead_incidents_auto ON lead_incidents(origin_kit, auto) WHERE auto != '';
+
+CREATE TABLE lead_incident_actions (
+    event_id TEXT PRIMARY KEY,
+    incident TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('acknowledged', 'resolved')),
+    kit TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at REAL NOT NULL,
+    hlc INTEGER NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX lead_incident_actions_incident ON lead_incident_actions(incident);
+"""
+
+MIGRATIONS = MigrationSet("lead", [Migration("0001_initial", INITIAL), Migration("0002_incidents", INCIDENTS)])

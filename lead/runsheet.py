@@ -18,6 +18,8 @@
     quantity = 30
     minutes = 10               # default: until the slot ends
     at = "ending"              # "start" (default) or "ending": in the slot's last minute
+    members_minutes = 5        # optional, members first: for its first 5 minutes only these types buy
+    member_types = ["Member"]
 
 Every error names its line, like cue sheets. A sheet with overlapping slots, a slot longer than the
 night or an unknown key is refused whole; the running sheet stays. The document travels to the
@@ -156,6 +158,7 @@ def parse_runsheet(data: bytes | str, tz: ZoneInfo, filename: str = "run-sheet")
 
 
 DROP_NAME = re.compile(r"^[\w .:'&+#-]{1,60}$")
+DROP_KEYS = ("name", "sku", "price", "quantity", "minutes", "at", "members_minutes", "member_types")
 
 
 def _drop(raw: object, path: Path, what: str, slot_name: str, slot_minutes: float, fail) -> dict:
@@ -163,8 +166,8 @@ def _drop(raw: object, path: Path, what: str, slot_name: str, slot_minutes: floa
     if not isinstance(raw, dict):
         raise fail(path, f"{what}: drop must be a [slot.drop] table")
     for key in raw:
-        if key not in ("name", "sku", "price", "quantity", "minutes", "at"):
-            raise fail((*path, key), f"{what} drop: unknown key {key!r} (expected name, sku, price, quantity, minutes, at)")
+        if key not in DROP_KEYS:
+            raise fail((*path, key), f"{what} drop: unknown key {key!r} (expected {', '.join(DROP_KEYS)})")
     name = raw.get("name", f"{slot_name} drop")
     if not isinstance(name, str) or not DROP_NAME.match(name.strip()[:60]):
         raise fail((*path, "name"), f"{what} drop: name must be 1-60 letters, digits, spaces or .:'&+#-")
@@ -187,8 +190,16 @@ def _drop(raw: object, path: Path, what: str, slot_name: str, slot_minutes: floa
     minutes = raw.get("minutes", slot_minutes if at == "start" else 1)
     if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not math.isfinite(minutes) or not 0 < minutes <= 1440:
         raise fail((*path, "minutes"), f"{what} drop: minutes must be above 0 and at most 1440")
-    return {"name": name.strip(), "sku": sku.strip(), "price_cents": int(cents), "quantity": quantity,
-            "minutes": float(minutes), "at": at}
+    out = {"name": name.strip(), "sku": sku.strip(), "price_cents": int(cents), "quantity": quantity,
+           "minutes": float(minutes), "at": at}
+    if "members_minutes" in raw or "member_types" in raw:
+        members, types = raw.get("members_minutes"), raw.get("member_types")
+        if isinstance(members, bool) or not isinstance(members, int | float) or not 0 < members < minutes:
+            raise fail((*path, "members_minutes"), f"{what} drop: members_minutes must be above 0 and shorter than the drop")
+        if not isinstance(types, list) or not types or not all(isinstance(t, str) and 0 < len(t.strip()) <= 80 for t in types):
+            raise fail((*path, "member_types"), f"{what} drop: member_types must list ticket types, like [\"Member\"]")
+        out.update(members_minutes=float(members), member_types=[t.strip() for t in types][:20])
+    return out
 
 
 def _text(table: dict, key: str, path: Path, what: str, fail, required: bool = False) -> str:

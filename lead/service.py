@@ -27,6 +27,8 @@ from lead.evening import (
     store_peer_event,
     version,
 )
+from lead.incidents import INCIDENT_TYPES, peer_incident_problem, store_peer_incident, unresolved_count
+from lead.incidents_auto import IncidentWatcher
 from lead.schedule import moments
 
 log = logging.getLogger("fieldkit.lead")
@@ -45,14 +47,25 @@ class EveningRunner:
         self._state: dict | None = None
         self._state_at = 0.0
         self.link = SiteLink(ctx.db, ctx.ledger, ctx.bus, ctx.config.site, self.kit)
-        self.link.register(Channel("lead", SHARED_TYPES, self._validate, self._store,
-                                   after_store=lambda _e, _r: self.link.wake.set(), catchup_seconds=30.0))
+        # The incident log rides on the lead's channel: one cursor per peer, one catch-up for both.
+        self.link.register(Channel("lead", SHARED_TYPES + INCIDENT_TYPES, self._validate, self._store,
+                                   after_store=lambda _e, _r: self.link.wake.set(),
+                                   catchup_seconds=float(ctx.config["lead.catchup_seconds"])))
+        self.incidents = IncidentWatcher(ctx)
 
     # -- the site link's part -------------------------------------------------------------------------
     def _validate(self, event: PeerEvent) -> str | None:
+        if event.type in INCIDENT_TYPES:
+            return peer_incident_problem(event.type, event.payload)
         return peer_payload_problem(event.type, event.payload, self.tz)
 
     def _store(self, conn, event: PeerEvent) -> bool:
+        if event.type in INCIDENT_TYPES:
+            stored = store_peer_incident(conn, event.origin_kit, event.id, event.type, event.hlc, event.payload)
+            if stored:
+                log.info("event=peer_incident origin=%s type=%s incident=%s", event.origin_kit, event.type,
+                         event.payload["incident"])
+            return stored
         stored = store_peer_event(conn, event.origin_kit, event.seq, event.id, event.type, event.hlc, event.payload)
         if stored:
             log.info("event=peer_lead_event origin=%s type=%s", event.origin_kit, event.type)
@@ -111,7 +124,7 @@ class EveningRunner:
         view = self.evening.at(now).as_dict() if sheet else {"current": None, "next": None, "behind_seconds": 0,
                                                               "finished": False}
         return {"runsheet": {"name": sheet.name, "digest": sheet.digest, "slots": len(sheet.slots)} if sheet else None,
-                **view}
+                **view, "open_incidents": unresolved_count(self.ctx.db.conn)}
 
     def publish_state(self, now: float, force: bool = False) -> None:
         state = self.state(now)
@@ -128,6 +141,7 @@ class EveningRunner:
 def run(ctx: ServiceContext) -> None:
     runner = EveningRunner(ctx)
     runner.link.start()
+    runner.incidents.start()
     ctx.lead = runner  # type: ignore[attr-defined]  # tests reach the running evening through ctx
     runner.refresh()
     runner.publish_state(ctx.clock.time(), force=True)
@@ -139,6 +153,7 @@ def run(ctx: ServiceContext) -> None:
         runner.link.wait(0.25)
         now = ctx.clock.time()
         runner.refresh()
+        runner.incidents.tick()
         runner.announce_due(now)
         runner.publish_state(now)
         state = runner.health()

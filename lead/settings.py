@@ -14,3 +14,11 @@ SETTINGS += [
     Setting("lead.signup_consent_version", "1",
             "The version of that sentence: change it whenever the sentence changes (stored with each signup)."),
 ]
+SETTINGS += [
+    Setting("lead.device_gone_seconds", 120.0,
+            "Seconds a scanner (the door's check-in service) or the receipt printer may be gone before the kit "
+            "logs an incident by itself (one per outage)."),
+    Setting("lead.catchup_seconds", 30.0,
+            "Seconds between two asks of the site's other kits for the run-sheet and incident events this kit missed "
+            "(a kit also asks when its own link to the hub comes back)."),
+]

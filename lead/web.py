@@ -1,4 +1,4 @@
-"""The lead's Now / Next screen and the run-sheet API.
+"""The lead's Now / Next screen and the run-sheet API; the incident form (every role) and the Incidents board.
 
 The web process reads the evening from the database itself (the run-sheet events are in the ledger
 and the peer table), so the screen works even while the lead service restarts; Next slot and Running
@@ -7,6 +7,8 @@ late are ledger events written here, which the lead service shares with the site
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 
 from flask import Blueprint, g, jsonify, render_template, request
@@ -15,6 +17,16 @@ from kit.web.auth import SIGNED_IN, require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
 from lead.evening import LeadError, evening, next_slot, open_doors, running_late, version
+from lead.incidents import (
+    CATEGORIES,
+    MAX_NOTE,
+    SEVERITIES,
+    IncidentError,
+    acknowledge,
+    list_incidents,
+    log_incident,
+    resolve,
+)
 from lead.numbers import kit_numbers
 from lead.signups import add_signup
 
@@ -164,3 +176,101 @@ def api_late():
     except LeadError as e:
         return _refuse(e)
     return jsonify(view)
+
+
+# --- the incident log (lead/incidents.py) -------------------------------------------------------------
+
+INCIDENT_BODY = {"type": "object", "required": ["category", "severity", "note"], "properties": {
+    "category": {"type": "string", "enum": list(CATEGORIES)}, "severity": {"type": "string", "enum": list(SEVERITIES)},
+    "note": {"type": "string", "minLength": 1, "maxLength": MAX_NOTE}, "concerns": {"type": "string", "maxLength": 128}}}
+RESOLVE_BODY = {"type": "object", "properties": {"note": {"type": "string", "maxLength": MAX_NOTE}}}
+
+
+@bp.app_template_filter("incident_time")
+def incident_time(at: float, tz) -> str:
+    """19:42 tonight; 'Fri 19:42' for an incident of an earlier evening."""
+    try:
+        when = datetime.fromtimestamp(float(at), tz)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return "?"
+    return f"{when:%H:%M}" if abs(time.time() - when.timestamp()) < 18 * 3600 else f"{when:%a %d %b %H:%M}"
+
+
+def _text_field(body: dict, key: str, limit: int) -> str:
+    value = body.get(key, "")
+    return value[: limit + 1] if isinstance(value, str) else "" if value is None else str(value)[: limit + 1]
+
+
+@bp.get("/incident")
+@require_role(SIGNED_IN)
+def incident_page():
+    """Any signed-in role logs an incident (the header's Incident link on every page)."""
+    return render_template("lead/incident.html", categories=CATEGORIES, severities=SEVERITIES, max_note=MAX_NOTE,
+                           concerns=request.args.get("concerns", "")[:128])
+
+
+@bp.get("/lead/incidents")
+@require_role("lead")
+def incidents_board():
+    ctx = kit()
+    return render_template("lead/incidents.html", incidents=list_incidents(ctx.db.conn), tz=ctx.config.tz)
+
+
+@bp.post("/api/v1/lead/incidents")
+@require_role(SIGNED_IN)
+@api_doc("Log an incident (every signed-in role): category, severity, a note, optionally the ticket or receipt it "
+         "concerns; shared with every kit of the site and uploaded to HQ", request=INCIDENT_BODY,
+         responses={201: "the incident", 400: "empty note, unknown category or severity"})
+def api_incident_add():
+    ctx = kit()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(error='send {"category", "severity", "note"}', code="bad_body"), 400
+    try:
+        with ctx.db.transaction() as conn:
+            made = log_incident(conn, ctx.ledger, category=_text_field(body, "category", 40),
+                                severity=_text_field(body, "severity", 40), note=_text_field(body, "note", MAX_NOTE),
+                                concerns=_text_field(body, "concerns", 128), by=g.role)
+    except IncidentError as e:
+        return _refuse(e)
+    return jsonify(made), 201
+
+
+@bp.get("/api/v1/lead/incidents")
+@require_role("lead")
+@api_doc("The site's incidents: open, acknowledged and resolved, who did what and when",
+         query={"state": {"type": "string", "enum": ["open", "acknowledged", "resolved"]}},
+         responses={200: "incidents, newest first", 400: "unknown state"})
+def api_incidents():
+    try:
+        return jsonify(incidents=list_incidents(kit().db.conn, request.args.get("state") or None))
+    except IncidentError as e:
+        return _refuse(e)
+
+
+@bp.post("/api/v1/lead/incidents/<ref>/ack")
+@require_role("lead")
+@api_doc("Acknowledge an incident: a lead has taken it on (every kit of the site shows who)",
+         responses={200: "the incident", 400: "unknown, or already acknowledged or resolved"})
+def api_incident_ack(ref: str):
+    ctx = kit()
+    try:
+        with ctx.db.transaction() as conn:
+            return jsonify(acknowledge(conn, ctx.ledger, ref[:64], by=g.role))
+    except IncidentError as e:
+        return _refuse(e)
+
+
+@bp.post("/api/v1/lead/incidents/<ref>/resolve")
+@require_role("lead")
+@api_doc("Resolve an incident, with a line on how (optional)", request=RESOLVE_BODY,
+         responses={200: "the incident", 400: "unknown or already resolved"})
+def api_incident_resolve(ref: str):
+    ctx = kit()
+    body = request.get_json(silent=True)
+    note = _text_field(body, "note", MAX_NOTE) if isinstance(body, dict) else ""
+    try:
+        with ctx.db.transaction() as conn:
+            return jsonify(resolve(conn, ctx.ledger, ref[:64], by=g.role, note=note))
+    except IncidentError as e:
+        return _refuse(e)

@@ -13,13 +13,13 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kit.config import Config
 from kit.db import Database
 from kit.event_codec import unpack
 from kit.ledger import Ledger, canonical_json
-from pos import drops, printqueue, receipts
+from pos import drop_members, drops, printqueue, receipts
 from pos.catalogue import CatalogueError, check_qty, find_product
 from pos.money import MoneyError, check_cents, parse_cents
 from pos.pricing import CartItem, CheckoutError, PricedCart, Tender, parse_discount, price_cart, settle
@@ -41,10 +41,13 @@ class SaleRequest:
     payments: list[Tender]
     discount: dict | None = None
     idempotency_key: str | None = None
+    unlocks: list[str] = field(default_factory=list)  # members-first drop unlocks this buyer brings
 
     def normalised(self) -> dict:
-        return {"items": self.items, "discount": self.discount,
-                "payments": [vars(t) for t in self.payments]}
+        out = {"items": self.items, "discount": self.discount, "payments": [vars(t) for t in self.payments]}
+        if self.unlocks:
+            out["unlocks"] = self.unlocks
+        return out
 
     def request_hash(self) -> str:
         return hashlib.sha256(canonical_json(self.normalised()).encode()).hexdigest()
@@ -113,7 +116,12 @@ def parse_sale_request(body: object) -> SaleRequest:
     key = body.get("idempotency_key")
     if key is not None and (not isinstance(key, str) or not 8 <= len(key) <= MAX_KEY):
         raise CheckoutError(f"idempotency_key must be text of 8 to {MAX_KEY} characters")
-    return SaleRequest(norm_items, tenders, None if d is None else {"kind": d.kind, "value": d.value, "reason": d.reason}, key)
+    unlocks = body.get("unlocks") or []
+    if not isinstance(unlocks, list) or len(unlocks) > drop_members.MAX_UNLOCKS_PER_SALE \
+            or not all(isinstance(u, str) and 8 <= len(u) <= 64 for u in unlocks):
+        raise CheckoutError("'unlocks' must list the members' drop unlocks this buyer scanned")
+    return SaleRequest(norm_items, tenders, None if d is None else {"kind": d.kind, "value": d.value, "reason": d.reason},
+                       key, unlocks)
 
 
 def _discount_of(spec: dict | None):
@@ -156,7 +164,10 @@ def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest
                              request.idempotency_key)
         record(conn, ledger, "pos.sale", doc)
         for ln in doc["lines"]:
-            if ln.get("drop_id"):
+            if ln.get("unlock_ids"):  # a member's unit each: its unlock is spent with it
+                for unlock_id in ln["unlock_ids"]:
+                    drops.record_sold(conn, ledger, ln["drop_id"], 1, doc["id"], doc["receipt"], unlock_id)
+            elif ln.get("drop_id"):
                 drops.record_sold(conn, ledger, ln["drop_id"], ln["qty"], doc["id"], doc["receipt"])
         lines = receipts.receipt_lines(doc, config)
         printqueue.enqueue(conn, f"receipt:{doc['receipt']}", "pos", f"Receipt {doc['receipt']}",
@@ -166,13 +177,16 @@ def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest
     return SaleResult(doc, lines=lines)
 
 
-def _price(conn, request: SaleRequest, config: Config, now: float) -> tuple[PricedCart, list[tuple[dict | None, str | None]]]:
-    """The priced cart, and per priced line its discount spec and the drop it sells from (or None).
+def _price(conn, request: SaleRequest, config: Config, now: float) -> tuple[PricedCart, list[tuple]]:
+    """The priced cart, and per priced line its discount spec, the drop it sells from (or None) and the
+    members' unlocks it spends.
 
     A product with an open drop sells at the drop's price for as many units as the drop has left
-    (as far as this kit knows); the rest of the line is priced as usual, on a line of its own.
+    (as far as this kit knows); in the drop's members' window, one unit per unspent unlock the buyer
+    brings. The rest of the line is priced as usual, on a line of its own.
     """
     cart_items, meta = [], []
+    on_drop = drops.selling(conn, now)
     for it in request.items:
         try:
             p = find_product(conn, it["sku"])
@@ -180,15 +194,19 @@ def _price(conn, request: SaleRequest, config: Config, now: float) -> tuple[Pric
             raise CheckoutError(str(e)) from None
         if not p.active:
             raise CheckoutError(f"{p.label} ({p.sku}) is not on sale")
-        drop = drops.active_for(conn, p.sku, now)
+        drop = on_drop.get(p.sku)
         offered = min(it["qty"], drop.left) if drop else 0
+        unlocks: list[str] = []
+        if drop and drop.phase(now) == "members":
+            unlocks = drop_members.usable(conn, drop.drop_id, request.unlocks)[:offered]
+            offered = len(unlocks)
         if offered:
             cart_items.append(CartItem(p.sku, p.name, p.variant, offered, drop.price_cents, p.tax_bp, None))
-            meta.append((None, drop.drop_id))
+            meta.append((None, drop.drop_id, unlocks))
         if it["qty"] > offered:
             cart_items.append(CartItem(p.sku, p.name, p.variant, it["qty"] - offered, p.price_cents, p.tax_bp,
                                        _discount_of(it["discount"])))
-            meta.append((it["discount"], None))
+            meta.append((it["discount"], None, []))
     return price_cart(cart_items, _discount_of(request.discount), config["pos.prices_include_tax"]), meta
 
 
@@ -218,7 +236,7 @@ def _sale_document(priced: PricedCart, meta: list, request_hash: str, settlement
                    shift_id: str, config: Config, ledger: Ledger, by: str, oversold: list[str], key: str | None) -> dict:
     lines = []
     for ln in priced.lines:
-        spec, drop_id = meta[ln.line_no - 1]
+        spec, drop_id, unlocks = meta[ln.line_no - 1]
         spec = spec or {}
         own = 0
         if spec:
@@ -229,6 +247,8 @@ def _sale_document(priced: PricedCart, meta: list, request_hash: str, settlement
                 "discount_cents": ln.discount_cents, "total_cents": ln.total_cents, "tax_cents": ln.tax_cents}
         if drop_id:
             line["drop_id"] = drop_id  # sold from a live drop, at its price
+        if unlocks:
+            line["unlock_ids"] = unlocks  # members' units: each spends one scanned ticket's unlock
         lines.append(line)
     cart_discount = priced.discount_cents - sum(ln["line_discount_cents"] for ln in lines)
     return {

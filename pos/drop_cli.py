@@ -34,12 +34,17 @@ def _fail(e: Exception) -> None:
 @click.option("--quantity", type=int, required=True, help="Units for the whole site.")
 @click.option("--minutes", type=float, required=True, help="How long the offer runs.")
 @click.option("--starts", help="A later start, e.g. 21:10 or 2026-12-04T21:10 (kit.timezone); default now.")
-def drop_start(name: str, sku: str, price: str, quantity: int, minutes: float, starts: str | None) -> None:
+@click.option("--members-minutes", type=float, help="Members first: for this many minutes only --member-types buy.")
+@click.option("--member-types", help="Ticket types that buy first, comma-separated, e.g. Member,Patron.")
+def drop_start(name: str, sku: str, price: str, quantity: int, minutes: float, starts: str | None,
+               members_minutes: float | None, member_types: str | None) -> None:
     """Start a drop now (or at --starts) on every merch kit of the site.
 
     \b
     Example:
       fieldkit pos drop start "Poster drop" --sku POSTER --price 10.00 --quantity 30 --minutes 15
+      fieldkit pos drop start "Members poster" --sku POSTER --price 8.00 --quantity 20 --minutes 15 \\
+          --members-minutes 5 --member-types Member
     """
     from kit.localtime import parse_when
     from pos.drops import DropError, start_drop
@@ -55,11 +60,16 @@ def drop_start(name: str, sku: str, price: str, quantity: int, minutes: float, s
             start = parse_when(text, config.tz)
         with get_db().transaction() as conn:
             view = start_drop(conn, ledger, name=name, sku=sku, price_cents=price_cents, quantity=quantity,
-                              minutes=minutes, starts_at=start, by="cli")
+                              minutes=minutes, starts_at=start, by="cli", members_minutes=members_minutes,
+                              member_types=member_types.split(",") if member_types else None)
     except (DropError, MoneyError, ValueError) as e:
         _fail(e)
+    members = ""
+    if view["members_until"]:
+        members = (f", members first ({', '.join(view['member_types'])}) until "
+                   f"{datetime.fromtimestamp(view['members_until'], config.tz):%H:%M}")
     click.echo(f"drop {view['name']!r}: {view['quantity']} × {view['sku']} at {price} until "
-               f"{datetime.fromtimestamp(view['ends_at'], config.tz):%H:%M} ({view['phase']})")
+               f"{datetime.fromtimestamp(view['ends_at'], config.tz):%H:%M} ({view['phase']}){members}")
 
 
 @drop.command("status")
@@ -82,6 +92,8 @@ def drop_status(as_json: bool) -> None:
         click.echo("no drops")
     for v in views:
         flag = f"  OVERSOLD BY {v['oversold']}" if v["oversold"] else ""
+        if v["tickets_reused"]:
+            flag += f"  MEMBER TICKET USED TWICE ×{v['tickets_reused']}"
         click.echo(f"{v['name']:<24} {v['sku']:<12} {v['sold']:>4}/{v['quantity']:<4} sold, {v['left']:>4} left, "
                    f"{v['phase']:<8} ends {datetime.fromtimestamp(v['ends_at'], config.tz):%H:%M}{flag}")
 

@@ -66,4 +66,5 @@ FEATURE = Feature(
     documents=DOCUMENTS,
     doctor_checks=[_doctor_printer, _doctor_catalogue],
     demo_setup=_demo_setup,
+    erase_personal_data=lazy("pos.privacy:erase_personal_data"),
 )

@@ -192,8 +192,21 @@ CREATE TABLE pos_drop_moments (
 ) WITHOUT ROWID;
 """
 
+# Members-first drops (pos/drop_members.py): the members' window and types on a drop's start, and each
+# ticket's unlock (by ticket_ref, a hash the check-in feature gives; never the code or the person).
+DROP_MEMBERS = """
+ALTER TABLE pos_drop_events ADD COLUMN members_until REAL;
+ALTER TABLE pos_drop_events ADD COLUMN member_types TEXT;
+ALTER TABLE pos_drop_events ADD COLUMN ticket_ref TEXT;
+ALTER TABLE pos_drop_events ADD COLUMN ticket_type TEXT;
+ALTER TABLE pos_drop_events ADD COLUMN unlock_id TEXT;
+CREATE INDEX pos_drop_events_unlock ON pos_drop_events(unlock_id) WHERE unlock_id IS NOT NULL;
+CREATE INDEX pos_drop_events_window ON pos_drop_events(type, ends_at);
+"""
+
 MIGRATIONS = MigrationSet("pos", [Migration("0001_initial", INITIAL), Migration("0002_print_queue_indexes", PRINT_QUEUE_INDEXES),
-                                  Migration("0003_pickup_windows", PICKUP_WINDOWS), Migration("0004_drops", DROPS)])
+                                  Migration("0003_pickup_windows", PICKUP_WINDOWS), Migration("0004_drops", DROPS),
+                                  Migration("0005_drop_members", DROP_MEMBERS)])
 
 # Child tables first so emptying them never trips a foreign key.
 PROJECTION_TABLES = [

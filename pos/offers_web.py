@@ -8,6 +8,7 @@ from kit.web.auth import require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
 from pos import drops
+from pos.drop_members import in_members_window, unlock
 from pos.money import MoneyError, parse_cents
 from pos.pickups import PickupEarly, PickupError, board, collect, lookup
 from pos.web_common import refuse as _refuse
@@ -67,7 +68,11 @@ def pickup_board_page():
 DROP_BODY = {"type": "object", "required": ["name", "sku", "price", "quantity", "minutes"], "properties": {
     "name": {"type": "string", "maxLength": 60}, "sku": {"type": "string", "maxLength": 64},
     "price": {"type": "string", "maxLength": 12}, "quantity": {"type": "integer", "minimum": 1, "maximum": 100000},
-    "minutes": {"type": "number", "minimum": 0.1, "maximum": 1440}}}
+    "minutes": {"type": "number", "minimum": 0.1, "maximum": 1440},
+    "members_minutes": {"type": "number", "description": "members first: only these ticket types buy for this long"},
+    "member_types": {"type": "array", "items": {"type": "string", "maxLength": 80}, "maxItems": 20}}}
+UNLOCK_BODY = {"type": "object", "required": ["code"], "properties": {"code": {"type": "string", "maxLength": 4096}}}
+VERIFY_SECONDS = 3.0
 
 
 @bp.route("/api/v1/pos/drops")
@@ -93,7 +98,9 @@ def api_drop_start():
         with ctx.db.transaction() as conn:
             view = drops.start_drop(conn, ctx.ledger, name=body.get("name"), sku=str(body.get("sku", ""))[:64],
                                     price_cents=price_cents, quantity=body.get("quantity"), minutes=body.get("minutes"),
-                                    by=g.role)
+                                    by=g.role, members_minutes=body.get("members_minutes"),
+                                    member_types=body.get("member_types") if isinstance(body.get("member_types"), list)
+                                    else None)
     except (drops.DropError, MoneyError, TypeError) as e:
         return _refuse(e)
     return jsonify(view), 201
@@ -109,3 +116,28 @@ def api_drop_stop(name: str):
             return jsonify(drops.stop_drop(conn, ctx.ledger, name[:64], by=g.role))
     except drops.DropError as e:
         return _refuse(e)
+
+
+@bp.route("/api/v1/pos/drops/<name>/unlock", methods=["POST"])
+@require_role("merch")
+@api_doc("Members first: a scanned ticket of a member type unlocks one unit at the drop's price, once per site",
+         request=UNLOCK_BODY,
+         responses={200: "unlock_id to send with the sale (in 'unlocks')", 400: "no such drop, or not in its members' window",
+                    409: "not a member type, already used, or refused by check-in", 503: "check-in did not answer"})
+def api_drop_unlock(name: str):
+    ctx = kit()
+    body = request.get_json(silent=True)
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str) or not code.strip() or len(code) > 4096:
+        return jsonify(error="scan the buyer's ticket: send its code", code="bad_body"), 400
+    try:  # first: a drop not in its members' window needs no ticket check
+        in_members_window(ctx.db.conn, name[:64], ctx.clock.time())
+    except drops.DropError as e:
+        return _refuse(e)
+    # The ticket is check-in's to judge (features never import each other): asked over the bus.
+    verified = ctx.bus.request("checkin", "verify", {"code": code.strip()}, timeout=VERIFY_SECONDS)
+    try:
+        with ctx.db.transaction() as conn:
+            return jsonify(unlock(conn, ctx.ledger, name[:64], verified, by=g.role, tz=ctx.config.tz))
+    except drops.DropError as e:
+        return _refuse(e, 503 if verified is None else 409)

@@ -220,8 +220,9 @@ def collect(db: Database, ledger: Ledger, code: str, by: str = "merch", *, tz=No
             raise PickupEarly(f"{code}: {order['verdict']} ({order['summary']}); a lead can hand it over now")
         stock_items = [it for it in order["items"] if it["sku"]]
         when = "early_override" if order["timing"] == "early" else order["timing"]
+        # The order, not the person: the screen joins the name from the pickup list (DESIGN.md, personal data).
         record(conn, ledger, "pos.pickup_collected",
-               {"code": code, "at": now_iso(ledger.clock), "by": by, "items": order["items"], "name": order["name"],
+               {"code": code, "at": now_iso(ledger.clock), "by": by, "items": order["items"],
                 "stock_skus": [it["sku"] for it in stock_items], "timing": when})
     log.info("event=pickup_collected code=%s timing=%s items=%r", code, when, order["summary"])
     order["collected_at"] = "now"

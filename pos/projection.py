@@ -99,4 +99,5 @@ HANDLERS = {
     "pos.drop_started": _drop_event,
     "pos.drop_stopped": _drop_event,
     "pos.drop_sold": _drop_event,
+    "pos.drop_unlocked": _drop_event,
 }

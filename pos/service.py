@@ -33,7 +33,6 @@ SLOT_FIELDS = {"slot": text(80, required=True), "runsheet": text(64), "index": F
 CHECK_DROP_FIELDS = {"name": text(60, required=True), "sku": text(64, required=True), "price_cents": Field(int),
                      "quantity": Field(int), "minutes": number()}
 STATUS_EVERY = 15.0  # seconds between printer checks while the queue is empty
-CHECKPOINT_EVERY = 2.0  # seconds between background WAL checkpoints
 PRUNE_EVERY = 60.0  # seconds between looks for printed jobs past their retention
 PRUNE_BATCH = 200  # jobs deleted per short transaction, one batch per loop turn
 WINDOW_GRACE_SECONDS = 120.0  # a pickup window that opened longer ago than this is not announced
@@ -192,6 +191,8 @@ class PosService:
                 moments.append("ended")
             if v["oversold"]:
                 moments.append("oversold")
+            if v["tickets_reused"]:
+                moments.append("member_ticket_reused")
             due += [(v, m) for m in moments if (v["drop_id"], m) not in done]
         if not due:
             return []
@@ -203,7 +204,7 @@ class PosService:
             message = {"when": m, "drop": v["name"], "drop_id": v["drop_id"], "sku": v["sku"], "left": v["left"],
                        "sold": v["sold"], "quantity": v["quantity"], "ends_at": v["ends_at"], "oversold": v["oversold"]}
             self.ctx.bus.publish(topics.event(self.kit, *topics.POS_DROP), message, qos=1)
-            (log.warning if m == "oversold" else log.info)("event=drop_%s name=%r sold=%d quantity=%d", m, v["name"],
+            (log.warning if m in ("oversold", "member_ticket_reused") else log.info)("event=drop_%s name=%r sold=%d quantity=%d", m, v["name"],
                                                              v["sold"], v["quantity"])
             out.append(message)
         return out
@@ -220,7 +221,9 @@ class PosService:
                 view = drops.start_drop(conn, self.ctx.ledger, name=name, sku=str(spec.get("sku", ""))[:64],
                                         price_cents=spec.get("price_cents"), quantity=spec.get("quantity"),
                                         minutes=spec.get("minutes"), by=f"runsheet:{str(msg.get('slot', ''))[:40]}",
-                                        drop_id=drop_id)
+                                        drop_id=drop_id, members_minutes=spec.get("members_minutes"),
+                                        member_types=spec.get("member_types") if isinstance(spec.get("member_types"), list)
+                                        else None)
             self.link.wake.set()
             log.info("event=slot_drop_opened drop=%r slot=%r", view["name"], msg.get("slot"))
         except (drops.DropError, TypeError, ValueError) as e:
@@ -367,7 +370,6 @@ def run(ctx: ServiceContext) -> None:
     service.link.start()
     ctx.health("ok")
     log.info("event=pos_service_started backend=%s profile=%s", ctx.config.backend("pos.printer.backend"), service.profile)
-    next_checkpoint = 0.0
     try:
         while ctx.sleep(0.2):
             service.announce_sales()
@@ -375,11 +377,6 @@ def run(ctx: ServiceContext) -> None:
             service.announce_drops()
             service.link.pump()
             service.print_queue()
-            service.prune_printed()
-            if time.monotonic() >= next_checkpoint:
-                # Fold the WAL into the database here, off the sale path, so a sale's commit never pays
-                # for SQLite's automatic checkpoint (the cause of slow outliers). PASSIVE never blocks writers.
-                next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
-                ctx.db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            service.prune_printed()  # the WAL is folded in by the database's own thread (kit/db.py)
     finally:
         lock.close()

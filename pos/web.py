@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, g, jsonify, render_template, request
 
-from kit.web.auth import require_role
+from kit.web.auth import lead_approved, require_role
 from kit.web.context import kit
 from kit.web.openapi import api_doc
 from pos import printqueue, stats
@@ -73,23 +73,6 @@ def _with_preview(report: dict) -> dict:
     from pos.reports import report_document
 
     return {**report, "preview_html": lines_to_html(report_document(report, kit().config))}
-
-
-def _lead_approved(body: dict) -> bool:
-    """A lead's session, or a lead's PIN typed on the merch screen (throttled like sign-in)."""
-    if g.get("role") == "lead":
-        return True
-    from kit.secrets import Secrets
-    from kit.web.auth import _client, clear_failures, record_failure, wait_seconds
-
-    pin = str(body.get("lead_pin") or "")
-    if not pin or wait_seconds(_client()):
-        return False
-    if pin.isdigit() and len(pin) <= 12 and Secrets(kit().config.secrets_dir).role_for_pin(pin) == "lead":
-        clear_failures(_client())
-        return True
-    record_failure(_client())
-    return False
 
 
 bp = Blueprint("pos", __name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"),
@@ -217,7 +200,7 @@ def api_sale_qr(sale_id: str):
 def api_refund(sale_id: str):
     ctx = kit()
     body = _body()
-    if not _lead_approved(body):
+    if not lead_approved(body):
         return _refuse(PermissionError("a refund needs a lead: sign in as lead or enter the lead PIN"), 403)
     try:
         amount = parse_cents(body["amount"], what="refund amount") if body.get("amount") not in (None, "") else None

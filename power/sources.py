@@ -79,6 +79,8 @@ class INA219Source:
             except DeviceUnavailable as e:
                 if str(e) != self.error:
                     log.warning("event=ina219_unavailable error=%s", e)
+                if self.chip is not None:  # else a chip that stops answering leaks a descriptor a second
+                    self.chip.close()
                 self.error, self.chip = str(e), None
             stop.wait(self.interval)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -26,11 +25,14 @@ from kit import topics
 from kit.config import Config
 from kit.db import Database
 from kit.event_codec import unpack
-from kit.files import safe_filename, write_durably
 from kit.ledger import last_seq
 from sync.client import BatchRejected, HQClient, Outgoing, SyncError, encode_batch, event_line
 from sync.credentials import NotJoined, hq_credentials
+from sync.documents_pull import pull_documents
+from sync.fleet_status import LiveState, report_status
+from sync.mirror import mirror_summary
 from sync.personal_upload import upload_personal
+from sync.privacy import holes_above_checkpoint
 
 log = logging.getLogger("fieldkit.sync")
 Progress = Callable[[int, int], None]  # (events handled this session, events to handle)
@@ -57,6 +59,7 @@ class SessionResult:
     restored_ranges: list[tuple[int, int]] = field(default_factory=list)
     documents: list[dict] = field(default_factory=list)
     personal: int = 0  # personal records HQ now holds (kit/personal.py)
+    bundle: dict | None = None  # a release bundle downloaded whole and announced (sync/bundle_download.py)
     cursor: int = 0
     hwm: int = 0
 
@@ -115,6 +118,10 @@ class SyncAgent:
         self.syncing = False
         self.progress: tuple[int, int] = (0, 0)
         self.online: bool | None = None
+        self.live = LiveState()  # what the status for HQ's fleet view takes from the bus (the battery)
+        self.download: dict | None = None  # an update download under way: version, done, total bytes
+        if bus is not None:
+            self.live.attach(bus, config.kit_id)
 
     # --- stored state ---------------------------------------------------------------------------
     def hq_url(self) -> str:
@@ -167,6 +174,8 @@ class SyncAgent:
             "last_error_at": status.get("last_error_at"),
             "last_attempt": status.get("last_attempt"),
             "progress": {"done": self.progress[0], "total": self.progress[1]},
+            "mirror": mirror_summary(self.db),  # sync/mirror.py: this kit's ledger on the site's mirrors
+            "update_download": self.download,
             "documents": [dict(r) for r in self.db.query(
                 "SELECT kind, hq_version, filename, received_at, applied, local_version, result FROM sync_documents"
                 " WHERE hq_id IN (SELECT MAX(hq_id) FROM sync_documents GROUP BY kind) ORDER BY kind")],
@@ -234,6 +243,7 @@ class SyncAgent:
         # Holes below the mark (rows lost or deleted at HQ): sent again before moving on. Ranges above
         # the cursor go up with the backlog anyway.
         holes = [(first, min(last, cursor)) for first, last in mark.missing if first <= cursor]
+        holes = holes_above_checkpoint(self.db, holes)
         total = max(0, last_seq(self.db) - cursor) + sum(last - first + 1 for first, last in holes)
         self.progress = (0, total)
         if progress:
@@ -270,6 +280,7 @@ class SyncAgent:
         result.cursor = cursor
         if stop and stop():
             raise SyncError("stopped before the session ended; the next one carries on from the cursor")
+        result.bundle = report_status(self, client, stop)
         result.personal = upload_personal(self.db, client)
         result.documents = self.pull_documents(client)
         log.info("event=sync_session_done uploaded=%d stored=%d duplicate=%d parked=%d cursor=%d documents=%d",
@@ -355,49 +366,7 @@ class SyncAgent:
 
     def pull_documents(self, client: HQClient) -> list[dict]:
         """Download each document whose HQ id we do not have yet; store, apply if we can, announce."""
-        known = {r[0] for r in self.db.query("SELECT hq_id FROM sync_documents")}
-        received = []
-        for meta in client.manifest():
-            if meta["id"] in known:
-                continue
-            data = client.download(meta["id"])
-            if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-                raise SyncError(f"document {meta['kind']} v{meta['version']} arrived damaged (checksum differs)")
-            received.append(self._store_document(meta, data))
-        return received
-
-    def _store_document(self, meta: dict, data: bytes) -> dict:
-        from kit.documents import DocumentError, document_kinds, import_document
-
-        folder = self.config.data_dir / "sync" / "documents" / meta["kind"]
-        folder.mkdir(parents=True, exist_ok=True)
-        path = write_durably(folder / f"{meta['id']:06d}-{safe_filename(meta['filename'])}", data)
-        applied, local_version, outcome = False, None, "stored; no importer for this kind on this kit"
-        kinds = document_kinds()
-        if self.config["sync.apply_documents"] and meta["kind"] in kinds:
-            try:
-                record, report = import_document(self.config, self.db, meta["kind"], data, meta["filename"],
-                                                 source="hq", source_version=str(meta["id"]), kinds=kinds)
-                applied, local_version, outcome = True, record.version if record else None, report.summary()
-            except DocumentError as e:
-                outcome = f"not imported: {e}"
-            except Exception as e:  # an importer's bug must not stop sync; the lead sees the reason
-                log.exception("event=document_import_crashed kind=%s", meta["kind"])
-                outcome = f"not imported: {e.__class__.__name__}: {e}"
-        elif meta["kind"] in kinds:
-            outcome = "stored; sync.apply_documents is off, the owning feature applies it"
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO sync_documents (hq_id, kind, hq_version, scope, filename, sha256, path,"
-                " received_at, applied, local_version, result) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (meta["id"], meta["kind"], meta["version"], meta.get("scope", ""), meta["filename"], meta["sha256"],
-                 str(path), utc_now(), int(applied), local_version, outcome))
-        announcement = {"kind": meta["kind"], "path": str(path), "version": local_version, "source_version": str(meta["id"]),
-                        "hq_version": meta["version"], "filename": meta["filename"], "applied": applied, "result": outcome}
-        if self.bus is not None:
-            self.bus.publish(topics.event(self.config.kit_id, *topics.SYNC_DOCUMENT), announcement, qos=1)
-        log.info("event=document_received kind=%s hq_id=%s applied=%s result=%r", meta["kind"], meta["id"], applied, outcome)
-        return announcement
+        return pull_documents(self.config, self.db, self.bus, client)
 
 
 def parked_records(db: Database) -> list[dict]:

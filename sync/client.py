@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -121,8 +122,11 @@ class HQClient:
             self._conn = None
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                auth: bool = True, while_waiting: Callable[[], None] | None = None) -> tuple[int, dict, bytes]:
-        """One request; ``while_waiting`` runs once the request is sent, while HQ works on it."""
+                auth: bool = True, while_waiting: Callable[[], None] | None = None,
+                route_may_lack: bool = False) -> tuple[int, dict, bytes]:
+        """One request; ``while_waiting`` runs once the request is sent, while HQ works on it.
+
+        ``route_may_lack``: a 404 is answered, not raised (a route an older HQ does not have)."""
         import http.client
 
         hdrs = {"User-Agent": "fieldkit-sync", **(headers or {})}
@@ -147,7 +151,7 @@ class HQClient:
             self.close()
         if status >= 500 or status == 429:
             raise HQUnreachable(f"HQ answered {status}: {_error_text(data)}")
-        if status in (401, 403, 404) and auth:
+        if status in (401, 403, 404) and auth and not (status == 404 and route_may_lack):
             raise HQRejectsKit(f"HQ refuses kit {self.kit!r} ({status}): {_error_text(data)}; check `fieldkit sync join`")
         return status, rheaders, data
 
@@ -217,19 +221,88 @@ class HQClient:
             return results
         raise BatchRejected(_error_text(data), status)
 
-    def manifest(self) -> list[dict]:
-        docs = self._json("GET", self.kit_path("documents")).get("documents")
+    def manifest(self, origin: str | None = None) -> list[dict]:
+        """The documents HQ has for this kit, or (a hub's relay token) for ``origin``, a kit of its site."""
+        tail = "documents" if origin is None else f"relay/documents?origin={quote(origin, safe='')}"
+        path = self.kit_path(tail)
+        docs = self._json("GET", path).get("documents")
         needed = {"id": int, "kind": str, "version": int, "filename": str, "sha256": str}
         if not isinstance(docs, list) or not all(
                 isinstance(d, dict) and all(isinstance(d.get(k), t) for k, t in needed.items()) for d in docs):
             raise HQUnreachable("HQ answered a document manifest this kit cannot read")
         return docs
 
-    def download(self, doc_id: int) -> bytes:
-        status, _, data = self.request("GET", self.kit_path(f"documents/{int(doc_id)}"))
+    def download(self, doc_id: int, origin: str | None = None) -> bytes:
+        path = f"documents/{int(doc_id)}"
+        if origin is not None:
+            path = f"relay/{path}?origin={quote(origin, safe='')}"
+        status, _, data = self.request("GET", self.kit_path(path))
         if status != 200:
             raise BatchRejected(_error_text(data), status)
         return data
+
+
+    def post_status(self, status: dict) -> dict | None:
+        """Post the kit's live state (sync/fleet_status.py); returns the bundle HQ offers, if any.
+
+        An HQ from before the fleet view answers 404 or 405: no offer, and the session carries on.
+        """
+        status_, _, data = self.request("POST", self.kit_path("status"), body=json.dumps(status).encode(),
+                                        headers={"Content-Type": "application/json"}, route_may_lack=True)
+        if status_ in (404, 405):
+            return None
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            raise HQUnreachable(f"HQ answered {status_} to the status with something that is not JSON") from None
+        if status_ != 200 or not isinstance(answer, dict):
+            raise BatchRejected(_error_text(data), status_)
+        offer = answer.get("offer")
+        return offer if isinstance(offer, dict) else None
+
+    def fetch_range(self, path: str, first: int, last: int, sink: Callable[[bytes], None],
+                    piece: int = 64 * 1024) -> tuple[int, int]:
+        """GET bytes first..last of ``path``, handing each piece to ``sink`` as it arrives (never all in memory).
+
+        Returns (bytes received, total size HQ says the file has). HQ must answer 206 with exactly the
+        range asked for; anything else is an error, so a wrong answer never lands in the file.
+        """
+        import http.client
+
+        hdrs = {"User-Agent": "fieldkit-sync", "Authorization": f"Bearer {self.token}",
+                "Range": f"bytes={int(first)}-{int(last)}"}
+        received = 0
+        try:
+            conn = self._connection()
+            conn.request("GET", self.base + path, headers=hdrs)
+            response = conn.getresponse()
+            if response.status != 206:
+                data = response.read(4096)
+                self.close()
+                if response.status in (401, 403):
+                    raise HQRejectsKit(f"HQ refuses kit {self.kit!r} ({response.status}): {_error_text(data)}")
+                if response.status >= 500 or response.status == 429:
+                    raise HQUnreachable(f"HQ answered {response.status}: {_error_text(data)}")
+                raise BatchRejected(_error_text(data), response.status)
+            m = _CONTENT_RANGE.match(response.getheader("Content-Range", ""))
+            if not m or int(m.group(1)) != first or int(m.group(2)) != last:
+                self.close()
+                raise HQUnreachable(f"HQ answered a different range than asked ({response.getheader('Content-Range')!r})")
+            while chunk := response.read(min(piece, last - first + 1 - received)):
+                received += len(chunk)
+                sink(chunk)
+                if received >= last - first + 1:
+                    break
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            raise HQUnreachable(f"download from HQ cut off after {received} bytes: {e.__class__.__name__}: {e}") from None
+        if received != last - first + 1:
+            self.close()
+            raise HQUnreachable(f"download from HQ cut off after {received} of {last - first + 1} bytes")
+        return received, int(m.group(3))
+
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
 
 def _is_int(value: object) -> bool:

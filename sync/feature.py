@@ -21,9 +21,12 @@ FEATURE = Feature(
     title="Sync",
     migrations=MIGRATIONS,
     cli="sync.cli:sync_group",
-    extra_cli=["sync.hq.cli:hq_group"],
+    extra_cli=["sync.hq.cli:hq_group", "sync.mirror_cli:mirror_group", "sync.mirror_cli:restore_command",
+               "sync.mirror_cli:backup_group"],
     blueprint=_blueprint,
     nav=("Sync", "/sync", "lead"),
     service=lazy("sync.service:run"),
     doctor_checks=[_doctor],
+    erase_personal_data=lazy("sync.privacy:erase_personal_data"),
+    acknowledged_seq=lazy("sync.privacy:acknowledged_seq"),
 )

@@ -35,4 +35,13 @@ MIGRATIONS = MigrationSet("sync", [
             value TEXT NOT NULL
         );
     """),
+    # The site mirror (sync/mirror.py): the highest seq each mirror kit acknowledged holding of this kit.
+    Migration("0002_mirror", """
+        CREATE TABLE sync_mirror_cursor (
+            mirror TEXT PRIMARY KEY,
+            upto INTEGER NOT NULL,      -- every seq <= upto is on that mirror, its chain checked
+            hq_upto INTEGER NOT NULL DEFAULT 0,  -- every seq <= hq_upto HQ holds, relayed by that mirror
+            acked_at REAL NOT NULL
+        );
+    """),
 ])

@@ -17,15 +17,20 @@ from kit.service import ServiceContext
 from sync.agent import SessionBusy, SyncAgent, retry_delay
 from sync.client import HQRejectsKit, SyncError
 from sync.credentials import NotJoined
+from sync.mirror_loop import start_mirror
 
 log = logging.getLogger("fieldkit.sync.service")
 TICK_SECONDS = 0.5
 # While online, new ledger events go up this soon after they were written.
 ONLINE_FOLLOW_SECONDS = 2.0
+# The privacy check (kit/privacy.py: erase when due, truncate what HQ holds) runs after every session and
+# at least this often: it is here because HQ's acknowledgement, which gates it, moves only in a session.
+PRIVACY_EVERY_SECONDS = 60.0
 
 
 def run(ctx: ServiceContext) -> None:
     agent = SyncAgent(ctx.config, ctx.db, ctx.bus)
+    ctx.mirror = start_mirror(ctx)
     requests: queue.Queue[dict] = queue.Queue(maxsize=100)  # a flood of "sync now" is one session, not 10,000
     answer_topic = topics.event(ctx.config.kit_id, "sync", "now")
     ctx.bus.subscribe(topics.cmd(ctx.config.kit_id, *topics.SYNC_NOW),
@@ -38,9 +43,13 @@ def run(ctx: ServiceContext) -> None:
     agent.publish_state()
     published_backlog = None
     reload_config = False
+    privacy_at = 0.0
     while ctx.sleep(TICK_SECONDS):
         asked = _drain(requests)
         now = time.monotonic()
+        if now >= privacy_at:
+            privacy_at = now + PRIVACY_EVERY_SECONDS
+            _privacy_check(ctx)
         state = agent.state()
         due = bool(asked) or now >= next_at
         if agent.online and state["backlog"] and now - last_session >= ONLINE_FOLLOW_SECONDS:
@@ -89,10 +98,23 @@ def run(ctx: ServiceContext) -> None:
             if ctx.health_state != "ok":
                 ctx.health("ok")
         published_backlog = None
+        privacy_at = 0.0  # HQ may now hold everything
         for msg in asked:
             ctx.bus.publish(topics.event(ctx.config.kit_id, "sync", "now"),
                             {"id": msg.get("id"), **reply, "state": agent.state()}, qos=1)
     agent.publish_state()
+
+
+def _privacy_check(ctx: ServiceContext) -> None:
+    import sqlite3
+
+    from kit.features import load_features
+    from kit.privacy import hooks_from, tick
+
+    try:
+        tick(ctx.db, ctx.config, ctx.ledger, hooks_from(load_features()), beat=ctx.beat)
+    except sqlite3.OperationalError as e:  # the database was busy: the next check tries again
+        log.warning("event=privacy_check_failed error=%r", str(e))
 
 
 def _ask(requests: queue.Queue, msg: dict) -> None:

@@ -20,6 +20,14 @@ SETTINGS: list[Setting] = [
     Setting("sync.telemetry_tls", True, "Use TLS for the telemetry bridge (system CA, or sync.hq_ca_file)."),
     Setting("sync.telemetry_username", "", "User name at HQ's telemetry broker."),
     Setting("sync.telemetry_password", "", "Password at HQ's telemetry broker.", secret=True),
+    # --- the site's mirror (sync/mirror.py) and the USB replica (sync/replica.py) ---
+    Setting("site.mirror_peers", [], "Kit ids that keep a mirror of every kit's ledger besides the site's hub "
+            "(one is enough: a second copy on another kit of the site).", type="list"),
+    Setting("site.mirror", True, "Copy this kit's ledger to the site's mirrors (the hub, site.mirror_peers) as it is "
+            "written; a mirror kit also keeps the other kits' copies."),
+    Setting("backup.path", "", "A folder for a continuous replica of this kit (ledger, documents, snapshots); empty: "
+            "the fieldkit-backup folder of a USB drive mounted at /media/fieldkit-usb, when there is one."),
+    Setting("backup.snapshot_minutes", 10, "How often the replica takes a consistent snapshot of the whole database."),
     # --- HQ (`fieldkit hq ...`) ---
     Setting("hq.database_url", "", "HQ database: sqlite:///path or postgresql://user@host/db; empty: hq.db in the data dir."),
     Setting("hq.host", "127.0.0.1", "Address `fieldkit hq serve` listens on (put a TLS reverse proxy in front)."),
@@ -28,5 +36,8 @@ SETTINGS: list[Setting] = [
     Setting("hq.max_body_mb", 16, "Largest upload body HQ accepts, in MB (compressed)."),
     Setting("hq.trusted_proxies", [], "Addresses or CIDR blocks of load balancers in front of HQ; only from these is "
             "X-Forwarded-For believed for the client address (the bad-token throttle counts per client address)."),
+    Setting("hq.personal_keep_days", 90.0, "Days HQ keeps a personal record (a signup) after it arrived, for sites "
+            "without their own rule (`fieldkit hq privacy set`); `fieldkit hq privacy erase` deletes what is due."),
+    Setting("hq.bundle_dir", "", "Folder where HQ keeps release bundles (`fieldkit hq bundles add`); empty: bundles/ in the data dir."),
     Setting("hq.card_match_minutes", 10, "Card payments without a matching reference match a settlement of the same amount this close in time."),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, Response, jsonify, render_template
 
 from kit import topics
 from kit.config import ConfigError, load_config
@@ -29,6 +29,9 @@ def _state() -> dict:
         if key in live:
             state[key] = live[key]
     state["service"] = (ctx.bus.hub.latest().get("sync/health") or {}).get("state", "unknown")
+    from sync.mirror import mirror_state
+
+    state["mirror_detail"] = mirror_state(ctx.db)
     return state
 
 
@@ -39,6 +42,26 @@ def blueprint() -> Blueprint:
     @require_role("lead")
     def page():
         return render_template("sync/sync.html", state=_state())
+
+    @bp.get("/sync/site")
+    @require_role("lead")
+    def site():
+        from sync.hq.render import cell
+        from sync.site_report import site_report
+
+        return render_template("sync/site.html", report=site_report(kit().config), cell=cell)
+
+    @bp.get("/sync/site.csv")
+    @require_role("lead")
+    def site_csv():
+        from sync.hq.render import render_csv
+        from sync.site_report import site_report
+
+        report = site_report(kit().config)
+        if report is None:
+            return jsonify(error="this kit keeps no mirror of the site", code="not_a_mirror"), 404
+        return Response(render_csv(report), mimetype="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=site-reconciliation.csv"})
 
     @bp.get("/api/v1/sync/state")
     @require_role("lead")

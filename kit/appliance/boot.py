@@ -120,6 +120,8 @@ def run_boot(etc: Path = Path("/etc"), echo: Callable[[str], None] = print) -> B
     report.pins = init_kit(echo=lambda line: report.steps.append(line))
     if report.first_boot:
         report.steps.append("first boot: made the database, the session key and one PIN per role")
+    if _hold_until_the_mirror_answers(load_config()):
+        report.steps.append("nothing is recorded until the site's hub says whether it already holds this kit")
     hotspot_credentials(config)
     for path in write_broker_config(config, appliance_files(etc, config.data_dir)):
         report.steps.append(f"wrote {path}")
@@ -132,6 +134,18 @@ def run_boot(etc: Path = Path("/etc"), echo: Callable[[str], None] = print) -> B
         log.info("event=boot_step detail=%r", step)
         echo(step)
     return report
+
+
+def _hold_until_the_mirror_answers(config) -> bool:
+    from kit.db import Database
+    from kit.ledger import hold_until_the_mirror_answers
+
+    db = Database(config.db_path, config["db.busy_timeout_ms"])
+    try:
+        with db.transaction() as conn:
+            return hold_until_the_mirror_answers(config, conn)
+    finally:
+        db.close()
 
 
 def config_error_notice(error: Exception) -> str:

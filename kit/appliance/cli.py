@@ -15,7 +15,7 @@ def _config():
     ctx = click.get_current_context()
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
-        from kit.supervisor import with_recorded_broker
+        from kit.up_record import with_recorded_broker
 
         obj["config"] = with_recorded_broker(load_config())  # a laptop's `fieldkit up` broker, if one runs
     return obj["config"]

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, Request, jsonify, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from itsdangerous import BadSignature
+from itsdangerous import BadSignature, TimestampSigner
 from werkzeug.exceptions import BadRequest
 
+from kit.ledger import LedgerHeld, hold_reason
 from kit.secrets import Secrets
 from kit.service import ServiceContext
+from kit.update import hold
+from kit.update import web as update_web
 from kit.web import auth, dashboard, kiosk, openapi, sse
 from kit.web.stream_roles import StreamRoles
 
@@ -72,8 +76,39 @@ class CheckedCookieSessions(SecureCookieSessionInterface):
 
     MAX_KEPT = 256  # cookies (signed-in screens) kept; the lot is dropped when full
 
-    def __init__(self) -> None:
+    def __init__(self, steady_time: Callable[[], float] = time.time) -> None:
         self._verified: dict[str, tuple[dict, float]] = {}
+        self.steady_time = steady_time
+
+        class SteadySigner(TimestampSigner):  # cookies are stamped and aged on the kit's steady time
+            def get_timestamp(self) -> int:
+                return int(steady_time())
+
+        self._signer = SteadySigner
+
+    def get_expiration_time(self, app: Flask, session) -> None:
+        """No ``Expires``: a date from the kit's clock, which may be days off until a lead sets it, reads as
+        long past on a phone whose clock is right (and after a correction), and the browser drops the
+        cookie. ``save_session`` sends ``Max-Age`` instead, which the browser counts on its own clock."""
+        return None
+
+    def save_session(self, app: Flask, session, response) -> None:
+        super().save_session(app, session, response)
+        if not session.permanent:
+            return
+        name, age = self.get_cookie_name(app), int(app.permanent_session_lifetime.total_seconds())
+        cookies = response.headers.getlist("Set-Cookie")
+        if any(c.startswith(f"{name}=") and "max-age" not in c.lower() for c in cookies):
+            response.headers.remove("Set-Cookie")
+            for c in cookies:
+                response.headers.add("Set-Cookie", f"{c}; Max-Age={age}" if c.startswith(f"{name}=") and
+                                     "max-age" not in c.lower() else c)
+
+    def get_signing_serializer(self, app: Flask):
+        serializer = super().get_signing_serializer(app)
+        if serializer is not None:
+            serializer.signer = self._signer
+        return serializer
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         value = request.cookies.get(self.get_cookie_name(app))
@@ -93,7 +128,7 @@ class CheckedCookieSessions(SecureCookieSessionInterface):
                 self._verified.clear()
             kept = self._verified[value] = (data, signed.timestamp())
         data, signed_at = kept
-        if time.time() - signed_at > max_age:  # as itsdangerous's max_age: an old cookie is no session
+        if self.steady_time() - signed_at > max_age:  # as itsdangerous's max_age: an old cookie is no session
             self._verified.pop(value, None)
             return self.session_class()
         return self.session_class(dict(data))
@@ -104,7 +139,7 @@ def create_app(ctx: ServiceContext) -> Flask:
     app = Flask("fieldkit", template_folder=str(here / "templates"), static_folder=str(here / "static"),
                 static_url_path="/static")
     app.request_class = KitRequest
-    app.session_interface = CheckedCookieSessions()
+    app.session_interface = CheckedCookieSessions(ctx.clock.steady_time)
     app.secret_key = Secrets(ctx.config.secrets_dir).session_key()
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -125,7 +160,7 @@ def create_app(ctx: ServiceContext) -> Flask:
         known = sse.known_stateful_topics([f.name for f in features] + ["appliance"])
         ctx.bus.hub = sse.EventHub(ctx.bus, ctx.config.kit_id, known)
 
-    for bp in (auth.bp, sse.bp, openapi.bp, dashboard.bp, kiosk.bp):
+    for bp in (auth.bp, sse.bp, openapi.bp, dashboard.bp, kiosk.bp, update_web.bp):
         app.register_blueprint(bp)
     nav = []
     for feature in features:
@@ -156,6 +191,8 @@ def create_app(ctx: ServiceContext) -> Flask:
             "event_name": ctx.config["kit.event"] or ctx.config.site,
             "nav": [n for n in nav if auth.role_allows(role, n[2])],
             "clock_synced": ctx.clock.is_synced(),
+            "ledger_hold": hold_reason(ctx.db.conn),
+            "update_hold": hold.read_hold(ctx.config.data_dir),  # a release on trial: "Updating — back in a minute"
         }
 
     @app.after_request
@@ -191,6 +228,20 @@ def create_app(ctx: ServiceContext) -> Flask:
         if request.path.startswith("/api/"):
             return jsonify(error="a number in the request is too large", code="bad_request"), 400
         return "A number in the request is too large.", 400
+
+    @app.errorhandler(LedgerHeld)
+    def ledger_held(e):  # a spare kit that must be restored first (kit/ledger.py, sync/mirror.py)
+        log.warning("event=request_refused path=%s reason=ledger_held", request.path)
+        if request.path.startswith("/api/"):
+            return jsonify(error=str(e), code="ledger_held"), 423
+        return str(e), 423
+
+    @app.errorhandler(hold.UpdateInProgress)
+    def updating(e):  # a sale or a scan while a new release is on trial (kit/update/hold.py): nothing was recorded
+        log.info("event=request_held path=%s reason=update_trial", request.path)
+        if request.path.startswith("/api/"):
+            return jsonify(error=hold.MESSAGE, code="updating"), 503
+        return hold.MESSAGE, 503
 
     @app.errorhandler(500)
     def server_error(e):

@@ -70,7 +70,7 @@ def current_role() -> str | None:
     role = session.get("role")
     if role:
         timeout = kit().config["web.session_minutes"] * 60
-        now, seen = time.time(), session.get("seen", 0)
+        now, seen = kit().clock.steady_time(), session.get("seen", 0)
         if now - seen > timeout:
             session.clear()
             role = None
@@ -179,6 +179,21 @@ def clear_failures(client: str) -> None:
         conn.execute("UPDATE kit_auth_failures SET cleared = 1 WHERE client = ?", (client,))
 
 
+def lead_approved(body: dict) -> bool:
+    """A lead's session, or the lead's PIN typed on a staff screen for one action (the door's reissue, the
+    merch table's refund), throttled like sign-in: a wrong PIN counts as a failed sign-in."""
+    if g.get("role") == "lead":
+        return True
+    pin = str(body.get("lead_pin") or "")
+    if not pin or wait_seconds(_client()):
+        return False
+    if pin.isdigit() and len(pin) <= 12 and Secrets(kit().config.secrets_dir).role_for_pin(pin) == "lead":
+        clear_failures(_client())
+        return True
+    record_failure(_client())
+    return False
+
+
 def _wait_words(wait: int, why: str) -> str:
     if why == "kit":
         return f"Too many wrong PINs on this kit in the last minute. Wait {wait} s and try again."
@@ -220,7 +235,7 @@ def login():
         clear_failures(client)
         session.clear()
         session.permanent = True
-        session.update(role=role, seen=time.time())
+        session.update(role=role, seen=kit().clock.steady_time())
         g.pop("fieldkit_role", None)
         csrf_token()
         log.info("event=login role=%s client=%s", role, client)

@@ -84,7 +84,23 @@ def dashboard():
     return render_template("kit/dashboard.html", services=services, clock=clock, documents=documents,
                            problems=readiness(services, documents, clock) + status_reasons(),
                            other_problems=readiness({}, documents, clock) + status_reasons(),
-                           event=ctx.config["kit.event"] or ctx.config.site, timezone=ctx.config["kit.timezone"])
+                           event=ctx.config["kit.event"] or ctx.config.site, timezone=ctx.config["kit.timezone"],
+                           privacy=privacy_status())
+
+
+def privacy_status() -> dict:
+    from kit.features import load_features
+    from kit.privacy import hooks_from, status
+
+    ctx = kit()
+    return status(ctx.db, ctx.config, hooks_from(load_features()))
+
+
+@bp.route("/api/v1/privacy")
+@require_role("lead")
+@api_doc("What personal data the kit holds, where, and when it will be erased")
+def privacy():
+    return jsonify(privacy_status())
 
 
 @bp.route("/api/v1/health")

@@ -104,10 +104,12 @@ def bearer_token() -> str:
 
 def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_records: int = DEFAULT_MAX_RECORDS,
                card_match_minutes: int = 10, tz: str = "UTC", trusted_proxies: list[str] | None = None,
-               throttle: AuthThrottle | None = None) -> Flask:
-    """HQ's app. ``trusted_proxies``: peers whose X-Forwarded-For names the client (hq.trusted_proxies)."""
+               throttle: AuthThrottle | None = None, bundle_dir: str | None = None) -> Flask:
+    """HQ's app. ``trusted_proxies``: peers whose X-Forwarded-For names the client (hq.trusted_proxies);
+    ``bundle_dir``: where release bundles are kept (sync/hq/bundles.py; None: HQ offers none)."""
     app = Flask("fieldkit_hq")
     app.config["HQ_ENGINE"] = engine
+    app.config["HQ_BUNDLE_DIR"] = bundle_dir
     proxies = parse_networks(trusted_proxies or [])
     throttle = throttle or AuthThrottle(engine)
     app.config["HQ_THROTTLE"] = throttle
@@ -144,12 +146,26 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
         return result
 
     def kit_auth(kit: str) -> dict:
-        def check() -> dict:
-            if not store.KIT_ID_RE.match(kit):  # never hand odd bytes (a NUL) to the database in a query
-                raise HQError("unknown kit or wrong token", 401, "unauthorized")
-            return store.authenticate_kit(engine, kit, bearer_token())
-
-        return guarded(check)
+        """guarded() for a kit token, with the throttle look-up and the kit's row on one connection."""
+        who = address()
+        with engine.connect() as conn:
+            wait, known = throttle.check(who, conn)
+            if wait:
+                raise HQError(f"too many bad tokens from {who}; try again in {wait} s", 429, "throttled",
+                              headers={"Retry-After": str(wait)})
+            try:
+                if not store.KIT_ID_RE.match(kit):  # never hand odd bytes (a NUL) to the database in a query
+                    raise HQError("unknown kit or wrong token", 401, "unauthorized")
+                row = store.authenticate_kit(engine, kit, bearer_token(), conn)
+            except HQError as e:
+                if e.status == 401:
+                    conn.rollback()  # SQLite: the read's lock, before the failure is counted
+                    failures = throttle.failed(who)
+                    log.warning("event=bad_token address=%s path=%s failures=%d", who, request.path, failures)
+                raise
+        if known:
+            throttle.succeeded(who)
+        return row
 
     app.config["HQ_GUARDED"] = guarded
 
@@ -180,12 +196,12 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
         if request.headers.get("Content-Encoding", "").lower() == "gzip":
             body = inflate(body, min(max_body_bytes * INFLATE_RATIO, MAX_INFLATED))
         records = parse_lines(body, max_records)
-        results = store.ingest(engine, kit, records, max_lead=max_records)
+        results, mark = store.ingest_batch(engine, kit, records, max_lead=max_records)
         for result, record in zip(results, records, strict=True):
             if isinstance(record, InvalidLine):
                 result.error = record.reason
         counts = {s: sum(r.status == s for r in results) for s in ("stored", "duplicate", "refused")}
-        answer = {"results": [r.as_dict() for r in results], "hwm": store.high_water_mark(engine, kit), **counts}
+        answer = {"results": [r.as_dict() for r in results], "hwm": mark, **counts}
         # json.dumps, not jsonify: Flask's provider sorts and walks every result again, per record.
         return Response(json.dumps(answer, separators=(",", ":")), 422 if counts["refused"] else 200,
                         mimetype="application/json")
@@ -228,4 +244,13 @@ def create_app(engine: Engine, max_body_bytes: int = DEFAULT_MAX_BODY, max_recor
     from sync.hq.report_web import register_report_routes
 
     register_report_routes(app, engine, card_match_minutes, tz, guarded)
+    from sync.hq.relay import register_relay_routes
+
+    register_relay_routes(app, engine, max_body_bytes, max_records)
+
+    from pathlib import Path
+
+    from sync.hq.fleet_web import register_fleet_routes
+
+    register_fleet_routes(app, engine, Path(bundle_dir) if bundle_dir else None, kit_auth, guarded)
     return app

@@ -24,6 +24,11 @@ def hq_engine(url: str | None = None):
     return engine
 
 
+def bundle_dir(config) -> Path:
+    """Where HQ keeps release bundles: hq.bundle_dir, else bundles/ in the data dir."""
+    return Path(config["hq.bundle_dir"] or config.data_dir / "bundles")
+
+
 db_option = click.option("--db", "db_url", help="HQ database URL (default: hq.database_url, else hq.db in the data dir).")
 
 
@@ -64,7 +69,7 @@ def hq_serve(db_url: str | None, host: str | None, port: int | None) -> None:
         raise HQError(str(e)) from None
     app = create_app(hq_engine(db_url), max_body_bytes=int(config["hq.max_body_mb"]) * 1024 * 1024,
                      card_match_minutes=config["hq.card_match_minutes"], tz=config["kit.timezone"],
-                     trusted_proxies=list(config["hq.trusted_proxies"]))
+                     trusted_proxies=list(config["hq.trusted_proxies"]), bundle_dir=str(bundle_dir(config)))
     host, port = host or config["hq.host"], port or config["hq.port"]
     click.echo(f"HQ listening on http://{host}:{port}")
     # HQ itself decides whom to believe about X-Forwarded-For (hq.trusted_proxies, CIDR lists), so
@@ -88,17 +93,25 @@ def kits_group() -> None:
 @click.argument("kit")
 @click.option("--site", required=True, help="The site the kit belongs to.")
 @click.option("--replace", is_flag=True, help="Issue a new token for a kit that exists (the old one stops working).")
+@click.option("--relay", is_flag=True, help="A site's hub: its token may also upload the events of its site's kits.")
 @db_option
-def kits_add(kit: str, site: str, replace: bool, db_url: str | None) -> None:
+def kits_add(kit: str, site: str, replace: bool, relay: bool, db_url: str | None) -> None:
     """Register KIT and print its token (shown once; HQ keeps only a hash).
 
     \b
     Example:
       fieldkit hq kits add door1 --site market
+      fieldkit hq kits add hub1 --site market --relay
     """
     from sync.hq.store import add_kit
 
-    token = add_kit(hq_engine(db_url), kit, site, replace=replace)
+    engine = hq_engine(db_url)
+    token = add_kit(engine, kit, site, replace=replace)
+    if relay:  # sync/hq/relay.py: one uplink for the whole site
+        from sync.hq.relay import allow_relay
+
+        allow_relay(engine, kit, site)
+        click.echo(f"Kit '{kit}' may relay the events of the other kits of site '{site}'.")
     click.echo(f"Kit '{kit}' at site '{site}'. Its token (shown once):")
     click.secho(f"  {token}", bold=True)
     click.echo(f"On the kit:  fieldkit sync join https://<this HQ> {token}")
@@ -122,29 +135,19 @@ def kits_disable(kit: str, enable: bool, db_url: str | None) -> None:
 
 
 @kits_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the fleet as JSON (one object per kit).")
 @db_option
-def kits_list(db_url: str | None) -> None:
-    """List kits: events held, the mark, seq ranges HQ lacks, the hash chain, when they last reported.
+def kits_list(as_json: bool, db_url: str | None) -> None:
+    """List kits: events held, mark, missing seqs, hash chain; version, last seen, last update, battery, clock.
 
     \b
     Example:
       fieldkit hq kits list
+      fieldkit hq kits list --json
     """
-    from sync.hq.integrity import format_ranges, kit_integrity
-    from sync.hq.store import list_kits
+    from sync.hq.fleet_cli import print_kits
 
-    engine = hq_engine(db_url)
-    for k in list_kits(engine):
-        info = kit_integrity(engine, k["kit"])
-        missing = (f"  MISSING {info['missing']} (seq {format_ranges(info['missing_ranges'])})"
-                   if info["missing"] else "  missing none")
-        chain = info["chain"]
-        click.echo(f"{k['kit']:<20} site {k['site']:<16} events {info['events']:>8}  hwm {info['hwm']:>8}{missing}"
-                   f"  chain {'ok' if chain.ok else 'BROKEN'}  last {k['last_received'] or 'never'}"
-                   f"{'  DISABLED' if k['disabled'] else ''}")
-        if not chain.ok:
-            for seq, reason in chain.breaks[:5]:
-                click.secho(f"    chain broken at seq {seq}: {reason}", fg="red")
+    print_kits(hq_engine(db_url), as_json)
 
 
 @hq_group.group("documents")
@@ -287,3 +290,18 @@ def hq_report(site: str | None, since: str | None, until: str | None, fmt: str, 
         click.echo(f"wrote {out}")
     else:
         sys.stdout.write(text)
+
+
+from sync.hq.retention_cli import hq_privacy_group  # noqa: E402 -- registered after the group it joins
+
+hq_group.add_command(hq_privacy_group)
+
+
+def _register_fleet_commands() -> None:
+    from sync.hq.fleet_cli import bundles_group, rollout_group
+
+    hq_group.add_command(bundles_group)
+    hq_group.add_command(rollout_group)
+
+
+_register_fleet_commands()

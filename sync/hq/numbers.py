@@ -12,16 +12,19 @@ SLOT_COLUMNS = ["slot", "stage", "start", "end", "people_in", "sales", "per_100"
 DROP_COLUMNS = ["drop", "sku", "start", "quantity", "sold", "sell_through", "minutes_to_sell_out", "status"]
 
 
-def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo) -> tuple[list[list], list[list], list[list], dict]:
+def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo,
+                   rsvp_count: int | None = None) -> tuple[list[list], list[list], list[list], dict]:
     """The figures (each with what it counts), the per-slot and per-drop rows, and the numbers themselves."""
     counted = [MetricEvent(ev.kit, ev.type, ev.p, event_time(ev.p, ev.at), ev.id) for ev in events]
-    n = evening_numbers(counted, zone, tickets_sold)
+    n = evening_numbers(counted, zone, tickets_sold, rsvp_count)
     a, g, c, help_ = n["attendance"], n["go_live"], n["conversion"], n["help"]
     show = lambda v: "" if v is None else v  # noqa: E731
     rows = [
         ["admitted", a["admitted"], help_["admitted"]],
         ["tickets_sold", show(a["tickets_sold"]), help_["tickets_sold"]],
         ["attendance_percent", show(a["attendance_percent"]), help_["attendance_percent"]],
+        ["rsvps", show(a["rsvps"]), help_["rsvps"]],
+        ["attendance_of_rsvps_percent", show(a["attendance_of_rsvps_percent"]), help_["attendance_of_rsvps_percent"]],
         ["exits", a["exits"], help_["exits"]],
         ["doors_open_at", show(g["doors_open_at"]), help_["doors_open_at"]],
         ["first_sale_at", show(g["first_sale_at"]), help_["first_sale_at"]],
@@ -36,5 +39,13 @@ def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo) -> tuple[li
     slots = [[s["name"], s["stage"], s["start"], show(s["end"]), s["people_in"], s["buyers"], show(s["conversion_per_100"]),
               show(s["drop_sell_through_percent"]), show(s["drop_minutes_to_sell_out"])] for s in n["slots"]]
     drops = [[d["name"], d["sku"], d["start"], d["quantity"], d["sold"], show(d["sell_through_percent"]),
-              show(d["minutes_to_sell_out"]), f"OVERSOLD BY {d['oversold']}" if d["oversold"] else "ok"] for d in n["drops"]]
+              show(d["minutes_to_sell_out"]), _drop_status(d)] for d in n["drops"]]
     return rows, slots, drops, n
+
+
+def _drop_status(d: dict) -> str:
+    """What the lead must look at: units sold past the quantity, member tickets that unlocked it twice."""
+    flags = [f"OVERSOLD BY {d['oversold']}"] if d["oversold"] else []
+    if d.get("member_tickets_reused"):
+        flags.append(f"MEMBER TICKET USED TWICE ×{d['member_tickets_reused']}")
+    return "; ".join(flags) or "ok"

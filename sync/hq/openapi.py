@@ -7,6 +7,7 @@ from __future__ import annotations
 
 KIT_PARAM = {"name": "kit", "in": "path", "required": True,
              "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}}
+ORIGIN_PARAM = {**KIT_PARAM, "name": "origin", "in": "query"}  # the kit of its site a hub relays for
 ERROR = {"type": "object", "required": ["error", "code"],
          "properties": {"error": {"type": "string"}, "code": {"type": "string"}}}
 RANGE = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
@@ -42,6 +43,14 @@ def _errors(*codes: str) -> dict:
     return {c: _json(text[c], ERROR) for c in codes}
 
 
+STATUS = {"type": "object", "required": ["version", "arch", "backlog", "clock_trusted"], "additionalProperties": False,
+          "properties": {"version": {"type": "string", "maxLength": 40}, "arch": {"type": "string", "maxLength": 16},
+                         "battery_percent": {"type": "number", "minimum": 0, "maximum": 100, "nullable": True},
+                         "backlog": {"type": "integer", "minimum": 0}, "lag_seconds": {"type": "integer", "nullable": True},
+                         "mirror": {"type": "string", "nullable": True}, "clock_trusted": {"type": "boolean"},
+                         "clock_time": {"type": "number"}, "open_incidents": {"type": "integer", "nullable": True}}}
+
+
 def openapi_document() -> dict:
     kit_errors = _errors("401", "403", "429")
     bearer = [{"kitToken": []}]
@@ -68,6 +77,18 @@ def openapi_document() -> dict:
                 "responses": {"200": _json("every record stored or already there", UPLOAD),
                               "422": _json("some records refused, the others stored", UPLOAD),
                               **_errors("400", "413"), **kit_errors}}},
+            "/api/v1/kits/{kit}/relay/events": {"post": {
+                "summary": "A site's hub (relay token) uploads a batch of another kit of its site (sync/hq/relay.py)",
+                "parameters": [KIT_PARAM, ORIGIN_PARAM], "security": bearer,
+                "requestBody": {"required": True, "content": {"application/x-ndjson": {
+                    "schema": {"type": "string"}, "example": EXAMPLE_LINE}}},
+                "responses": {"200": _json("the origin kit's mark and holes after the batch", {
+                    "type": "object", "required": ["kit", "via", "hwm", "missing", "stored", "duplicate", "refused"],
+                    "properties": {"kit": {"type": "string"}, "via": {"type": "string"}, "hwm": {"type": "integer"},
+                                   "missing": {"type": "array", "items": RANGE}, "stored": {"type": "integer"},
+                                   "duplicate": {"type": "integer"}, "refused": {"type": "integer"},
+                                   "refusals": {"type": "array", "items": RESULT}}}),
+                              **_errors("400", "413"), **kit_errors}}},
             "/api/v1/kits/{kit}/personal": {"post": {
                 "summary": "Upload personal records (an e-mail given with consent; never in the ledger); answered one by one",
                 "parameters": [KIT_PARAM], "security": bearer,
@@ -90,6 +111,36 @@ def openapi_document() -> dict:
                                       "content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                           "format": "binary"}}}},
                               **_errors("404"), **kit_errors}}},
+            "/api/v1/kits/{kit}/relay/documents": {"get": {
+                "summary": "A site's hub (relay token): the manifest HQ has for another kit of its site (?origin=)",
+                "parameters": [KIT_PARAM, ORIGIN_PARAM], "security": bearer,
+                "responses": {"200": _json("that kit's manifest", MANIFEST), **kit_errors}}},
+            "/api/v1/kits/{kit}/relay/documents/{id}": {"get": {
+                "summary": "A site's hub (relay token): one document's bytes for another kit of its site", "security": bearer,
+                "parameters": [KIT_PARAM, ORIGIN_PARAM,
+                               {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "the file",
+                                      "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                          "format": "binary"}}}},
+                              **_errors("404"), **kit_errors}}},
+            "/api/v1/kits/{kit}/status": {"post": {
+                "summary": "The kit's live state for the fleet view (with every sync); answered with the bundle HQ offers it",
+                "parameters": [KIT_PARAM], "security": bearer,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": STATUS}}},
+                "responses": {"200": _json("kept; the offer is null or a bundle", {"type": "object", "properties": {
+                    "ok": {"type": "boolean"}, "offer": {"type": "object", "nullable": True}}}),
+                    **_errors("400", "413"), **kit_errors}}},
+            "/api/v1/kits/{kit}/bundles/{version}/{arch}": {"get": {
+                "summary": "A release bundle offered to this kit's site, whole or one byte range (Range: bytes=a-b)",
+                "security": bearer,
+                "parameters": [KIT_PARAM, *({"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                                            for n in ("version", "arch"))],
+                "responses": {"200": {"description": "the whole file"}, "206": {"description": "the range asked for"},
+                              "416": {"description": "a range HQ cannot serve (Content-Range: bytes */size)"},
+                              **_errors("404"), **kit_errors}}},
+            "/api/v1/fleet": {"get": {
+                "summary": "Every kit's last status, update outcome and the rollouts", "security": [{"adminToken": []}],
+                "responses": {"200": _json("fleet", {"type": "object"}), **_errors("401", "429")}}},
             "/api/v1/report": {"get": {
                 "summary": "The reconciliation report as JSON", "security": [{"adminToken": []}],
                 "parameters": [{"name": "site", "in": "query", "schema": {"type": "string"}},

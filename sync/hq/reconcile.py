@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,100 +17,54 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sync.hq import documents, integrity, schema
+from sync.hq.admissions import attendance, double_admissions
+from sync.hq.incidents import COLUMNS as INCIDENT_COLUMNS
+from sync.hq.incidents import incident_rows
 from sync.hq.numbers import DROP_COLUMNS, FIGURE_COLUMNS, SLOT_COLUMNS, numbers_tables
-from sync.hq.refdocs import count_tickets, parse_catalogue
+from sync.hq.refdocs import count_rsvps, count_tickets, parse_catalogue
+from sync.hq.sections import Ev, Report, Section, as_int, format_cents, sign
 from sync.hq.settlements import CardPayment, load_settlements, match_card_payments
 
 log = logging.getLogger("fieldkit.hq.reconcile")
-ADMIT_VERDICTS = ("admit",)  # a first entry; admit_reentry follows an exit and is not a double
 
 
-@dataclass
-class Section:
-    key: str
-    title: str
-    columns: list[str]
-    rows: list[list] = field(default_factory=list)
-    money: tuple[str, ...] = ()  # columns holding cents
-    flag: str | None = None  # the column whose upper-case values are problems
-    note: str = ""
-
-    @property
-    def flagged(self) -> int:
-        if self.flag is None:
-            return 0
-        i = self.columns.index(self.flag)
-        return sum(1 for r in self.rows if isinstance(r[i], str) and r[i].isupper())
-
-    def as_dict(self) -> dict:
-        return {"key": self.key, "title": self.title, "columns": self.columns, "rows": self.rows,
-                "money": list(self.money), "flagged": self.flagged, "note": self.note}
-
-
-@dataclass
-class Report:
-    site: str | None
-    generated_at: str
-    currency: str
-    kits: list[str]
-    sections: list[Section]
-    charts: dict[str, list[tuple[str, int]]]
-    notes: list[str]
-    period: str = ""
-
-    def section(self, key: str) -> Section:
-        return next(s for s in self.sections if s.key == key)
-
-    def as_dict(self) -> dict:
-        return {"site": self.site, "period": self.period, "generated_at": self.generated_at, "currency": self.currency, "kits": self.kits,
-                "sections": [s.as_dict() for s in self.sections], "charts": self.charts, "notes": self.notes}
-
-
-@dataclass
-class Ev:
-    kit: str
-    id: str
-    type: str
-    p: dict
-    at: datetime
-    trusted: bool
+REPORTED = ("pos.", "checkin.", "lead.")
 
 
 def load_events(engine: Engine, site: str | None, since: datetime | None = None,
                 until: datetime | None = None) -> tuple[list[Ev], list[str], Counter]:
+    """The events the report reads, in kit and seq order; other types only counted (by the database)."""
     e, k = schema.events, schema.kits
+    reported = sa.or_(*(e.c.type.like(prefix + "%") for prefix in REPORTED))
     query = (sa.select(e.c.kit, e.c.id, e.c.type, e.c.payload, e.c.event_time, e.c.time_trusted)
-             .select_from(e.join(k, k.c.kit == e.c.kit)).order_by(e.c.kit, e.c.seq))
+             .select_from(e.join(k, k.c.kit == e.c.kit)).where(reported).order_by(e.c.kit, e.c.seq))
+    others = (sa.select(e.c.type, sa.func.count()).select_from(e.join(k, k.c.kit == e.c.kit))
+              .where(sa.not_(reported)).group_by(e.c.type))
     kit_query = sa.select(k.c.kit).order_by(k.c.kit)
     if site:
-        query, kit_query = query.where(k.c.site == site), kit_query.where(k.c.site == site)
+        query, kit_query, others = query.where(k.c.site == site), kit_query.where(k.c.site == site), others.where(k.c.site == site)
     if since:
-        query = query.where(e.c.event_time >= since)
+        query, others = query.where(e.c.event_time >= since), others.where(e.c.event_time >= since)
     if until:
-        query = query.where(e.c.event_time < until)
+        query, others = query.where(e.c.event_time < until), others.where(e.c.event_time < until)
     events, skipped = [], Counter()
+    loads = json.JSONDecoder().decode
     with engine.connect() as conn:
         kits = list(conn.execute(kit_query).scalars())
-        for row in conn.execute(query):
-            if not row.type.startswith(("pos.", "checkin.", "lead.")):
-                skipped[row.type] += 1
+        skipped.update({t: int(n) for t, n in conn.execute(others)})
+        for kit, id_, type_, text, at, trusted in conn.execute(query):
+            if not type_.startswith(REPORTED):  # LIKE is case-blind on SQLite
+                skipped[type_] += 1
                 continue
             try:
-                payload = json.loads(row.payload)
+                payload = loads(text)
             except ValueError:
                 skipped["unreadable payload"] += 1
                 continue
-            at = row.event_time if row.event_time.tzinfo else row.event_time.replace(tzinfo=UTC)
-            events.append(Ev(row.kit, row.id, row.type, payload, at, bool(row.time_trusted)))
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            events.append(Ev(kit, id_, type_, payload, at, bool(trusted)))
     return events, kits, skipped
-
-
-def _int(value, default: int = 0) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def _sign(ev: Ev) -> int:
-    return -1 if ev.type == "pos.refund" or ev.p.get("kind") in ("refund", "void") else 1
 
 
 def _sales(events: list[Ev]) -> list[Ev]:
@@ -123,7 +76,7 @@ def build_report(engine: Engine, site: str | None = None, card_match_minutes: in
     """The report for a site (None: every site) and, for one event at a site, a time range [since, until)."""
     events, kits, skipped = load_events(engine, site, since, until)
     zone = ZoneInfo(tz)
-    catalogues = {kit: _catalogue_for(engine, kit, site) for kit in kits}
+    catalogues = _catalogues(engine, kits, site)
     sales = _sales(events)
     currency = next((ev.p["currency"] for ev in sales if isinstance(ev.p.get("currency"), str)), currency)
     sections = [
@@ -132,19 +85,22 @@ def build_report(engine: Engine, site: str | None = None, card_match_minutes: in
         _stock(sales, catalogues),
         _cash(events),
         _cards(engine, sales, card_match_minutes, since, until),
-        _double_admissions(events, zone),
+        double_admissions(events, zone),
         _price_differences(sales, catalogues),
     ]
-    attendance, per_hour = _attendance(engine, site, events, sales, zone)
-    sections.append(attendance)
+    attended, per_hour = attendance(engine, site, events, sales, zone)
+    sections.append(attended)
     doc = documents.latest_content(engine, "checkin.attendees", site)
-    figures, slot_rows, drop_rows, numbers = numbers_tables(events, count_tickets(doc[1]) if doc else None, zone)
+    figures, slot_rows, drop_rows, numbers = numbers_tables(events, count_tickets(doc[1]) if doc else None, zone,
+                                                            count_rsvps(doc[1]) if doc else None)
     sections.append(Section("numbers", "The evening's numbers", FIGURE_COLUMNS, figures,
                             note="Rehearsal scans, undone admissions and voided sales are left out."))
     sections.append(Section("slots", "Per run-sheet slot", SLOT_COLUMNS, slot_rows,
                             note=f"{numbers['help']['slot_people_in']}; {numbers['help']['slot_conversion_per_100']}."))
     sections.append(Section("drops", "Live drops", DROP_COLUMNS, drop_rows, flag="status",
                             note="Units sold on every kit of the site; two kits that could not see each other may sell the last ones twice."))
+    sections.append(Section("incidents", "Incidents", INCIDENT_COLUMNS, incident_rows(events, zone), flag="status",
+                            note="Logged on any kit of the site (by staff or by the kit itself); one row per incident."))
     sections.append(Section("admissions_per_hour", f"Admissions per hour ({tz})", ["hour", "admissions"],
                             [[h, n] for h, n in per_hour]))
     sections.append(integrity.report_section(engine, kits))
@@ -157,7 +113,7 @@ def build_report(engine: Engine, site: str | None = None, card_match_minutes: in
         notes.append(f"{n} events of type {type_} are not part of the reconciliation.")
     by_kit: dict[str, int] = defaultdict(int)
     for ev in sales:
-        by_kit[ev.kit] += _sign(ev) * _int(ev.p.get("total_cents"))
+        by_kit[ev.kit] += sign(ev) * as_int(ev.p.get("total_cents"))
     charts = {"sales_by_kit": sorted(by_kit.items()), "admissions_per_hour": per_hour}
     period = " to ".join(b.astimezone(zone).isoformat(timespec="minutes") if b else "…" for b in (since, until)) \
         if since or until else ""
@@ -175,14 +131,28 @@ def parse_bound(text: str | None, tz: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
 
 
-def _catalogue_for(engine: Engine, kit: str, site: str | None) -> dict:
+def _catalogues(engine: Engine, kits: list[str], site: str | None) -> dict[str, dict]:
+    """Each kit's price list: the pos.catalogue its manifest resolves to (documents.manifest_for_kit's
+    precedence), each document read once however many kits share it, not three queries per kit."""
+    t = schema.documents
     with engine.connect() as conn:
-        kit_site = conn.execute(sa.select(schema.kits.c.site).where(schema.kits.c.kit == kit)).scalar()
-    for meta in documents.manifest_for_kit(engine, kit, kit_site or site or ""):
-        if meta["kind"] == "pos.catalogue":
-            _, content = documents.document_content(engine, meta["id"], kit, kit_site or "")
-            return parse_catalogue(content, kit)
-    return {}
+        sites = dict(conn.execute(sa.select(schema.kits.c.kit, schema.kits.c.site)).all())
+        metas = [dict(r._mapping) for r in conn.execute(
+            sa.select(t.c.id, t.c.scope, t.c.scope_value, t.c.version).where(t.c.kind == "pos.catalogue"))]
+    contents: dict[int, bytes] = {}
+    out = {}
+    for kit in kits:
+        kit_site = sites.get(kit) or site or ""
+        applies = [m for m in metas if m["scope"] == "all" or (m["scope"] == "site" and m["scope_value"] == kit_site)
+                   or (m["scope"] == "kit" and m["scope_value"] == kit)]
+        if not applies:
+            out[kit] = {}
+            continue
+        best = min(applies, key=lambda m: (documents.SCOPE_RANK[m["scope"]], -m["version"]))
+        if best["id"] not in contents:
+            contents[best["id"]] = documents.document_content(engine, best["id"], kit, kit_site)[1]
+        out[kit] = parse_catalogue(contents[best["id"]], kit)
+    return out
 
 
 def _sales_by_product(sales: list[Ev]) -> Section:
@@ -194,8 +164,8 @@ def _sales_by_product(sales: list[Ev]) -> Section:
             if not isinstance(ln, dict) or not ln.get("sku"):
                 continue
             key = (ev.kit, str(ln["sku"]))
-            qty[key] += _sign(ev) * _int(ln.get("qty"))
-            total[key] += _sign(ev) * _int(ln.get("total_cents"))
+            qty[key] += sign(ev) * as_int(ln.get("qty"))
+            total[key] += sign(ev) * as_int(ln.get("total_cents"))
             names.setdefault(str(ln["sku"]), f"{ln.get('name', '')} {ln.get('variant', '')}".strip())
     rows = [[kit, sku, names.get(sku, ""), qty[(kit, sku)], total[(kit, sku)]] for kit, sku in sorted(qty)]
     kits = {k for k, _ in qty}
@@ -215,7 +185,7 @@ def _sales_by_payment(sales: list[Ev]) -> Section:
             if isinstance(pay, dict):
                 key = (ev.kit, str(pay.get("method", "?")))
                 count[key] += 1
-                amount[key] += _sign(ev) * _int(pay.get("amount_cents"))
+                amount[key] += sign(ev) * as_int(pay.get("amount_cents"))
     return Section("sales_by_payment", "Takings by kit and payment method", ["kit", "method", "payments", "amount"],
                    [[k, m, count[(k, m)], amount[(k, m)]] for k, m in sorted(count)], money=("amount",))
 
@@ -225,7 +195,7 @@ def _stock(sales: list[Ev], catalogues: dict[str, dict]) -> Section:
     for ev in sales:
         for ln in ev.p.get("lines", []):
             if isinstance(ln, dict) and ln.get("sku") and ln.get("moves_stock", True):
-                sold[(ev.kit, str(ln["sku"]))] += _sign(ev) * _int(ln.get("qty"))
+                sold[(ev.kit, str(ln["sku"]))] += sign(ev) * as_int(ln.get("qty"))
     rows = []
     keys = set(sold) | {(kit, sku) for kit, cat in catalogues.items() for sku, e in cat.items() if e.stock is not None}
     for kit, sku in sorted(keys):
@@ -256,18 +226,18 @@ def _cash(events: list[Ev]) -> Section:
         p = ev.p
         if ev.type == "pos.shift_opened" and p.get("id"):
             s = shift(ev.kit, p["id"])
-            s.update(number=p.get("number", ""), opened=str(p.get("at", "")), float=_int(p.get("float_cents")))
+            s.update(number=p.get("number", ""), opened=str(p.get("at", "")), float=as_int(p.get("float_cents")))
         elif ev.type == "pos.shift_closed" and p.get("id"):
             s = shift(ev.kit, p["id"])
-            s.update(closed=str(p.get("at", "")), counted=_int(p.get("counted_cents"), None),
-                     expected_kit=_int(p.get("expected_cash_cents"), None))
+            s.update(closed=str(p.get("at", "")), counted=as_int(p.get("counted_cents"), None),
+                     expected_kit=as_int(p.get("expected_cash_cents"), None))
         elif ev.type == "pos.cash_moved" and p.get("shift_id"):
-            shift(ev.kit, p["shift_id"])["moves"] += _int(p.get("amount_cents"))
+            shift(ev.kit, p["shift_id"])["moves"] += as_int(p.get("amount_cents"))
         elif ev.type in ("pos.sale", "pos.refund") and p.get("shift_id"):
-            cash = sum(_int(pay.get("amount_cents")) for pay in p.get("payments", [])
+            cash = sum(as_int(pay.get("amount_cents")) for pay in p.get("payments", [])
                        if isinstance(pay, dict) and pay.get("method") == "cash")
             s = shift(ev.kit, p["shift_id"])
-            if _sign(ev) > 0:
+            if sign(ev) > 0:
                 s["sales"] += cash
             else:
                 s["refunds"] += cash
@@ -301,7 +271,7 @@ def _cards(engine: Engine, sales: list[Ev], window_minutes: int, since: datetime
     for ev in sales:
         for pay in ev.p.get("payments", []):
             if isinstance(pay, dict) and pay.get("method") == "card":
-                payments.append(CardPayment(ev.kit, str(ev.p.get("receipt", "")), _sign(ev) * _int(pay.get("amount_cents")),
+                payments.append(CardPayment(ev.kit, str(ev.p.get("receipt", "")), sign(ev) * as_int(pay.get("amount_cents")),
                                             str(pay.get("reference", "") or ""), ev.at))
     margin = timedelta(minutes=window_minutes)
     settled = [s for s in load_settlements(engine) if s["paid_at"] is None or (
@@ -314,41 +284,17 @@ def _cards(engine: Engine, sales: list[Ev], window_minutes: int, since: datetime
                    note=f"Matched by reference, else by the same amount within {window_minutes} minutes.")
 
 
-def _admissions(events: list[Ev]) -> list[Ev]:
-    undone = {ev.p.get("scan_event_id") for ev in events if ev.type == "checkin.undone"}
-    return [ev for ev in events if ev.type == "checkin.scanned" and ev.p.get("admitted") is True
-            and ev.p.get("verdict") in ADMIT_VERDICTS and not ev.p.get("rehearsal") and ev.id not in undone
-            and ev.p.get("ticket_key")]
-
-
-def _double_admissions(events: list[Ev], zone: ZoneInfo) -> Section:
-    by_ticket: dict[str, list[Ev]] = defaultdict(list)
-    for ev in _admissions(events):
-        by_ticket[str(ev.p["ticket_key"])].append(ev)
-    rows = []
-    for ticket, evs in sorted(by_ticket.items()):
-        if len(evs) < 2:
-            continue
-        where = ", ".join(f"{ev.kit}/{ev.p.get('door', '')}".rstrip("/") for ev in evs)
-        when = ", ".join(ev.at.astimezone(zone).strftime("%H:%M:%S") for ev in evs)
-        rows.append([ticket[:16], evs[0].p.get("name", ""), len(evs), where, when, "ADMITTED TWICE"
-                     if len({ev.kit for ev in evs}) > 1 else "ADMITTED TWICE AT ONE KIT"])
-    return Section("double_admissions", "Tickets admitted more than once", ["ticket", "name", "admissions", "kits",
-                   "times", "status"], rows, flag="status",
-                   note="First entries only: a re-entry after a recorded exit is not a double.")
-
-
 def _price_differences(sales: list[Ev], catalogues: dict[str, dict]) -> Section:
     rows = []
     for ev in sales:
-        if _sign(ev) < 0:
+        if sign(ev) < 0:
             continue
         cat = catalogues.get(ev.kit, {})
         for ln in ev.p.get("lines", []):
             if not isinstance(ln, dict) or not ln.get("sku"):
                 continue
             entry = cat.get(str(ln["sku"]))
-            unit, discount = _int(ln.get("unit_cents")), _int(ln.get("discount_cents"))
+            unit, discount = as_int(ln.get("unit_cents")), as_int(ln.get("discount_cents"))
             if not cat:
                 continue
             if entry is None or entry.price_cents is None:
@@ -362,41 +308,9 @@ def _price_differences(sales: list[Ev], catalogues: dict[str, dict]) -> Section:
                 listed = entry.price_cents
             else:
                 continue
-            rows.append([ev.kit, ev.p.get("receipt", ""), ln["sku"], _int(ln.get("qty")), unit, listed,
+            rows.append([ev.kit, ev.p.get("receipt", ""), ln["sku"], as_int(ln.get("qty")), unit, listed,
                          None if listed is None else unit - listed, discount, status])
     return Section("prices", "Prices charged that differ from the price list",
                    ["kit", "receipt", "sku", "qty", "unit_charged", "unit_listed", "unit_difference", "line_discount",
                     "status"], rows, money=("unit_charged", "unit_listed", "unit_difference", "line_discount"),
                    flag="status", note="Against the catalogue HQ handed to each kit.")
-
-
-def _attendance(engine: Engine, site: str | None, events: list[Ev], sales: list[Ev],
-                zone: ZoneInfo) -> tuple[Section, list[tuple[str, int]]]:
-    admissions = _admissions(events)
-    admitted = len({str(ev.p["ticket_key"]) for ev in admissions})
-    doc = documents.latest_content(engine, "checkin.attendees", site)
-    sold = count_tickets(doc[1]) if doc else None
-    sale_count = sum(1 for ev in sales if _sign(ev) > 0)
-    items = sum(_sign(ev) * _int(ln.get("qty")) for ev in sales for ln in ev.p.get("lines", []) if isinstance(ln, dict))
-    revenue = sum(_sign(ev) * _int(ev.p.get("total_cents")) for ev in sales)
-    per_hour = Counter(ev.at.astimezone(zone).strftime("%Y-%m-%d %H:00") for ev in admissions)
-    rows = [
-        ["tickets sold (attendee list)", "" if sold is None else sold],
-        ["people admitted", admitted],
-        ["admitted of sold", "" if not sold else f"{100 * admitted / sold:.1f} %"],
-        ["merch sales", sale_count],
-        ["merch items (net of refunds)", items],
-        ["merch takings", format_cents(revenue)],
-        ["merch sales per 100 admitted", "" if not admitted else f"{100 * sale_count / admitted:.1f}"],
-        ["merch takings per 100 admitted", "" if not admitted else format_cents(revenue * 100 // admitted)],
-    ]
-    section = Section("attendance", "Attendance and merch", ["figure", "value"], rows,
-                      note="Money figures are in the report's currency; per-100 takings rounded down to the cent.")
-    return section, sorted(per_hour.items())
-
-
-def format_cents(cents: int | None) -> str:
-    if cents is None:
-        return ""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from kit.metrics import rsvps
+
 _AMOUNT = re.compile(r"^\s*(-)?\s*(\d{1,9})(?:[.,](\d{1,2}))?\s*$")
 
 
@@ -106,6 +108,15 @@ def parse_catalogue(data: bytes, kit: str) -> dict[str, PriceEntry]:
         name = " ".join(str(row.get(k) or "").strip() for k in ("name", "variant")).strip()
         out[sku] = PriceEntry(sku, name, parse_amount(row.get("price")), stock)
     return out
+
+
+def count_rsvps(data: bytes) -> int | None:
+    """People an attendee list says are coming (its RSVP / registration status column), or None."""
+    rows = csv_rows(data)
+    if not rows:
+        return None
+    headers = list(rows[0])
+    return rsvps([h.replace("_", " ") for h in headers], ([r.get(h, "") for h in headers] for r in rows))
 
 
 def count_tickets(data: bytes) -> int:

@@ -7,7 +7,7 @@ import html
 import io
 import json
 
-from sync.hq.reconcile import Report, Section, format_cents
+from sync.hq.sections import Report, Section, format_cents
 
 
 def cell(section: Section, column: str, value) -> str:

@@ -103,3 +103,58 @@ personal_records = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Retention of personal data per site (sync/hq/retention.py): a date, or days after each record arrived.
+privacy_retention = sa.Table(
+    "hq_privacy_retention", metadata,
+    sa.Column("site", sa.String(32), primary_key=True),
+    sa.Column("erase_after", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("keep_days", sa.Float, nullable=True),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Each erasure of personal records at HQ: which site, when, how many; never the data.
+privacy_erasures = sa.Table(
+    "hq_privacy_erasures", metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("site", sa.String(32), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("forced", sa.Boolean, nullable=False),
+)
+
+# The fleet view (sync/hq/fleet.py): each kit's live state as it last reported it, one row per kit.
+kit_status = sa.Table(
+    "hq_kit_status", metadata,
+    sa.Column("kit", sa.String(32), primary_key=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("arch", sa.String(16), nullable=False),
+    sa.Column("battery_percent", sa.Float, nullable=True),
+    sa.Column("backlog", sa.BigInteger, nullable=False),
+    sa.Column("lag_seconds", sa.Integer, nullable=True),  # age of the oldest event HQ had not acknowledged
+    sa.Column("mirror", sa.String(40), nullable=True),
+    sa.Column("clock_trusted", sa.Boolean, nullable=False),
+    sa.Column("clock_offset_seconds", sa.Float, nullable=True),  # kit clock minus HQ's when it reported
+    sa.Column("open_incidents", sa.Integer, nullable=True),
+)
+
+# Release bundles (sync/hq/bundles.py): the files live in HQ's data dir, these rows only describe them.
+bundles = sa.Table(
+    "hq_bundles", metadata,
+    sa.Column("version", sa.String(40), primary_key=True),
+    sa.Column("arch", sa.String(16), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("filename", sa.String(120), nullable=False),  # under the bundle dir
+    sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# A staged rollout: a version offered to the kits of one site at a time, until stopped.
+rollouts = sa.Table(
+    "hq_rollouts", metadata,
+    sa.Column("version", sa.String(40), primary_key=True),
+    sa.Column("site", sa.String(32), primary_key=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=True),
+)

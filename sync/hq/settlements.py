@@ -9,6 +9,7 @@ are listed on both sides.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,7 @@ from sync.hq.refdocs import csv_rows, parse_amount
 from sync.hq.store import HQError
 
 log = logging.getLogger("fieldkit.hq.settlements")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 COLUMNS = {
     "reference": ("reference", "ref", "transaction_id", "transaction_code", "transaction", "txn_id", "receipt",
@@ -132,14 +134,10 @@ def match_card_payments(payments: list[CardPayment], settlements: list[dict], wi
         else:
             left.append(p)
     window = timedelta(minutes=window_minutes)
+    by_amount = _TimeIndex.by_amount(settlements, taken)
     for p in sorted(left, key=lambda p: p.at):
-        best, best_gap = None, None
-        for i, s in enumerate(settlements):
-            if i in taken or s["amount_cents"] != p.amount_cents or s["paid_at"] is None:
-                continue
-            gap = abs(s["paid_at"] - p.at)
-            if gap <= window and (best_gap is None or gap < best_gap):
-                best, best_gap = i, gap
+        index = by_amount.get(p.amount_cents)
+        best = index.take_nearest(p.at, window) if index else None
         if best is None:
             rows.append(_row("UNMATCHED PAYMENT", p, None))
         else:
@@ -149,6 +147,58 @@ def match_card_payments(payments: list[CardPayment], settlements: list[dict], wi
         if i not in taken:
             rows.append(_row("UNMATCHED SETTLEMENT", None, s))
     return rows
+
+
+class _TimeIndex:
+    """The free settlement lines of one amount, by time: the nearest to a payment found by bisection and
+    taken in near-constant time, so a night of 400,000 card payments against as many lines is not
+    400,000² comparisons. Ties go to the earlier line, as a scan in time order would.
+
+    Taken positions are skipped with two union-find arrays: ``right`` leads from a position to the
+    nearest free one at or after it (``n``: none), ``left`` (shifted by one) to the nearest free one at
+    or before it (``0``: none)."""
+
+    def __init__(self, items: list[tuple[int, int]]):
+        self.times = [t for t, _ in items]  # microseconds since the epoch: ints compare ~10x faster
+        self.ids = [i for _, i in items]
+        self.right = list(range(len(items) + 1))
+        self.left = list(range(len(items) + 1))
+
+    @classmethod
+    def by_amount(cls, settlements: list[dict], taken: set[int]) -> dict[int, _TimeIndex]:
+        grouped: dict[int, list[tuple[int, int]]] = {}
+        for i, s in enumerate(settlements):
+            if i not in taken and s["paid_at"] is not None:
+                grouped.setdefault(s["amount_cents"], []).append((_micros(s["paid_at"]), i))
+        return {amount: cls(sorted(items)) for amount, items in grouped.items()}
+
+    @staticmethod
+    def _find(parent: list[int], k: int) -> int:
+        root = k
+        while parent[root] != root:
+            root = parent[root]
+        while parent[k] != root:  # path compression
+            parent[k], k = root, parent[k]
+        return root
+
+    def take_nearest(self, when: datetime, window: timedelta) -> int | None:
+        times, at, window = self.times, _micros(when), _micros(window)
+        after = self._find(self.right, bisect_left(times, at))
+        before = self._find(self.left, bisect_right(times, at)) - 1
+        if before >= 0:  # of lines at the same time, the first still free
+            before = self._find(self.right, bisect_left(times, times[before]))
+        near = [k for k in {before, after} if 0 <= k < len(times) and abs(times[k] - at) <= window]
+        if not near:
+            return None
+        k = min(near, key=lambda k: (abs(times[k] - at), self.ids[k]))
+        self.right[k], self.left[k + 1] = k + 1, k
+        return self.ids[k]
+
+
+def _micros(value: datetime | timedelta) -> int:
+    if isinstance(value, timedelta):
+        return value // timedelta(microseconds=1)
+    return (value - EPOCH) // timedelta(microseconds=1)
 
 
 def _row(status: str, p: CardPayment | None, s: dict | None) -> dict:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sync.hq import integrity, schema, validate
+from sync.hq.batch import COLUMNS, _insert_batch  # noqa: F401  (COLUMNS: benchmarks name the columns by it)
 
 log = logging.getLogger("fieldkit.hq.store")
 
@@ -71,6 +72,8 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
+    from sync.hq import relay  # noqa: F401  (its tables are on schema.metadata)
+
     schema.metadata.create_all(engine)
 
 
@@ -130,9 +133,14 @@ def list_kits(engine: Engine) -> list[dict]:
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def authenticate_kit(engine: Engine, kit: str, token: str) -> dict:
-    """The kit's row if ``token`` is its token; HQError 401/403 otherwise (never says which part was wrong)."""
-    with engine.connect() as conn:
+def authenticate_kit(engine: Engine, kit: str, token: str, conn=None) -> dict:
+    """The kit's row if ``token`` is its token; HQError 401/403 otherwise (never says which part was wrong).
+
+    ``conn``: a connection the request already holds (one checkout instead of two)."""
+    if conn is None:
+        with engine.connect() as own:
+            row = own.execute(sa.select(schema.kits).where(schema.kits.c.kit == kit)).first()
+    else:
         row = conn.execute(sa.select(schema.kits).where(schema.kits.c.kit == kit)).first()
     expected = row.token_hash if row else hash_token(secrets.token_hex(16))
     if not token or not hmac.compare_digest(hash_token(token), expected) or row is None:
@@ -197,84 +205,23 @@ def _check_links(engine: Engine, kit: str, rows: list[dict]) -> None:
         log.exception("event=chain_check_failed kit=%s rows=%d", kit, len(rows))
 
 
-# In the order _sqlite_rows builds them; every column of hq_events.
-COLUMNS = ("id", "kit", "seq", "type", "payload", "hlc", "wall_time", "clock_synced", "hash", "received_at",
-           "event_time", "time_trusted")
-_SQLITE_INSERT = (f"INSERT INTO hq_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-                  " ON CONFLICT (id) DO NOTHING")
-_PG_STAGE = "CREATE TEMP TABLE IF NOT EXISTS hq_events_incoming (LIKE hq_events) ON COMMIT DELETE ROWS"
-_PG_COPY = f"COPY hq_events_incoming ({', '.join(COLUMNS)}) FROM STDIN"
-_PG_MERGE = (f"INSERT INTO hq_events ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM hq_events_incoming"
-             " ON CONFLICT (id) DO NOTHING RETURNING id")
-_SQLITE_CHUNK = 500  # ids per IN (...) lookup, well under SQLite's variable limit
+def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, RecordResult],
+                 conn=None) -> set[str]:
+    """Insert the whole batch at once; if the database refuses it, row by row so only the bad rows are refused.
 
-
-def _sqlite_time(value: datetime) -> str:
-    """A DateTime as SQLAlchemy itself stores it on SQLite, so both insert paths read back alike."""
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
-
-
-def _sqlite_rows(rows: list[dict]) -> list[tuple]:
-    received: dict[datetime, str] = {}  # one batch, one received_at: formatted once
-    out = []
-    for r in rows:
-        at = r["received_at"]
-        if at not in received:
-            received[at] = _sqlite_time(at)
-        out.append((r["id"], r["kit"], r["seq"], r["type"], r["payload"], r["hlc"], r["wall_time"],
-                    int(r["clock_synced"]), r["hash"], received[at], _sqlite_time(r["event_time"]),
-                    int(r["time_trusted"])))
-    return out
-
-
-def _copy_text(value) -> str:
-    """One field in COPY's text format (validated values: no NUL; escape what the format reserves)."""
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    text = str(value)
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return text
-
-
-def _insert_batch(conn, rows: list[dict]) -> set[str]:
-    """Every row in one round of statements, duplicates of stored ids ignored; returns the ids stored.
-
-    SQLite: inside the write lock (BEGIN IMMEDIATE), look up which ids are held, then one executemany.
-    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO NOTHING
-    RETURNING id, which is right even with several HQ processes storing the same batch at once.
+    ``conn``: the request's connection, to store and check the batch on (fewer round trips than a
+    connection per step); the row-by-row path takes its own.
     """
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        if conn.engine.dialect.name == "postgresql":
-            cursor.execute(_PG_STAGE)
-            with cursor.copy(_PG_COPY) as copy:
-                copy.write("".join("\t".join(_copy_text(r[c]) for c in COLUMNS) + "\n" for r in rows))
-            cursor.execute(_PG_MERGE)
-            return {r[0] for r in cursor.fetchall()}
-        ids = [r["id"] for r in rows]
-        held: set[str] = set()
-        for first in range(0, len(ids), _SQLITE_CHUNK):
-            chunk = ids[first:first + _SQLITE_CHUNK]
-            cursor.execute(f"SELECT id FROM hq_events WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-            held.update(r[0] for r in cursor.fetchall())
-        cursor.executemany(_SQLITE_INSERT, _sqlite_rows([r for r in rows if r["id"] not in held]))
-        return set(ids) - held
-    finally:
-        cursor.close()
-
-
-def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, RecordResult]) -> set[str]:
-    """Insert the whole batch at once; if the database refuses it, row by row so only the bad rows are refused."""
     driver = engine.dialect.dbapi  # _insert_batch talks to the driver itself: its errors come unwrapped
     try:
-        with engine.begin() as conn:
-            stored = _insert_batch(conn, rows)
-        _check_links(engine, kit, [r for r in rows if r["id"] in stored])
+        if conn is None:
+            with engine.begin() as own:
+                stored = _insert_batch(own, rows)
+            _check_links(engine, kit, [r for r in rows if r["id"] in stored])
+        else:
+            with conn.begin():
+                stored = _insert_batch(conn, rows)
+            _check_links_on(conn, kit, [r for r in rows if r["id"] in stored])
         return stored
     except (sa.exc.OperationalError, driver.OperationalError):
         raise  # the database is down or locked: the whole batch is answered 5xx and sent again
@@ -284,8 +231,8 @@ def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, 
     stored = set()
     for row in rows:
         try:
-            with engine.begin() as conn:
-                stored |= {r[0] for r in conn.execute(_insert_ignoring_duplicates(engine), [row])}
+            with engine.begin() as own:
+                stored |= {r[0] for r in own.execute(_insert_ignoring_duplicates(engine), [row])}
         except sa.exc.OperationalError:
             raise
         except sa.exc.DBAPIError as e:
@@ -296,17 +243,56 @@ def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, 
     return stored
 
 
+def _check_links_on(conn, kit: str, rows: list[dict]) -> None:
+    """The chain check on the request's connection, after the commit (see _check_links); the read it
+    starts stays open for the new mark (ingest_batch commits it)."""
+    try:
+        integrity.check_new_links(conn, kit, rows)
+    except Exception:
+        log.exception("event=chain_check_failed kit=%s rows=%d", kit, len(rows))
+        conn.rollback()
+
+
 def ingest(engine: Engine, kit: str, records: Iterable[object], received_at: datetime | None = None,
            max_lead: int = DEFAULT_MAX_LEAD) -> list[RecordResult]:
-    """Store a batch idempotently; one result per record, in order.
+    """Store a batch idempotently; one result per record, in order (see ingest_batch)."""
+    return ingest_batch(engine, kit, records, received_at, max_lead)[0]
+
+
+def ingest_batch(engine: Engine, kit: str, records: Iterable[object], received_at: datetime | None = None,
+                 max_lead: int = DEFAULT_MAX_LEAD) -> tuple[list[RecordResult], int]:
+    """Store a batch idempotently; one result per record, in order, and the kit's mark afterwards.
 
     A kit sends its ledger contiguously from its cursor, so a seq more than ``max_lead`` plus the batch's
     own length beyond what HQ has answered for is refused: it would raise the mark and hide real holes.
+    The mark, the insert, the chain check and the new mark share one connection.
     """
     received_at = received_at or now_utc()
     records = list(records)
     with engine.connect() as conn:
         limit = integrity.stored_mark(conn, kit) + max_lead + len(records)
+        conn.commit()
+        results, rows, pending, refusals = _validated(records, kit, received_at, limit)
+        stored = _insert_rows(engine, kit, rows, pending, conn) if rows else set()
+        for row in rows:
+            if pending[row["id"]].status == "refused":
+                refusals.append((row["seq"], row["hash"], pending[row["id"]].error))
+        if refusals:
+            conn.commit()  # the chain check's read
+            with conn.begin():
+                _remember_refusals(conn, kit, refusals, received_at)
+        mark = integrity.stored_mark(conn, kit)
+        conn.commit()
+    for r in pending.values():
+        if r.status == "pending":
+            r.status = "stored" if r.id in stored else "duplicate"
+    log.info("event=batch_ingested kit=%s records=%d stored=%d refused=%d", kit, len(results), len(stored),
+             sum(r.status == "refused" for r in results))
+    return results, mark
+
+
+def _validated(records: list, kit: str, received_at: datetime, limit: int):
+    """Check every record in Python before the batch goes in (one bad row would abort a whole COPY)."""
     results: list[RecordResult] = []
     rows: list[dict] = []
     pending: dict[str, RecordResult] = {}
@@ -333,19 +319,7 @@ def ingest(engine: Engine, kit: str, records: Iterable[object], received_at: dat
         rows.append(row)
         pending[row["id"]] = RecordResult(rid, rseq, "pending")
         results.append(pending[row["id"]])
-    stored = _insert_rows(engine, kit, rows, pending) if rows else set()
-    for row in rows:
-        if pending[row["id"]].status == "refused":
-            refusals.append((row["seq"], row["hash"], pending[row["id"]].error))
-    if refusals:
-        with engine.begin() as conn:
-            _remember_refusals(conn, kit, refusals, received_at)
-    for r in pending.values():
-        if r.status == "pending":
-            r.status = "stored" if r.id in stored else "duplicate"
-    log.info("event=batch_ingested kit=%s records=%d stored=%d refused=%d", kit, len(results), len(stored),
-             sum(r.status == "refused" for r in results))
-    return results
+    return results, rows, pending, refusals
 
 
 def count_events(engine: Engine, kit: str | None = None) -> int:

@@ -75,11 +75,17 @@ class AuthThrottle:
             return 0.0
         return min(self.max, self.base * 2 ** (failures - self.free - 1))
 
-    def check(self, address: str) -> tuple[int, bool]:
-        """Seconds until ``address`` may try again (0: now), and whether it has recent failures on record."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(schema.auth_failures.c.failures, schema.auth_failures.c.last_failure)
-                               .where(schema.auth_failures.c.address == address)).first()
+    def check(self, address: str, conn=None) -> tuple[int, bool]:
+        """Seconds until ``address`` may try again (0: now), and whether it has recent failures on record.
+
+        ``conn``: a connection the request already holds (the kit check then shares it)."""
+        query = (sa.select(schema.auth_failures.c.failures, schema.auth_failures.c.last_failure)
+                 .where(schema.auth_failures.c.address == address))
+        if conn is None:
+            with self.engine.connect() as own:
+                row = own.execute(query).first()
+        else:
+            row = conn.execute(query).first()
         if row is None:
             return 0, False
         last = _aware(row.last_failure)

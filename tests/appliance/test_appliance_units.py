@@ -37,6 +37,8 @@ def fake_root(tmp_path_factory) -> Path:
     exe.parent.mkdir(parents=True)
     exe.write_text("#!/bin/sh\nexit 0\n")
     exe.chmod(0o755)
+    (root / "var/lib/fieldkit/releases").mkdir(parents=True)  # the units start the release slot `current` names
+    (root / "var/lib/fieldkit/releases/current").symlink_to("/opt/fieldkit")
     shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
     return root
 
@@ -53,7 +55,8 @@ def verify(root: Path, files: list[Path]) -> subprocess.CompletedProcess:
 
 
 def test_systemd_analyze_verify_is_clean(fake_root):
-    files = sorted(UNITS.glob("*.service")) + sorted(UNITS.glob("*.target"))
+    files = sorted(UNITS.glob("*.service")) + sorted(UNITS.glob("*.target")) + sorted(UNITS.glob("*.path")) \
+        + sorted(UNITS.glob("*.timer"))
     done = verify(fake_root, files)
     assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
 
@@ -62,7 +65,7 @@ def test_verify_would_catch_a_broken_unit(fake_root, tmp_path):
     """The check above can fail: a misspelt key and a missing program are both reported."""
     broken = tmp_path / "fieldkit-broken.service"
     text = (UNITS / "fieldkit-pos.service").read_text()
-    broken.write_text(text.replace("WatchdogSec=", "WatchdogSecs=").replace("/opt/fieldkit/bin/fieldkit", "/opt/nothing/here"))
+    broken.write_text(text.replace("WatchdogSec=", "WatchdogSecs=").replace("/var/lib/fieldkit/releases/current/bin/fieldkit", "/opt/nothing/here"))
     done = verify(fake_root, [broken])
     output = done.stdout + done.stderr
     assert "WatchdogSecs" in output and "/opt/nothing/here" in output
@@ -72,16 +75,17 @@ def test_verify_would_catch_a_broken_unit(fake_root, tmp_path):
 def test_each_service_has_a_hardened_notify_unit(name):
     unit = parse(UNITS / f"fieldkit-{name}.service")
     service = unit["Service"]
-    assert service["ExecStart"] == f"/opt/fieldkit/bin/fieldkit run {name}"
+    assert service["ExecStart"] == f"/var/lib/fieldkit/releases/current/bin/fieldkit run {name}"
     # service.groups may run it in a group's process instead: then this unit is skipped, not failed
-    assert service["ExecCondition"] == f"/opt/fieldkit/bin/fieldkit run --check {name}"
+    assert service["ExecCondition"] == f"/var/lib/fieldkit/releases/current/bin/fieldkit run --check {name}"
     assert service["Type"] == "notify"
     assert int(service["WatchdogSec"]) >= 10
     assert service["Restart"] == "on-failure"
     assert service["User"] == "fieldkit"
     assert service["NoNewPrivileges"] == "yes"
     assert service["ProtectSystem"] == "strict"
-    assert service["ReadWritePaths"] == "/var/lib/fieldkit"
+    paths = service["ReadWritePaths"].split()  # and the USB drive's folder, for the replica (sync)
+    assert paths[0] == "/var/lib/fieldkit" and set(paths[1:]) <= {"-/media/fieldkit-usb"}
     assert service["PrivateTmp"] == "yes"
     groups = set(service.get("SupplementaryGroups", "").split())
     assert GROUPS_BY_SERVICE.get(name, set()) <= groups
@@ -106,8 +110,8 @@ def test_the_default_service_group_has_a_hardened_unit_the_target_starts(fake_ro
     template = UNITS / "fieldkit-group@.service"
     unit = parse(template)
     service = unit["Service"]
-    assert service["ExecStart"] == "/opt/fieldkit/bin/fieldkit run --group %i"
-    assert service["ExecCondition"] == "/opt/fieldkit/bin/fieldkit run --check --group %i"
+    assert service["ExecStart"] == "/var/lib/fieldkit/releases/current/bin/fieldkit run --group %i"
+    assert service["ExecCondition"] == "/var/lib/fieldkit/releases/current/bin/fieldkit run --check --group %i"
     assert service["Type"] == "notify" and service["Restart"] == "on-failure" and int(service["WatchdogSec"]) >= 10
     assert service["User"] == "fieldkit" and service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
     members = {m for group in default_groups for m in group}
@@ -128,7 +132,7 @@ def test_boot_runs_before_the_broker_and_the_hotspot_only_with_wifi():
     boot = parse(UNITS / "fieldkit-boot.service")
     assert boot["Service"]["Type"] == "oneshot"
     assert "mosquitto.service" in boot["Unit"]["Before"].split()
-    assert boot["Service"]["ExecStart"] == "/opt/fieldkit/bin/fieldkit appliance boot"
+    assert boot["Service"]["ExecStart"] == "/var/lib/fieldkit/releases/current/bin/fieldkit appliance boot"
     hotspot = parse(UNITS / "fieldkit-hotspot.service")
     assert hotspot["Unit"]["ConditionPathExists"].startswith("/sys/class/net/wlan0")
     assert "sys-subsystem-net-devices-wlan0.device" in hotspot["Install"]["WantedBy"].split()

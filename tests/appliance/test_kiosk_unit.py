@@ -27,6 +27,8 @@ def unit_root(tmp_path_factory) -> Path:
     exe.parent.mkdir(parents=True)
     exe.write_text("#!/bin/sh\nexit 0\n")
     exe.chmod(0o755)
+    (root / "var/lib/fieldkit/releases").mkdir(parents=True)  # the units start the release slot `current` names
+    (root / "var/lib/fieldkit/releases/current").symlink_to("/opt/fieldkit")
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
     for unit in (ROOT / "systemd").glob("fieldkit*"):
@@ -47,14 +49,14 @@ def test_the_kiosk_unit_verifies_clean(unit_root):
 def test_verify_would_catch_a_mistake_in_it(unit_root):
     broken = unit_root / "etc/systemd/system/fieldkit-kiosk-broken.service"
     broken.write_text(UNIT.read_text().replace("ExecCondition=+", "ExecConditon=+")
-                      .replace("ExecStart=/opt/fieldkit", "ExecStart=/opt/nothing"))
+                      .replace("ExecStart=/var/lib/fieldkit/releases/current", "ExecStart=/opt/nothing"))
     out = verify(unit_root, broken.name)
     assert "ExecConditon" in out and "/opt/nothing" in out
 
 
 def test_the_unit_checks_as_root_then_runs_as_its_own_user():
     text = UNIT.read_text()
-    assert "ExecCondition=+/opt/fieldkit/bin/fieldkit appliance kiosk --check --env /run/fieldkit-kiosk.env" in text
+    assert "ExecCondition=+/var/lib/fieldkit/releases/current/bin/fieldkit appliance kiosk --check --env /run/fieldkit-kiosk.env" in text
     assert "EnvironmentFile=-/run/fieldkit-kiosk.env" in text
     assert "User=fieldkit-kiosk" in text and "User=fieldkit\n" not in text  # not the user holding the secrets
     assert "Restart=always" in text and "WantedBy=fieldkit.target" in text

@@ -214,3 +214,68 @@ def test_the_merch_lead_starts_and_stops_a_drop_from_the_lead_screen(open_page):
     row.locator("button", has_text="Stop").click()
     lead.wait_for_function("() => /back at the normal price/.test(document.getElementById('drop-msg').textContent)")
     lead.locator("#drops-table tr", has_text="stopped").wait_for()
+    lead.fill("#drop-name", "Members tote")  # members first, from the same form
+    lead.fill("#drop-sku", "TOTE")
+    lead.fill("#drop-members-minutes", "3")
+    lead.fill("#drop-member-types", "VIP, Weekend pass")
+    lead.click("#drop-start")
+    lead.wait_for_function("() => /Started on every merch kit/.test(document.getElementById('drop-msg').textContent)")
+    assert "0/20 sold · members" in lead.locator("#drops-table tr", has_text="Members tote").inner_text()
+    lead.locator("#drops-table tr", has_text="Members tote").locator("button", has_text="Stop").click()
+
+
+def _ticket_of_type(kit, ticket_type: str) -> str:
+    import sqlite3
+
+    conn = sqlite3.connect(kit.home / "var" / "kit.db")
+    try:
+        return conn.execute("SELECT ticket_key FROM checkin_tickets WHERE ticket_type = ? AND status = 'valid'"
+                            " AND attention = 0 LIMIT 1", (ticket_type,)).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_members_first_the_merch_table_scans_a_vip_ticket_for_the_price_and_refuses_a_day_pass(open_page, kit):
+    lead = open_page("lead", "merch", (800, 480))
+    started = lead.evaluate("""() => fk.post('/api/v1/pos/drops', {name: 'VIP hoodie', sku: 'HOODIE-L', price: '30.00',
+                                   quantity: 2, minutes: 10, members_minutes: 5, member_types: ['VIP']})""")
+    assert started["status"] == 201 and started["data"]["phase"] == "members", started
+    merch = open_page("merch", "merch", (800, 480))
+    strip = merch.locator("#drops .drop[data-drop='VIP hoodie']")
+    strip.wait_for()
+    assert re.search(r"MEMBERS FIRST \(VIP\) [45]:\d\d · VIP hoodie 30[.,]00 EUR · 2 left", strip.inner_text())
+    assert strip.locator("button", has_text="Member ticket").is_visible()
+
+    merch.fill("#scan", _ticket_of_type(kit, "Day pass"))  # a code that is no product or pickup: tried as a ticket
+    merch.press("#scan", "Enter")
+    merch.wait_for_function("() => /a Day pass ticket does not unlock VIP hoodie: members first \\(VIP\\)/"
+                            ".test(document.getElementById('message').textContent)")
+    vip = _ticket_of_type(kit, "VIP")
+    strip.locator("button", has_text="Member ticket").click()
+    merch.fill("#scan", vip)
+    merch.press("#scan", "Enter")
+    merch.wait_for_function("() => /VIP ticket: one HOODIE-L at the members' price/.test(document.getElementById('message').textContent)")
+    merch.wait_for_function("() => /30[.,]00/.test(document.getElementById('cart-total').textContent)")
+    merch.click("#pay")
+    merch.click("#quick .btn")
+    merch.click("#confirm-pay")
+    merch.wait_for_selector("#done-dialog:not([hidden])")
+    merch.wait_for_function("() => /1 left/.test(document.querySelector(\"#drops .drop[data-drop='VIP hoodie']\").textContent)")
+    merch.click("#new-sale")
+    strip.locator("button", has_text="Member ticket").click()
+    merch.fill("#scan", vip)
+    merch.press("#scan", "Enter")
+    merch.wait_for_function("() => /this ticket already unlocked VIP hoodie/.test(document.getElementById('message').textContent)")
+    merch.screenshot(path=str(_shots() / "merch-members-first-800x480.png"))
+    phone = open_page("merch", "merch", (360, 740))
+    phone.locator("#drops .drop.members").wait_for()
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 360  # nothing runs off a phone sideways
+    phone.screenshot(path=str(_shots() / "merch-members-first-360x740.png"))
+
+
+def _shots():
+    from pathlib import Path
+
+    shots = Path(os.environ.get("FIELDKIT_SCREENSHOTS") or Path(__file__).parents[2] / "build" / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots

@@ -12,6 +12,11 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("lead-now")]
 
 
+def seconds(countdown: str) -> int:
+    minutes, secs = countdown.split(":")
+    return int(minutes) * 60 + int(secs)
+
+
 @pytest.fixture(scope="module")
 def kit(module_kit_factory):
     return module_kit_factory(["web", "lead"])
@@ -25,11 +30,14 @@ def test_running_late_and_next_slot_move_the_evening_on_screen(browser, kit, scr
     try:
         page.goto(kit.url + "lead")
         page.wait_for_function("() => document.getElementById('now-name').textContent === 'Walk-in beats'")
-        assert re.fullmatch(r"1[45]:\d\d", page.inner_text("#countdown"))  # 20 min slot, 5 min in
-        before = page.inner_text("#next-in")
+        # a 20 min slot that began 5 min before the kit started (a busy machine starts it later)
+        assert re.fullmatch(r"1[0-5]:\d\d", page.inner_text("#countdown"))
+        before, left = page.inner_text("#next-in"), seconds(page.inner_text("#countdown"))
         page.click("#btn-late")
         page.wait_for_function("() => /5 min behind plan/.test(document.getElementById('behind').textContent)")
-        assert page.inner_text("#next-in") != before and re.fullmatch(r"(19|20):\d\d", page.inner_text("#countdown"))
+        assert page.inner_text("#next-in") != before
+        # five minutes more on the clock than before the press (less the seconds the press took)
+        assert 5 * 60 - 30 <= seconds(page.inner_text("#countdown")) - left <= 5 * 60
         page.click("#btn-next")
         page.wait_for_function("() => document.getElementById('now-name').textContent === 'Poetry bench'")
         assert page.inner_text("#next-name") == "Open mic"

@@ -2,6 +2,7 @@
 the scans, the peers' events and the guest list says: through admissions, refusals, undo, exits,
 rehearsal, hand admissions, peers' admissions and undos, a re-import, and ``ledger rebuild``."""
 
+import json
 import uuid
 
 from checkin.counts import read_counts, recount
@@ -45,6 +46,11 @@ def direct(conn) -> dict:
         "refused": one("SELECT COUNT(*) FROM checkin_scans WHERE rehearsal = 0 AND admitted = 0 AND verdict != 'exit'"),
         "exits": one("SELECT COUNT(*) FROM checkin_scans WHERE rehearsal = 0 AND verdict = 'exit' AND undone = 0"),
         "rehearsal_scans": one("SELECT COUNT(*) FROM checkin_scans WHERE rehearsal = 1"),
+        "by_method": {m: 0 for m in ("scan", "second_check", "lead_override")} | dict(conn.execute(
+            "SELECT m, COUNT(*) FROM (SELECT method AS m FROM checkin_scans WHERE admitted = 1 AND rehearsal = 0"
+            " AND undone = 0 UNION ALL SELECT COALESCE(NULLIF(method, ''), 'scan') FROM checkin_peer_events p"
+            " WHERE type = 'checkin.scanned' AND admitted = 1 AND rehearsal = 0 AND NOT EXISTS"
+            " (SELECT 1 FROM checkin_peer_events u WHERE u.undo_of = p.event_id)) GROUP BY m").fetchall()),
     }
 
 
@@ -138,7 +144,6 @@ def test_verdict_event_carries_the_counts_the_door_screen_shows(door):
 
 
 def test_an_upgraded_kit_counts_what_it_recorded_before_the_counters_existed(door, tmp_path):
-    from checkin.scans import record_scan
     from kit.db import Database, MigrationSet, apply_migrations
     from kit.features import all_migration_sets
 
@@ -146,10 +151,28 @@ def test_an_upgraded_kit_counts_what_it_recorded_before_the_counters_existed(doo
     apply_migrations(old, [MigrationSet("checkin", s.migrations[:2]) if s.name == "checkin" else s
                            for s in all_migration_sets()])
     assert old.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'checkin_counts'") == 0
-    import_document(door.config, old, ATTENDEES, GUESTS.encode(), "guests.csv")
-    for code in ("sec-anna", "sec-ben", "sec-anna", "junk"):
-        record_scan(old, door.ledger, door.rules, code, keyring=door.keyring)
+    # What the code of that time wrote: its columns only (today's importer and recorder need today's tables).
+    with old.transaction() as conn:
+        for n, (key, kind) in enumerate((("sec-anna", "Regular"), ("sec-ben", "VIP"), ("sec-cleo", "Regular"),
+                                         ("sec-dan", "Regular")), start=1):
+            conn.execute("INSERT INTO checkin_tickets (ticket_key, order_code, name, ticket_type) VALUES (?,?,?,?)",
+                         (key, f"ORD0{n}", key[4:].title(), kind))
+        for seq, (key, kind, verdict, reason) in enumerate((
+                ("sec-anna", "Regular", "admit", ""), ("sec-ben", "VIP", "admit", "phone dead, ID checked"),
+                ("sec-anna", "Regular", "already_in", ""), ("junk", "", "unknown", "")), start=1):
+            conn.execute(
+                "INSERT INTO checkin_scans (seq, event_id, hlc, at, ticket_key, verdict, admitted, attention, rehearsal,"
+                " door, source, name, ticket_type, order_code, reason, manual_reason) VALUES"
+                " (?,?,?,?,?,?,?,0,0,'Door 1','test','',?,'','',?)",
+                (seq, f"e{seq}", seq, 1.8e9 + seq, key, verdict, int(verdict == "admit"), kind, reason))
+        conn.execute(  # another door's hand admission of that time, its reason in the payload
+            "INSERT INTO checkin_peer_events (origin_kit, origin_seq, prev_seq, event_id, type, hlc, at, ticket_key,"
+            " verdict, admitted, rehearsal, door, name, ticket_type, undo_of, payload, received_at) VALUES"
+            " ('doorB', 1, 0, 'p1', 'checkin.scanned', 9, 1.8e9, 'sec-cleo', 'admit', 1, 0, 'Door 2', '', 'Regular',"
+            " '', ?, 1.8e9)", (json.dumps({"verdict": "admit", "manual_reason": "phone dead"}),))
     apply_migrations(old, all_migration_sets())
     counts = read_counts(old.conn)
-    assert counts == direct(old.conn) and (counts["in"], counts["refused"], counts["expected"]) == (2, 2, 4)
+    assert counts == direct(old.conn) and (counts["in"], counts["refused"], counts["expected"]) == (3, 2, 4)
+    # A hand admission from before methods were recorded (here or at a peer) counts as the lead's override.
+    assert counts["by_method"] == {"scan": 1, "second_check": 0, "lead_override": 2}
     old.close()

@@ -73,9 +73,33 @@ def test_search_manual_admit_guestlist_and_demo_panel(app, kit_env, config, db, 
     hits = client.get("/api/v1/checkin/search?q=anna").json["results"]
     assert hits and all("Anna" in h["name"] for h in hits)
     guest = hits[0]
-    assert post(client, "/api/v1/checkin/admit", {"ticket_key": guest["ticket_key"], "reason": ""}).status_code == 400
-    admitted = post(client, "/api/v1/checkin/admit", {"ticket_key": guest["ticket_key"], "reason": "phone dead"})
-    assert admitted.json["verdict"] == "admit" and admitted.json["manual_reason"] == "phone dead"
+    # Door staff admit by hand only by the second check; a reason alone needs the lead's PIN.
+    assert {i["field"] for i in guest["identifiers"]} == {"order_code", "email", "phone_last4", "postcode"}
+    assert set(guest["consent"]) == {"Marketing opt-in"}
+    refused = post(client, "/api/v1/checkin/admit", {"ticket_key": guest["ticket_key"], "reason": "phone dead"})
+    assert refused.status_code == 403 and "lead's PIN" in refused.json["error"]
+    wrong_pin = post(client, "/api/v1/checkin/admit", {"ticket_key": guest["ticket_key"], "reason": "phone dead",
+                                                       "lead_pin": "000000000"})
+    assert wrong_pin.status_code == 403
+    no_reason = post(client, "/api/v1/checkin/admit", {"ticket_key": guest["ticket_key"], "reason": "",
+                                                       "lead_pin": kit_env["pins"]["lead"]})
+    assert no_reason.status_code == 400 and "say why" in no_reason.json["error"]
+    mismatch = post(client, "/api/v1/checkin/admit", {"ticket_key": guest["ticket_key"], "reason": "",
+                                                      "identifiers": {"order_code": guest["order_code"],
+                                                                      "email": "not.her@example.org"}})
+    assert mismatch.status_code == 400 and "e-mail does not match" in mismatch.json["error"]
+    admitted = post(client, "/api/v1/checkin/admit", {"ticket_key": guest["ticket_key"], "reason": "",
+                                                      "identifiers": {"order_code": guest["order_code"].lower(),
+                                                                      "email": guest["email"].upper()}})
+    assert admitted.json["verdict"] == "admit" and admitted.json["method"] == "second_check"
+    assert admitted.json["name"] == guest["name"]  # the screen's message joins the name; the ledger holds none
+    other = hits[1]
+    override = post(client, "/api/v1/checkin/admit", {"ticket_key": other["ticket_key"], "reason": "known to the lead",
+                                                      "lead_pin": kit_env["pins"]["lead"]})
+    assert override.json["method"] == "lead_override" and override.json["manual_reason"] == "known to the lead"
+    assert client.get("/api/v1/checkin/stats").json["by_method"] == {"scan": 0, "second_check": 1,
+                                                                   "lead_override": 1}
+    assert guest["name"] not in db.query("SELECT payload FROM events WHERE type = 'checkin.scanned'")[0]["payload"]
     again = client.get("/api/v1/checkin/search?q=" + guest["order_code"]).json["results"][0]
     assert again["inside"] is True
     html = client.get("/door/guestlist").get_data(as_text=True)

@@ -139,3 +139,18 @@ def test_key_codes_match_the_kernel_names():
     named = {"KEY_1": "1", "KEY_0": "0", "KEY_Q": "q", "KEY_A": "a", "KEY_BACKSLASH": "\\", "KEY_Z": "z",
              "KEY_SLASH": "/", "KEY_SPACE": " ", "KEY_KP7": "7", "KEY_KPDOT": ".", "KEY_KPSLASH": "/"}
     assert {name: us[kernel[name]][0] for name in named} == named
+
+
+def test_keys_the_kernel_dropped_never_make_a_code_and_the_next_scan_reads_whole():
+    # A reader late by more than evdev's buffer gets SYN_DROPPED and only the code's tail (seen on the
+    # image test's uinput scanner: "FkScan-0001-AbC" arrived as "bC"): that tail must not be scanned.
+    decoder = KeyDecoder("us")
+    tail = [(0, 3, 0)] + text_to_key_events("bC", "us", enter=True)
+    out, t = feed_all(decoder, tail)
+    assert out == []
+    out, _ = feed_all(decoder, text_to_key_events("FkScan-0002", "us", enter=True), t0=t + 1)
+    assert out == ["FkScan-0002"]
+    # Dropped without an Enter after it: the pause ends the broken code, and it is dropped too.
+    decoder = KeyDecoder("us")
+    out, t = feed_all(decoder, [(0, 3, 0)] + text_to_key_events("xyz", "us", enter=False))
+    assert out + decoder.poll(t + 1) == []

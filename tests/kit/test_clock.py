@@ -5,6 +5,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime
+
+import pytest
 
 from kit.clock import RECHECK_SECONDS, KitClock
 from kit.ledger import Ledger
@@ -69,3 +72,61 @@ def test_an_unreadable_correction_file_reads_as_no_correction(tmp_path):
     (tmp_path / "clock.json").write_text(json.dumps(["not", "an", "object"]))
     clock = KitClock(tmp_path)
     assert abs(clock.time() - time.time()) < 1 and clock.status().offset_seconds == 0
+
+
+TIMEDATECTL_WITH_NTP = """#!/bin/sh
+# A timedated that behaves as Raspberry Pi OS's (systemd-timesyncd on): set-time refused while NTP is on.
+state={state}
+echo "$@" >> {calls}
+case "$1" in
+  set-ntp) [ "$2" = true ] && echo on > "$state" || echo off > "$state" ;;
+  set-time)
+    if [ "$(cat "$state")" = on ]; then
+      echo "Failed to set time: Automatic time synchronization is enabled" >&2; exit 1
+    fi ;;
+esac
+"""
+
+
+def test_setting_the_clock_with_ntp_on_turns_it_off_for_the_moment_and_on_again(tmp_path, command_spy):
+    command_spy("timedatectl")  # puts the stand-ins' folder first on PATH; replaced below
+    stand_in = tmp_path / "spy-bin" / "timedatectl"
+    calls, state = tmp_path / "calls", tmp_path / "ntp"
+    state.write_text("on\n")
+    stand_in.write_text(TIMEDATECTL_WITH_NTP.format(state=state, calls=calls))
+    target = time.time() + 3 * 86400
+    assert KitClock(tmp_path, method="timedated").set_time(target, who="lead") == "timedated"
+    lines = calls.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["set-time", "set-ntp", "set-time", "set-ntp"]
+    assert lines[1] == "set-ntp false" and lines[3] == "set-ntp true" and state.read_text() == "on\n"
+    set_to = datetime.strptime(lines[2], "set-time %Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC).timestamp()
+    assert abs(set_to - target) < 5
+
+
+def test_a_refusal_other_than_ntp_is_the_lead_s_error_and_ntp_is_left_alone(tmp_path, command_spy):
+    command_spy("timedatectl")
+    stand_in = tmp_path / "spy-bin" / "timedatectl"
+    stand_in.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\necho 'Access denied' >&2\nexit 1\n")
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        KitClock(tmp_path, method="timedated").set_time(time.time(), who="lead")
+    assert "Access denied" in refused.value.stderr
+    assert [line.split()[0] for line in (tmp_path / "calls").read_text().splitlines()] == ["set-time"]
+
+
+def test_a_second_correction_while_timedated_is_still_busy_waits_for_it_and_applies(tmp_path, command_spy):
+    """Setting the clock twice in a row (the image test's clock step): timedated is still turning NTP back on
+    after the first and refuses the next request for a moment; the kit asks again instead of failing."""
+    command_spy("timedatectl")
+    stand_in = tmp_path / "spy-bin" / "timedatectl"
+    busy = tmp_path / "busy"
+    busy.write_text("2\n")
+    stand_in.write_text(f"""#!/bin/sh
+echo "$@" >> {tmp_path}/calls
+n=$(cat {busy})
+if [ "$1" = set-time ] && [ "$n" -gt 0 ]; then
+  echo $((n - 1)) > {busy}; echo "Failed to set time: Previous request is not finished, refusing." >&2; exit 1
+fi
+exit 0
+""")
+    assert KitClock(tmp_path, method="timedated").set_time(time.time(), who="lead") == "timedated"
+    assert [line.split()[0] for line in (tmp_path / "calls").read_text().splitlines()] == ["set-time"] * 3

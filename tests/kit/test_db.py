@@ -80,3 +80,17 @@ def test_exclusive_lock_is_refused_while_shared(tmp_path):
     a.release()
     b.exclusive()
     b.release()
+
+
+def test_a_bookkeeping_transaction_skips_the_fsync_and_every_other_stays_full(db):
+    db.conn.execute("CREATE TABLE t (x)")
+    seen = []
+    with db.transaction(durable=False) as conn:
+        seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+        conn.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(RuntimeError), db.transaction(durable=False):
+        raise RuntimeError("a failed bookkeeping write")
+    with db.transaction() as conn:
+        seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+    assert seen == [1, 2]  # NORMAL for the bookkeeping only, FULL again for the next (money) transaction
+    assert db.scalar("PRAGMA synchronous") == 2 and db.scalar("SELECT COUNT(*) FROM t") == 1

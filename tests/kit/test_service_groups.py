@@ -4,6 +4,7 @@ its loop, injected by a sitecustomize on the children's PYTHONPATH), the group p
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ from kit import topics
 from kit.bus import Bus
 from kit.config import ConfigError
 from kit.runners import parse_groups, process_plan
-from kit.testing import stop_process_group, wait_for
+from kit.testing import free_port, stop_process_group, wait_for
 
 NAMES = ["web", "status", "checkin", "pos", "power", "cues", "sync", "lead"]
 
@@ -233,3 +234,55 @@ def test_a_process_on_pythons_own_hashes_still_checks_pins_and_chains_the_ledger
     import hashlib
 
     assert done.stdout.split() == [hashlib.sha256(b"fieldkit").hexdigest(), "door"]
+
+
+LIST_MODULES = textwrap.dedent("""
+    # Test probe: once the marker file appears, write the top-level packages this process has imported.
+    import os, sys, threading, time, json
+
+    def _probe():
+        marker = os.environ["FIELDKIT_TEST_MODULES_MARKER"]
+        while not os.path.exists(marker):
+            time.sleep(0.1)
+        argv = open("/proc/self/cmdline", "rb").read().split(b"\\0")
+        if b"run" in argv:
+            name = "+".join(a.decode() for a in argv[argv.index(b"run") + 1:] if a and not a.startswith(b"-"))
+            out = os.path.join(os.path.dirname(marker), name + ".json")
+            with open(out + ".tmp", "w") as f:
+                json.dump(sorted({m.split(".")[0] for m in list(sys.modules)}), f)
+            os.replace(out + ".tmp", out)
+
+    threading.Thread(target=_probe, daemon=True).start()
+""")
+
+
+@pytest.mark.slow
+def test_each_process_of_the_kit_loads_only_the_libraries_it_uses(kit_env, mosquitto, tmp_path):
+    """The memory target rests on this: SQLAlchemy only on a hub (its mirror store), Pillow and numpy only
+    where a camera is drawn or decoded, the CLI's click never in a service (Flask brings its own)."""
+    hook, probe = tmp_path / "hook", tmp_path / "probe"
+    hook.mkdir()
+    probe.mkdir()
+    (hook / "sitecustomize.py").write_text(LIST_MODULES)
+    marker = probe / "now"
+    env = {**kit_env["env"], "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+           "FIELDKIT_TEST_MODULES_MARKER": str(marker), "FIELDKIT_WEB_PORT": str(free_port())}
+    names = ["web", "status", "power", "cues", "sync", "lead", "pos", "checkin"]
+    health = Health(mosquitto.port, names)
+    up = subprocess.Popen([sys.executable, "-m", "kit", "up", "--simulate", *[a for m in names for a in ("--only", m)]],
+                          env=env, stdout=(tmp_path / "up.log").open("w"), stderr=subprocess.STDOUT,
+                          start_new_session=True)
+    try:
+        wait_for(lambda: all(health.state(n) == "ok" for n in names), 60, what="the kit healthy")
+        marker.write_text("x")
+        files = [probe / f"{n}.json" for n in ("status+power+cues+sync+lead", "pos", "checkin", "web")]
+        wait_for(lambda: all(f.exists() for f in files), 20, what="every process listed")
+        loaded = {f.stem: set(json.loads(f.read_text())) for f in files}
+        assert not loaded["status+power+cues+sync+lead"] & {"sqlalchemy", "PIL", "numpy", "flask", "click"}
+        assert not loaded["pos"] & {"sqlalchemy", "PIL", "numpy", "flask", "click"}
+        assert not loaded["checkin"] & {"sqlalchemy", "flask", "click"}  # the simulated camera draws with Pillow
+        assert not loaded["web"] & {"sqlalchemy", "PIL", "numpy"}
+        assert {"cues", "sync", "lead"} <= loaded["status+power+cues+sync+lead"]  # the probe saw the real thing
+    finally:
+        stop_process_group(up)
+        health.close()

@@ -160,3 +160,36 @@ def test_a_forged_or_aged_session_cookie_is_refused_after_the_real_one_was_accep
     app.permanent_session_lifetime = timedelta(seconds=1)
     time.sleep(2.1)
     assert client.get("/api/v1/status").status_code == 401  # the cookie's own age still counts
+
+
+def test_a_lead_who_sets_the_system_clock_days_ahead_and_back_signs_no_screen_out(client, kit_env, ctx, app,
+                                                                                   monkeypatch):
+    """On the appliance the clock is set through timedated: the system clock itself jumps. Sessions age by
+    the kit's steady time (the system time less its own jumps), so neither the lead nor the door is signed
+    out, and the lead's CSRF token still holds for setting it back (the image test's clock step)."""
+    import time
+
+    from kit import clock as kit_clock
+
+    real_time, moved = time.time, [0.0]
+    monkeypatch.setattr(time, "time", lambda: real_time() + moved[0])  # the kernel's clock, as timedated sets it
+    monkeypatch.setattr(kit_clock, "_timedated_set_time", lambda true_unix: moved.__setitem__(
+        0, moved[0] + true_unix - time.time()))
+    monkeypatch.setattr(ctx.clock, "method", "timedated")
+    door = app.test_client()
+    sign_in(door, kit_env["pins"]["door"])
+    signed_in = sign_in(client, kit_env["pins"]["lead"])
+    # the cookie's lifetime is relative (Max-Age, counted on the phone's own clock), never a date from
+    # the kit's clock: that date reads as long past on a phone whose clock is right, and after the jump
+    cookie = next(c for c in signed_in.headers.getlist("Set-Cookie") if c.startswith("fieldkit_session="))
+    assert f"Max-Age={ctx.config['web.session_minutes'] * 60}" in cookie and "Expires" not in cookie, cookie
+    token = csrf_from(client.get("/").get_data(as_text=True))
+    for target in (real_time() + 3 * 86400, real_time()):  # three days ahead, then back
+        r = client.post("/api/v1/clock", json={"now_ms": int(target * 1000)}, headers={"X-CSRF-Token": token})
+        assert r.status_code == 200 and r.json["method"] == "timedated", r.json
+        assert abs(time.time() - target) < 60  # the system clock moved
+        assert client.get("/api/v1/status").status_code == 200
+        assert door.get("/api/v1/checkin/stats").status_code == 200
+    with client.session_transaction() as s:  # the idle timeout still counts, on the steady time
+        s["seen"] -= ctx.config["web.session_minutes"] * 60 + 1
+    assert client.get("/api/v1/status").status_code == 401

@@ -80,9 +80,13 @@ def test_drops_sell_through_time_to_sell_out_and_an_oversell():
             MetricEvent("merch1", "pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": "s1"}, T + 660),
             MetricEvent("merch2", "pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": "x1"}, T + 720),
             MetricEvent("merch1", "pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": "s2"}, T + 730)]
+    # The same member ticket unlocked on both kits while they could not see each other, one other ticket once.
+    drop += [MetricEvent(kit, "pos.drop_unlocked", {"drop_id": "d-1234567", "ticket_ref": ref}, T + 650)
+             for kit, ref in (("merch1", "a" * 32), ("merch2", "a" * 32), ("merch1", "b" * 32))]
     n = evening_numbers(EVENING + drop, TZ)
     assert n["drops"] == [{"drop_id": "d-1234567", "name": "Posters", "sku": "POSTER", "quantity": 2, "sold": 3, "sell_through_percent": 100.0,
-                           "minutes_to_sell_out": 2.0, "oversold": 1, "start": "2027-01-15T08:10:00+00:00"}]
+                           "minutes_to_sell_out": 2.0, "oversold": 1, "start": "2027-01-15T08:10:00+00:00",
+                           "member_unlocks": 3, "member_tickets_reused": 1}]
     assert n["conversion"]["drop_sales"] == 3 and n["conversion"]["drop_sales_per_100"] == 75.0
 
 

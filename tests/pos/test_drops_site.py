@@ -82,3 +82,31 @@ def test_a_drop_started_on_one_kit_sells_on_both_and_an_oversell_in_a_partition_
         wait_for(lambda k=k: any(m["when"] == "oversold" for m in k.heard), 10, what="the oversell flagged on the bus")
     assert a.drop()["phase"] == "sold_out" and a.sell("POSTER")["lines"][0]["unit_cents"] == 1250  # normal price again
     assert b.ctx.db.scalar("SELECT COUNT(*) FROM events WHERE kit != 'merchB'") == 0  # never in B's own ledger
+
+
+def test_a_member_ticket_unlocked_on_both_kits_in_a_partition_stands_and_is_flagged(site):
+    from checkin.verify import ticket_ref
+    from pos.drop_members import unlock
+
+    a, b, link = site
+    with a.ctx.db.transaction() as conn:
+        start_drop(conn, a.ctx.ledger, name="Members drop", sku="POSTER", price_cents=800, quantity=5, minutes=15,
+                   members_minutes=10, member_types=["Member"])
+    wait_for(lambda: status(b.ctx.db.conn, time.time()), 15, what="kit B holds kit A's members-first drop")
+    # check-in's answer for one member ticket (tests/pos/test_drop_members.py asks the real service for it)
+    member = {"ok": True, "ticket_ref": ticket_ref("MEM-0001"), "ticket_type": "Member"}
+    with a.ctx.db.transaction() as conn:
+        unlock(conn, a.ctx.ledger, "Members drop", member, by="merch")
+    wait_for(lambda: b.drop()["unlocks"] == 1, 15, what="kit B hears of the unlock on kit A")
+    with pytest.raises(Exception, match="already unlocked"), b.ctx.db.transaction() as conn:
+        unlock(conn, b.ctx.ledger, "Members drop", member, by="merch")  # once per ticket, site-wide
+
+    second = {"ok": True, "ticket_ref": ticket_ref("MEM-0002"), "ticket_type": "Member"}
+    link.cut()  # the same ticket at both tables while they cannot see each other: both unlocks stand
+    for k in (a, b):
+        with k.ctx.db.transaction() as conn:
+            unlock(conn, k.ctx.ledger, "Members drop", second, by="merch")
+    link.heal()
+    for k in (a, b):
+        wait_for(lambda k=k: k.drop()["tickets_reused"] == 1, 30, what=f"{k.config.kit_id} sees the ticket used twice")
+        wait_for(lambda k=k: any(m["when"] == "member_ticket_reused" for m in k.heard), 10, what="flagged on the bus")

@@ -128,3 +128,24 @@ def test_an_ina219_on_a_missing_bus_is_a_problem_the_service_reports(config):
         wait_for(lambda: "/dev/i2c-97" in source.problem(), 5, what="the missing bus to be reported")
     finally:
         stop.set()
+
+
+def test_an_ina219_that_stops_answering_gives_its_bus_back_and_is_a_problem(config):
+    import queue
+    import threading
+
+    from kit.testing import wait_for
+    from power.sources import INA219Source
+
+    out: queue.Queue = queue.Queue()
+    source = INA219Source(config.with_values(power__ina219_address="0x42"), out, interval=0.05)
+    stop = threading.Event()
+    threading.Thread(target=source.run, args=(stop,), daemon=True).start()
+    try:
+        out.get(timeout=5)
+        bus = source.chip.bus
+        bus.unplug()
+        wait_for(lambda: source.problem() != "", 5, what="the silent chip reported")
+        assert bus.closed  # its descriptor given back, not leaked once a second while it stays silent
+    finally:
+        stop.set()

@@ -168,7 +168,8 @@ def test_hq_serves_an_openapi_document_matching_its_routes(hq):
     conn = http.client.HTTPConnection("127.0.0.1", hq.port, timeout=10)
     conn.request("GET", "/api/v1/openapi.json")
     spec = json.loads(conn.getresponse().read())
-    rules = {r.rule.replace("<kit>", "{kit}").replace("<int:doc_id>", "{id}")
+    rules = {r.rule.replace("<kit>", "{kit}").replace("<int:doc_id>", "{id}").replace("<version>", "{version}")
+             .replace("<arch>", "{arch}")
              for r in hq.app.url_map.iter_rules() if r.rule.startswith("/api/v1/")}
     assert rules - {"/api/v1/openapi.json"} == set(spec["paths"])
 

@@ -217,9 +217,11 @@ def test_the_evenings_numbers_and_slots_come_from_the_same_functions_as_on_the_k
                                     "starts_at": (T0 + timedelta(minutes=10)).timestamp()}, 10)
     for minute in (11, 12):  # two kits sold the last poster while they could not see each other
         merch.emit("pos.drop_sold", {"drop_id": "d-1234567", "qty": 1, "sale_id": f"s{minute}"}, minute)
+        merch.emit("pos.drop_unlocked", {"drop_id": "d-1234567", "ticket_ref": "a" * 32, "unlock_id": f"u-000000{minute}",
+                                         "ticket_type": "Member"}, minute)  # and one member ticket unlocked it twice
     report = build_report(market, site="market")
     assert [(d["drop"], d["sold"], d["minutes_to_sell_out"], d["status"]) for d in rows(report, "drops")] == [
-        ("Posters", 2, 1.0, "OVERSOLD BY 1")]
+        ("Posters", 2, 1.0, "OVERSOLD BY 1; MEMBER TICKET USED TWICE ×1")]
     figures = {r["figure"]: r["value"] for r in rows(report, "numbers")}
     assert figures["admitted"] == 3 and figures["tickets_sold"] == 10 and figures["attendance_percent"] == 30.0
     assert figures["minutes_to_first_sale"] == 3.0  # doors open at 19:02 (A), first sale after it at 19:05
@@ -228,3 +230,10 @@ def test_the_evenings_numbers_and_slots_come_from_the_same_functions_as_on_the_k
     # Poetry 19:01-19:20: A and B came in during it; merch1-1 (19:01), merch1-2, merch1-3 sold during it
     assert [(s["slot"], s["people_in"], s["sales"]) for s in slots] == [("Poetry", 2, 3)]
     assert "The evening's numbers" in render(report, "text")
+
+
+def test_rsvps_are_counted_from_the_lists_registration_status_at_hq_as_on_the_kit():
+    from sync.hq.refdocs import count_rsvps
+
+    assert count_rsvps(b"Code;Name;Registration Status\nA;Ann;Registered\nB;Bo;Cancelled\nC;Cy;registered\n") == 2
+    assert count_rsvps(b"code,name\nA,Ann\n") is None

@@ -73,10 +73,13 @@ def test_a_running_kit_survives_the_hostile_set(kit_factory, mosquitto):
     assert attacker.start(wait=5)
     time.sleep(0.5)
     sent, started = 0, time.monotonic()
+    pending = []
     for topic in topics:
-        for body in bodies:
-            attacker.client.publish(topic, body, qos=1).wait_for_publish(30)
+        for body in bodies:  # pipelined (paho keeps 20 in flight): a round trip each made this test 80 s
+            pending.append(attacker.client.publish(topic, body, qos=1))
             sent += 1
+    for info in pending:
+        info.wait_for_publish(60)
     publish_seconds = time.monotonic() - started
     # wrong types with an id get an error answer on the feature's event topic
     answered = {"cues/event/done", "pos/event/print", "checkin/event/simulated", "sync/event/now", "power/event/sim"}
@@ -84,10 +87,9 @@ def test_a_running_kit_survives_the_hostile_set(kit_factory, mosquitto):
     assert all(p.get("ok") is False and re.search("must be|unknown command", p.get("error", "")) for _, p in refusals), [
         r for r in refusals if not (r[1].get("ok") is False and re.search("must be|unknown command", r[1].get("error", "")))]
     attacker.stop(clean=False)
-    assert publish_seconds < 180, f"the hostile set took {publish_seconds:.0f} s to send"
     print(f"hostile set: {sent} messages on {len(topics)} topics in {publish_seconds:.1f} s")
 
-    time.sleep(60)
+    time.sleep(35)  # past one watchdog interval (30 s): a service stalled by the flood has missed a beat by now
     after = _health(mosquitto.port, kit_id)
     states = {name: p["state"] for name, p in after.items() if name in SERVICES}
     assert states == {name: "ok" for name in SERVICES}, (states, kit.log_path.read_text()[-3000:])

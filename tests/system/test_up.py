@@ -53,3 +53,13 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_supervisor_killed_outright_takes_its_services_with_it(kit_factory):
+    """The OOM killer or kill -9 on `fieldkit up`: no orphaned pos or web is left to clash with the next one."""
+    kit = kit_factory(["web", "status", "pos"])
+    pids = child_pids(kit)
+    os.kill(kit.proc.pid, signal.SIGKILL)  # the supervisor only: its services run in sessions of their own
+    kit.proc.wait()
+    for name, pid in pids.items():
+        wait_for(lambda pid=pid: not _alive(pid), 15, what=f"{name} (pid {pid}) ended with its supervisor")

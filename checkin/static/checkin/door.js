@@ -93,6 +93,8 @@
       text(a, t.type); text(b, `${t.in} / ${t.expected}`);
       tr.append(a, b); table.append(tr);
     }
+    const m = s.by_method || {};
+    text($("by-method"), `admitted by scan ${m.scan || 0} · second check ${m.second_check || 0} · lead ${m.lead_override || 0}`);
   }
 
   function renderStats(s) {
@@ -161,36 +163,100 @@
       const state = g.inside ? ` — IN (${g.checked_in})` : (g.status !== "valid" ? ` — ${g.status.toUpperCase()}` : "");
       text(info, `${g.name} · ${g.ticket_type} · ${g.order_code} · ${g.email}${state}`);
       li.append(info);
+      const admittable = !g.inside && g.status === "valid" && g.can_admit !== false;
       if (!g.inside && g.status === "valid" && g.can_admit === false) {
         // say why before anyone tries: no Admit button that the kit would then refuse
         const why = document.createElement("span");
         why.className = "refusal"; text(why, g.admit_refusal);
         li.append(why);
-      } else if (!g.inside && g.status === "valid") {
+      }
+      if (admittable || (g.status === "valid" && !g.revoked)) {
+        // the guest is in (someone else used the code?) or cannot be admitted: a lead may still reissue
         const b = document.createElement("button");
-        b.className = "btn ok"; b.type = "button"; b.textContent = "Admit";
-        b.onclick = () => openAdmit(g);
+        b.className = "btn" + (admittable ? " ok" : ""); b.type = "button";
+        b.textContent = admittable ? "Admit" : "Reissue";
+        b.onclick = () => openAdmit(g, admittable);
+        li.append(b);
+      } else if (g.revoked && isLead) {
+        // a lead lifts a revocation (a file's, this door's or another door's) with a reason: shared with the site
+        const b = document.createElement("button");
+        b.className = "btn"; b.type = "button"; b.textContent = "Lift";
+        b.onclick = async () => {
+          const reason = prompt("Why may this code admit again?", "");
+          if (!reason) return;
+          const r = await fk.post("/api/v1/checkin/lift", { ticket_key: g.ticket_key, reason: reason });
+          text($("action-result"), r.ok ? `Revocation lifted: ${g.name}` : r.data.error);
+          runSearch();
+        };
         li.append(b);
       }
       ul.append(li);
     }
   }
 
+  // The attendee: a second check (two identifiers the list holds), else a lead admits or reissues.
   let admitting = null;
-  function openAdmit(g) {
+  function openAdmit(g, admittable) {
     admitting = g;
     text($("admit-name"), g.name);
     text($("admit-detail"), `${g.ticket_type} · order ${g.order_code} · ${g.email}` + (g.attention ? " · needs special attention" : ""));
+    const consent = Object.entries(g.consent || {}).map(([k, v]) => `${k}: ${v}`).join(" · ");
+    text($("admit-consent"), consent ? "Consent — " + consent : "");
+    const box = $("check-inputs");
+    box.replaceChildren();
+    for (const f of g.identifiers || []) {
+      const wrap = document.createElement("div");
+      const label = document.createElement("label"), input = document.createElement("input");
+      input.id = "check-" + f.field; input.dataset.field = f.field; input.autocomplete = "off";
+      if (f.field === "phone_last4") { input.inputMode = "numeric"; input.maxLength = 4; }
+      label.htmlFor = input.id; text(label, f.label);
+      wrap.append(label, input); box.append(wrap);
+    }
+    $("check-fields").hidden = (g.identifiers || []).length < 2;
+    $("admit-confirm").hidden = !admittable || (g.identifiers || []).length < 2;
+    $("override-btn").hidden = !admittable;
+    $("lead-part").open = !admittable || (g.identifiers || []).length < 2;
     $("admit-reason").value = "";
+    if ($("lead-pin")) $("lead-pin").value = "";
+    text($("admit-error"), "");
     $("admit-dialog").showModal();
   }
-  $("admit-dialog").addEventListener("close", async () => {
-    if ($("admit-dialog").returnValue !== "admit" || !admitting) return;
-    const r = await fk.post("/api/v1/checkin/admit", { ticket_key: admitting.ticket_key, reason: $("admit-reason").value });
-    if (!r.ok) text($("action-result"), r.data.error);
+  function identifiers() {
+    const out = {};
+    for (const input of $("check-inputs").querySelectorAll("input")) if (input.value.trim()) out[input.dataset.field] = input.value;
+    return out;
+  }
+  function leadPart() {
+    const body = { ticket_key: admitting.ticket_key, reason: $("admit-reason").value };
+    if ($("lead-pin")) body.lead_pin = $("lead-pin").value;
+    return body;
+  }
+  async function admitRequest(body) {
+    const r = await fk.post("/api/v1/checkin/admit", body);
+    if (!r.ok) { text($("admit-error"), r.data.error); return; }
+    $("admit-dialog").close();
     admitting = null;
     runSearch();
-  });
+  }
+  $("admit-confirm").onclick = () => admitRequest({ ticket_key: admitting.ticket_key, identifiers: identifiers(), reason: "" });
+  $("override-btn").onclick = () => admitRequest(leadPart());
+  $("admit-cancel").onclick = () => { $("admit-dialog").close(); admitting = null; };
+  $("reissue-btn").onclick = async () => {
+    const body = leadPart();
+    const given = identifiers();
+    if (Object.keys(given).length) body.identifiers = given;
+    const r = await fk.post("/api/v1/checkin/reissue", body);
+    if (!r.ok) { text($("admit-error"), r.data.error); return; }
+    $("admit-dialog").close();
+    admitting = null;
+    $("reissued-qr").innerHTML = r.data.qr_svg;  // an SVG the kit drew (segno), no outside content
+    text($("reissued-code"), r.data.ticket_key);
+    text($("reissued-detail"), `${r.data.name} · ${r.data.ticket_type} — the old code is revoked at every door. ` +
+         (r.data.printed ? "Printing on the receipt printer." : "Printer not reachable: let the guest photograph this."));
+    $("reissued-dialog").showModal();
+    runSearch();
+  };
+  $("reissued-close").onclick = () => $("reissued-dialog").close();
 
   async function modeChange(body) {
     const r = await fk.post("/api/v1/checkin/mode", body);

@@ -8,12 +8,13 @@
   function row(d) {
     const tr = document.createElement("tr");
     const words = d.name + " · " + d.sku + " at " + fk.money(d.price_cents, currency) + " · " + d.sold + "/" + d.quantity +
-      " sold · " + d.phase + (d.oversold ? " · OVERSOLD BY " + d.oversold : "");
+      " sold · " + d.phase + (d.oversold ? " · OVERSOLD BY " + d.oversold : "") +
+      (d.tickets_reused ? " · MEMBER TICKET USED TWICE ×" + d.tickets_reused : "");
     const td = document.createElement("td");
     td.textContent = words;
     tr.append(td);
     const cell = document.createElement("td");
-    if (d.phase === "open" || d.phase === "upcoming") {
+    if (d.phase === "open" || d.phase === "members" || d.phase === "upcoming") {
       const stop = document.createElement("button");
       stop.className = "btn"; stop.type = "button"; stop.textContent = "Stop";
       stop.onclick = async () => {
@@ -33,6 +34,11 @@
   $("drop-start").onclick = async () => {
     const body = { name: $("drop-name").value.trim(), sku: $("drop-sku").value.trim(), price: $("drop-price").value.trim(),
                    quantity: parseInt($("drop-quantity").value, 10), minutes: parseFloat($("drop-minutes").value) };
+    const members = parseFloat($("drop-members-minutes").value);
+    if (members > 0) {  // members first: only these ticket types buy at the drop price for that long
+      body.members_minutes = members;
+      body.member_types = $("drop-member-types").value.split(",").map((t) => t.trim()).filter(Boolean);
+    }
     const r = await fk.post("/api/v1/pos/drops", body);
     say(r.ok ? "Started on every merch kit of the site." : r.data.error);
     refresh();

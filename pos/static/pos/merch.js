@@ -8,6 +8,7 @@
   const money = (c) => fk.money(c);
   let catalogue = [];          // [{name, variants: [...]}]
   let cart = [];               // [{sku, label, unit_cents, qty}]
+  let unlocks = [];            // members-first drop unlocks of this buyer's tickets: spent by the sale
   let payKey = null;           // idempotency key of the Pay dialog: a double tap sends it twice
   let method = "cash";
   let parts = [];              // split payments already added
@@ -111,7 +112,8 @@
   function subtotal() { return cart.reduce((s, l) => s + l.unit_cents * l.qty, 0); }
   function total() { return quoted ? quoted.total_cents : subtotal(); }
   function cartBody() {
-    return { items: cart.map((l) => ({ sku: l.sku, qty: l.qty, discount: l.discount || null })), discount: cartDiscount };
+    return { items: cart.map((l) => ({ sku: l.sku, qty: l.qty, discount: l.discount || null })), discount: cartDiscount,
+             unlocks: unlocks };
   }
   let quoteSeq = 0;
   async function refreshQuote() {
@@ -298,7 +300,7 @@
     $("receipt-preview").innerHTML = data.preview_html;  // built on the kit from the same data as the paper
     showPrint(data.print, data.printer);
     $("done-dialog").hidden = false;
-    cart = [];
+    cart = []; unlocks = [];
     cartDiscount = null;
     $("discount-value").value = ""; $("discount-reason").value = "";
     renderCart();
@@ -345,13 +347,36 @@
 
   // --- scanner: pickups and barcodes -------------------------------------------------------------
   let pickupCode = null;
+  // Members first: "Member ticket" on a drop's strip takes the next scan as the buyer's ticket; a
+  // code that is neither a product nor a pickup is tried as one while a members' window is on.
+  let memberDrop = null;
+  $("drops").addEventListener("click", (e) => {
+    const b = e.target.closest(".member-scan");
+    if (!b) return;
+    memberDrop = b.dataset.drop;
+    $("scan").placeholder = "Scan the buyer's member ticket";
+    say("Scan the buyer's ticket for " + memberDrop + ".");
+    focusScan();
+  });
+  async function unlockMember(drop, code) {
+    memberDrop = null;
+    $("scan").placeholder = "Scan pickup QR or barcode here";
+    const r = await fk.post("/api/v1/pos/drops/" + encodeURIComponent(drop) + "/unlock", { code: code });
+    if (!r.ok) { say(r.data.error || "ticket refused", true); return; }
+    unlocks.push(r.data.unlock_id);
+    for (const g of catalogue) for (const v of g.variants) if (v.sku === r.data.sku) { add(v); break; }
+    say(r.data.ticket_type + " ticket: one " + r.data.sku + " at the members' price.");
+  }
   async function onScan(code) {
     code = code.trim();
     if (!code) return;
+    if (memberDrop) { await unlockMember(memberDrop, code); return; }
     for (const g of catalogue) for (const v of g.variants) {
       if (v.sku === code || (v.barcode && v.barcode === code)) { add(v); return; }
     }
     const r = await fk.get("/api/v1/pos/pickups/" + encodeURIComponent(code));
+    const members = window.fkMemberDrops || [];
+    if (!r.ok && r.status === 404 && members.length === 1) { await unlockMember(members[0], code); return; }
     if (!r.ok) { say((r.data && r.data.error) || "unknown code " + code, true); return; }
     pickupCode = r.data.code;
     $("pickup-title").textContent = "Pickup " + r.data.code + (r.data.name ? " · " + r.data.name : "");
@@ -444,7 +469,7 @@
   $("refund-receipt").addEventListener("keydown", (e) => { if (e.key === "Enter") findRefund(); });
   $("refund-go").addEventListener("click", doRefund);
   $("pay").addEventListener("click", openPay);
-  $("clear").addEventListener("click", () => { cart = []; cartDiscount = null; renderCart(); focusScan(); });
+  $("clear").addEventListener("click", () => { cart = []; unlocks = []; cartDiscount = null; renderCart(); focusScan(); });
   $("discount-toggle").addEventListener("click", () => { if ($("discount-form").hidden) openDiscount(null); else $("discount-form").hidden = true; });
   $("discount-apply").addEventListener("click", applyDiscount);
   $("discount-remove").addEventListener("click", () => { $("discount-value").value = ""; $("discount-reason").value = ""; applyDiscount(); });

@@ -47,9 +47,10 @@
         try { h.fn(msg.payload, msg.topic); } catch (e) { console.error(e); }
       }
     };
-    source.onopen = () => document.body.classList.remove("disconnected");
+    source.onopen = () => { document.body.classList.remove("disconnected"); document.body.dataset.stream = "open"; };
     source.onerror = () => {
       document.body.classList.add("disconnected");
+      document.body.dataset.stream = "closed";  // what a test (or a kiosk watchdog) can wait on
       // The browser retries by itself after a dropped stream, but not after a refusal (a 503 while the kit's
       // stream slots are full, a restart answering 502): then this page asks again a little later.
       if (source.readyState === EventSource.CLOSED) { clearTimeout(pending); pending = setTimeout(connect, 3000); }

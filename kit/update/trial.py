@@ -1,0 +1,168 @@
+"""The trial of a new release: every service healthy on the new slot and `fieldkit doctor` without FAIL.
+
+"Healthy" is the kit's own verdict: the retained ``fieldkit/<kit>/status`` says online, and it was said
+by a status process running from the new slot (its start id names a live process whose command starts
+with the slot's python), so a retained "online" of the old release never passes a broken new one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from kit import topics
+from kit.startid import is_running, parse
+from kit.up_record import running_record, with_recorded_broker
+from kit.update.slots import clean_env
+
+log = logging.getLogger("fieldkit.update")
+
+
+def supervisor_pid(config) -> int | None:
+    """The pid of a running `fieldkit up` of this data dir (it records itself in broker.json)."""
+    rec = running_record(config)
+    return None if rec is None else rec["pid"]
+
+
+def restart_supervisor(config) -> bool:
+    """Ask `fieldkit up` to stop its services and re-execute itself from ``current`` (SIGHUP)."""
+    pid = supervisor_pid(config)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGHUP)
+    return True
+
+
+def process_command(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def runs_from(sid: object, slot: Path) -> bool:
+    parts = parse(sid)
+    if parts is None or not is_running(sid):
+        return False
+    cmd = process_command(parts[1])
+    # <slot>/bin/python, or releases/current/bin/python: the venv's directory, links resolved (not the python)
+    return bool(cmd) and os.path.realpath(os.path.dirname(os.path.dirname(cmd[0]))) == os.path.realpath(slot)
+
+
+class StatusWatch:
+    """The latest retained kit status, over the kit's broker (followed when `fieldkit up` moves it)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.latest: dict = {}
+        self.bus = None
+        self.port = None
+        self.lock = threading.Lock()
+
+    def _connect(self) -> None:
+        from kit.bus import Bus
+
+        config = with_recorded_broker(self.config)
+        if self.bus is not None and self.port == config["mqtt.port"]:
+            return
+        self.close()
+        self.port = config["mqtt.port"]
+        self.bus = Bus.from_config(config, "update", will=False)
+
+        def on_status(_topic: str, payload: dict) -> None:
+            with self.lock:
+                self.latest = payload
+
+        self.bus.subscribe(topics.status(config.kit_id), on_status)
+        self.bus.start(wait=2)
+
+    def status(self) -> dict:
+        self._connect()
+        with self.lock:
+            return dict(self.latest)
+
+    def close(self) -> None:
+        if self.bus is not None:
+            self.bus.stop(clean=False)
+            self.bus = None
+
+
+def doctor_failures(config, slot: Path) -> list[str]:
+    python = slot / "bin" / "python"
+    env = clean_env()
+
+    found = with_recorded_broker(config)
+    env["FIELDKIT_MQTT_HOST"], env["FIELDKIT_MQTT_PORT"] = str(found["mqtt.host"]), str(found["mqtt.port"])
+    try:
+        done = subprocess.run(
+            [str(python), "-m", "kit", "doctor", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=str(config.data_dir),
+        )
+        checks = json.loads(done.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError) as e:
+        return [f"`fieldkit doctor` of the new release did not run ({e})"]
+    return [f"{c['name']}: {c['message']}" for c in checks if c.get("level") == "FAIL"]
+
+
+def running_services(config, wait: float = 10.0) -> list[str]:
+    """The services the kit runs now: each must be healthy again after the switch.
+
+    What `fieldkit up` recorded (its `--only` list), else those heard from in the kit's status: on a busy
+    kit the retained status can take seconds, and none heard would make the trial ask for every service."""
+    rec = running_record(config)
+    if rec and isinstance(rec.get("services"), list) and all(isinstance(n, str) for n in rec["services"]):
+        # status publishes the summary and never lists itself: hearing it from the new slot is its health
+        return sorted(n for n in rec["services"] if n != "status")
+    watch = StatusWatch(config)
+    try:
+        end = time.time() + wait
+        while time.time() < end and not watch.status():
+            time.sleep(0.1)
+        services = watch.status().get("services") or {}
+    finally:
+        watch.close()
+    return sorted(n for n, s in services.items() if s not in ("unknown", "offline"))
+
+
+def run_trial(
+    config, slot: Path, deadline: float, mode: str, alive=lambda: True, expected: list[str] | None = None
+) -> str | None:
+    """None when the release proved itself before ``deadline``; else why not, in a lead's words.
+
+    ``expected``: the services that ran before the switch (`fieldkit up --only` runs a few); all of them
+    when not known."""
+    if mode == "none":  # nothing runs here: the doctor alone decides
+        fails = doctor_failures(config, slot)
+        return None if not fails else "fieldkit doctor failed: " + "; ".join(fails)
+    watch = StatusWatch(config)
+    last = "the new release's services did not become healthy (none of them reported in)"
+    try:
+        while time.time() < deadline:
+            if not alive():
+                return "the kit's supervisor stopped while starting the new release"
+            status = watch.status()
+            if status and runs_from(status.get("start_id"), slot):
+                services = status.get("services") or {}
+                wanted = expected or list(services)
+                bad = sorted(n for n in wanted if services.get(n) != "ok")
+                if not bad and status.get("state") in ("online", "degraded"):
+                    fails = doctor_failures(config, slot)
+                    if not fails:
+                        return None
+                    last = "fieldkit doctor failed: " + "; ".join(fails)
+                else:
+                    last = f"these services did not become healthy: {', '.join(bad) or 'web'}"
+            time.sleep(1.0)
+    finally:
+        watch.close()
+    return f"{last} within {int(config['update.trial_seconds'])} s"
