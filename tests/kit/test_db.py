@@ -94,3 +94,34 @@ def test_a_bookkeeping_transaction_skips_the_fsync_and_every_other_stays_full(db
         seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
     assert seen == [1, 2]  # NORMAL for the bookkeeping only, FULL again for the next (money) transaction
     assert db.scalar("PRAGMA synchronous") == 2 and db.scalar("SELECT COUNT(*) FROM t") == 1
+
+
+def test_a_writer_waits_for_another_process_s_write_lock_and_gives_up_at_the_busy_timeout(tmp_path):
+    path = tmp_path / "kit.db"
+    db = Database(path, busy_timeout_ms=3000)
+    db.conn.execute("CREATE TABLE t (x)")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None);"
+        "c.execute('BEGIN IMMEDIATE'); c.execute('INSERT INTO t VALUES (0)'); print('held', flush=True);"
+        "time.sleep(float(sys.argv[2])); c.execute('COMMIT')"), str(path), "0.4"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with db.transaction() as conn:  # the lock comes free 0.4 s later: the sale goes in then
+        conn.execute("INSERT INTO t VALUES (1)")
+    holder.wait(10)
+    assert [r[0] for r in db.query("SELECT x FROM t ORDER BY x")] == [0, 1]
+    assert db.scalar("PRAGMA busy_timeout") == 3000  # reads keep SQLite's own handler
+
+    impatient = Database(path, busy_timeout_ms=200)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None);"
+        "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(float(sys.argv[2]))"),
+        str(path), "5"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(sqlite3.OperationalError, match="locked"), impatient.transaction() as conn:
+            conn.execute("INSERT INTO t VALUES (2)")
+        assert impatient.scalar("PRAGMA busy_timeout") == 200 and not impatient.conn.in_transaction
+    finally:
+        holder.kill()
+        holder.wait()
+    assert db.scalar("SELECT COUNT(*) FROM t") == 2

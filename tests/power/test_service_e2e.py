@@ -45,8 +45,8 @@ def test_service_process_publishes_discovery_state_and_shuts_down_on_a_flat_batt
         assert energy["state_class"] == "total_increasing" and energy["unit_of_measurement"] == "kWh"
 
         state = wait_for(lambda: next((p for t, p in reversed(rec.messages) if t == f"fieldkit/{KIT}/power/state"
-                                       and p["battery"]["available"] and p["solar"]["available"]), None),
-                         20, what="a live state")
+                                       and p["battery"]["source"] == "monitor" and p["solar"]["available"]), None),
+                         20, what="a live state from the battery monitor and the charger")
         assert 80 <= state["battery"]["soc"] <= 90 and 12 < state["battery"]["voltage"] < 14
         assert state["solar"]["charge_state"] in ("bulk", "float", "off")
 
