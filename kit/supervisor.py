@@ -27,7 +27,7 @@ from kit.appliance.broker import MESSAGE_SIZE_LIMIT
 from kit.config import Config, ConfigError
 from kit.files import write_durably
 from kit.testing import free_port, mosquitto_binary, port_open, wait_for
-from kit.up_record import BROKER_FILE
+from kit.up_record import BROKER_FILE, process_identity
 
 log = logging.getLogger("fieldkit.supervisor")
 MAX_BACKOFF_SECONDS = 30
@@ -119,8 +119,8 @@ class Supervisor:
         self.broker_host, self.broker_port, self.broker_note = host, port, note
         self.env["FIELDKIT_MQTT_HOST"], self.env["FIELDKIT_MQTT_PORT"] = host, str(port)
         write_durably(self.config.data_dir / BROKER_FILE,
-                      json.dumps({"host": host, "port": port, "pid": os.getpid(), "private": self.broker is not None,
-                                  "services": self.names}),
+                      json.dumps({"host": host, "port": port, "pid": os.getpid(), "started": process_identity(os.getpid()),
+                                  "private": self.broker is not None, "services": self.names}),
                       mode=0o640)
 
     def start_broker(self, host: str, port: int) -> None:

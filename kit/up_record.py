@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from kit.config import Config
 
@@ -22,7 +23,30 @@ def running_record(config: Config) -> dict | None:
         os.kill(rec["pid"], 0)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return rec
+    # A record left by a `fieldkit up` that was killed, or by the boot before a power cut, names a pid the
+    # kernel may since have given to another process: the updater would send that process SIGHUP.
+    if "started" in rec:
+        return rec if rec["started"] is not None and process_identity(rec["pid"]) == rec["started"] else None
+    return rec if _runs_fieldkit_up(rec["pid"]) else None  # written by a release before the identity
+
+
+def process_identity(pid: int) -> str | None:
+    """This boot's id and the process's start time: a pid reused after a crash or a reboot has another."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        started = stat.rsplit(")", 1)[1].split()[19]  # field 22 (starttime); the name in () may hold spaces
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except (OSError, IndexError):
+        return None
+    return f"{boot}:{started}"
+
+
+def _runs_fieldkit_up(pid: int) -> bool:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return "up" in args[1:]
 
 
 def recorded_broker(config: Config) -> tuple[str, int] | None:
