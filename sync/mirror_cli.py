@@ -107,6 +107,32 @@ def restore_command(from_hub: bool, from_usb: str | None, timeout: float) -> Non
                "`fieldkit init`); the HQ token comes from fieldkit.toml or a new `fieldkit sync join`.")
 
 
+@mirror_group.command("report")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "html", "json"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of printing.")
+def mirror_report(fmt: str, out: str | None) -> None:
+    """On the site's hub: the site's reconciliation from the mirror (HQ's report), with no internet.
+
+    \b
+    Example:
+      fieldkit mirror report --format csv --out site.csv
+    """
+    from pathlib import Path
+
+    from sync.hq.render import render
+    from sync.site_report import site_report
+
+    report = site_report(get_config())
+    if report is None:
+        raise click.ClickException("this kit keeps no mirror of the site (site.hub, site.mirror_peers)")
+    text = render(report, fmt)
+    if out:
+        Path(out).write_text(text)
+        click.echo(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+
+
 @click.group("backup", cls=FriendlyGroup)
 def backup_group() -> None:
     """The continuous replica on a USB drive (a fieldkit-backup folder) or in backup.path.

@@ -47,17 +47,24 @@ def blueprint() -> Blueprint:
     @require_role("lead")
     def site():
         from sync.hq.render import cell
-        from sync.site_report import site_report
+        from sync.site_report import SiteReportError, site_report_in_child
 
-        return render_template("sync/site.html", report=site_report(kit().config), cell=cell)
+        try:
+            report = site_report_in_child(kit().config)
+        except SiteReportError as e:
+            return render_template("sync/site.html", report=None, error=str(e), cell=cell), 503
+        return render_template("sync/site.html", report=report, cell=cell)
 
     @bp.get("/sync/site.csv")
     @require_role("lead")
     def site_csv():
         from sync.hq.render import render_csv
-        from sync.site_report import site_report
+        from sync.site_report import SiteReportError, site_report_in_child
 
-        report = site_report(kit().config)
+        try:
+            report = site_report_in_child(kit().config)
+        except SiteReportError as e:
+            return jsonify(error=str(e), code="site_report_failed"), 503
         if report is None:
             return jsonify(error="this kit keeps no mirror of the site", code="not_a_mirror"), 404
         return Response(render_csv(report), mimetype="text/csv",

@@ -25,7 +25,7 @@ class Section:
 
     def as_dict(self) -> dict:
         return {"key": self.key, "title": self.title, "columns": self.columns, "rows": self.rows,
-                "money": list(self.money), "flagged": self.flagged, "note": self.note}
+                "money": list(self.money), "flag": self.flag, "flagged": self.flagged, "note": self.note}
 
 
 @dataclass
@@ -41,6 +41,15 @@ class Report:
 
     def section(self, key: str) -> Section:
         return next(s for s in self.sections if s.key == key)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Report:
+        """The report ``as_dict`` made (``fieldkit mirror report --format json``), for rendering it again."""
+        sections = [Section(s["key"], s["title"], list(s["columns"]), [list(r) for r in s["rows"]],
+                            tuple(s.get("money", ())), s.get("flag"), s.get("note", "")) for s in d["sections"]]
+        charts = {k: [tuple(v) for v in values] for k, values in d.get("charts", {}).items()}
+        return cls(d.get("site"), d["generated_at"], d["currency"], list(d["kits"]), sections, charts,
+                   list(d.get("notes", [])), d.get("period", ""))
 
     def as_dict(self) -> dict:
         return {"site": self.site, "period": self.period, "generated_at": self.generated_at, "currency": self.currency, "kits": self.kits,

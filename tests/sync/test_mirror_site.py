@@ -27,7 +27,9 @@ import pytest
 
 from kit.sitelink import bridge_conf
 from kit.testing import Mosquitto, free_port, stop_process_group, wait_for
+from tests.browser import conftest as screens
 from tests.checkin.test_doors import LinkProxy
+from tests.kit.test_service_groups import LIST_MODULES
 
 pytestmark = pytest.mark.slow
 SITE = "fair"
@@ -53,6 +55,7 @@ class Kit:
         self.pins: dict[str, str] = {}
         self.opener = None
         self.csrf = ""
+        self.probe_marker: Path | None = None  # the site fixture's module probe, on the hub
 
     def fieldkit(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         done = subprocess.run([sys.executable, "-m", "kit", *args], env=self.env, capture_output=True, text=True,
@@ -170,6 +173,13 @@ def hub_holds(hub: Kit, kit_id: str) -> dict[int, str]:
 def site(tmp_path):
     kits: list[Kit] = []
     hub = Kit(tmp_path / "hub", "hub", None, ["web", "sync"], hub=True)
+    # A probe in every process of the hub: once hub.probe_marker appears, each writes the packages it imported.
+    (tmp_path / "probe-hook").mkdir()
+    (tmp_path / "probe-hook" / "sitecustomize.py").write_text(LIST_MODULES)
+    hub.probe_marker = tmp_path / "probe" / "now"
+    hub.probe_marker.parent.mkdir()
+    hub.env.update({"PYTHONPATH": os.pathsep.join([str(tmp_path / "probe-hook"), os.environ.get("PYTHONPATH", "")]),
+                    "FIELDKIT_TEST_MODULES_MARKER": str(hub.probe_marker)})
     kits.append(hub)
     try:
         hub.init().up()
@@ -181,7 +191,7 @@ def site(tmp_path):
             k.close()
 
 
-def test_a_dead_kit_loses_no_mirrored_sale_and_a_spare_restored_from_the_hub_sells_on(site, tmp_path):
+def test_a_dead_kit_loses_no_mirrored_sale_and_a_spare_restored_from_the_hub_sells_on(site, tmp_path, browser):
     hub, a, b = site
     for k in (a, b):
         for _ in range(3):
@@ -271,6 +281,32 @@ def test_a_dead_kit_loses_no_mirrored_sale_and_a_spare_restored_from_the_hub_sel
     assert re.search(rf"<td>all kits</td><td>STICKER</td><td>[^<]*</td><td>{sum(sold.values())}</td>", page)
     admitted = re.search(r'id="admissions_per_hour".*?</table>', page, re.S).group(0)
     assert sum(int(n) for n in re.findall(r"<td>(\d+)</td></tr>", admitted)) == 2  # kit B's door, on the hub
+    # A child process built it: the hub's web process never loads SQLAlchemy nor keeps the night's events.
+    hub.probe_marker.write_text("x")
+    web_modules = hub.probe_marker.parent / "web.json"
+    wait_for(web_modules.exists, 20, what="the hub's web process listed its packages")
+    assert "sqlalchemy" not in json.loads(web_modules.read_text())
+
+    # The lead reads it on the kit's own screen and on a phone: nothing scrolls sideways (wide tables scroll
+    # inside their box), axe finds nothing serious. Screenshots: build/screenshots/sync-site-hub-*.png.
+    for width, height in ((800, 480), (390, 844)):
+        context = browser.new_context(viewport={"width": width, "height": height}, has_touch=width < 500)
+        try:
+            view = context.new_page()
+            view.goto(hub.url + "login")
+            view.fill("#pin", hub.pins["lead"])
+            view.click("button[type=submit]")
+            view.wait_for_load_state()
+            view.goto(hub.url + "sync/site")
+            view.wait_for_selector("#site-report-summary")
+            view.screenshot(path=str(screens.screenshot_dir() / f"sync-site-hub-{width}x{height}.png"))
+            assert "merchA, merchB" in view.inner_text("#site-report-kits")
+            wide = screens.overflow(view)
+            assert not wide["excess"], f"/sync/site scrolls sideways at {width}x{height}: {wide}"
+            bad = screens.serious(screens.axe(view))
+            assert not bad, f"/sync/site at {width}x{height}: {bad}"
+        finally:
+            context.close()
 
 
 def test_a_new_kit_of_a_site_with_a_hub_records_as_soon_as_the_hub_says_it_holds_nothing_of_it(site, tmp_path):

@@ -6,6 +6,7 @@ import base64
 import csv
 import http.client
 import io
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from kit.ledger import GENESIS, _chain_hash, canonical_json
 from sync.hq import documents, store
 from sync.hq.reconcile import build_report
 from sync.hq.render import render
+from sync.hq.sections import Report
 from sync.hq.settlements import import_settlements
 
 T0 = datetime(2026, 11, 21, 19, 0, tzinfo=UTC)
@@ -163,6 +165,15 @@ def test_report_renders_as_text_csv_and_html(market):
     page = render(report, "html")
     assert page.count("<svg") == 2 and "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_a_report_read_back_from_its_json_renders_exactly_as_the_report_itself(market):
+    """The hub's web builds the site report in a child process and renders what it reads back (sync/site_report.py)."""
+    report = build_report(market, site="market")
+    again = Report.from_dict(json.loads(render(report, "json")))
+    assert again.section("stock").flagged == report.section("stock").flagged > 0
+    for fmt in ("text", "csv", "html"):
+        assert render(again, fmt) == render(report, fmt)
 
 
 def test_report_pages_need_an_admin_token(market):
