@@ -9,7 +9,8 @@
 #
 # Environment:
 #   FIELDKIT_DEBIAN_PYTHON  Debian Python packages taken from the distribution where available
-#                           (default: numpy, OpenCV, Picamera2, lgpio, evdev — see REFERENCE.md)
+#                           (default: numpy, OpenCV, Picamera2, lgpio, evdev, pyusb for the USB receipt
+#                           printer — see REFERENCE.md)
 #   FIELDKIT_EXTRA_APT      further Debian packages (default: mpv for sound cues)
 #   FIELDKIT_KIOSK_APT      the kiosk on the attached screen (default: cage chromium xwayland; empty: none)
 #   FIELDKIT_PIP_ARGS       extra arguments for pip (e.g. --index-url of a local mirror)
@@ -52,7 +53,7 @@ fi
 # --- Debian packages --------------------------------------------------------------------------
 BASE_PACKAGES="python3 python3-venv python3-pip mosquitto mosquitto-clients network-manager polkitd dbus
   ca-certificates tzdata e2fsprogs"
-DEBIAN_PYTHON=${FIELDKIT_DEBIAN_PYTHON-python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-evdev}
+DEBIAN_PYTHON=${FIELDKIT_DEBIAN_PYTHON-python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-evdev python3-usb}
 EXTRA_APT=${FIELDKIT_EXTRA_APT-mpv}
 # Debian's cage is built with Xwayland support and refuses to start without the Xwayland binary.
 KIOSK_APT=${FIELDKIT_KIOSK_APT-cage chromium xwayland}

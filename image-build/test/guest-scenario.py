@@ -259,7 +259,9 @@ class PrinterGadget:
         self.fd: int | None = None
 
     def create(self) -> str:
-        for mod in ("dummy_hcd", "libcomposite", "usb_f_printer", "usblp"):
+        # Two controllers: the printer on one, the USB drive (UsbStick) on the other.
+        sh("modprobe", "dummy_hcd", "num=2")
+        for mod in ("libcomposite", "usb_f_printer", "usblp"):
             sh("modprobe", mod)
         if not Path("/sys/kernel/config/usb_gadget").exists():
             sh("mount", "-t", "configfs", "none", "/sys/kernel/config", check=False)
@@ -303,6 +305,72 @@ class PrinterGadget:
     def bytes(self) -> bytes:
         with self.lock:
             return bytes(self.received)
+
+
+# --- a USB drive: a configfs mass-storage gadget on dummy_hcd's second controller ------------------------
+STICK_GADGET = Path("/sys/kernel/config/usb_gadget/fkstick")
+STICK_IMAGE = WORK / "stick.img"
+USB_MOUNT = "/media/fieldkit-usb"
+USB_MOUNT_UNIT = "media-fieldkit\\x2dusb.mount"
+
+
+class UsbStick:
+    """A FAT-formatted USB drive with a fieldkit-backup folder, as a lead brings one: the host side is
+    usb-storage and sd, so udev's own rules (60-persistent-storage) and the kit's 71-fieldkit-usb.rules
+    see exactly what they see for a real stick."""
+
+    def __init__(self):
+        self.udc = ""
+
+    def make(self) -> str:
+        for mod in ("libcomposite", "usb_f_mass_storage"):
+            sh("modprobe", mod)
+        WORK.mkdir(exist_ok=True)
+        sh("truncate", "-s", "64M", str(STICK_IMAGE))
+        sh("mkfs.vfat", "-n", "FKSTICK", str(STICK_IMAGE))
+        mnt = WORK / "stick-prep"
+        mnt.mkdir(exist_ok=True)
+        sh("mount", "-o", "loop", str(STICK_IMAGE), str(mnt))
+        try:
+            (mnt / "fieldkit-backup").mkdir()
+        finally:
+            sh("umount", str(mnt))
+        udcs = sorted(os.listdir("/sys/class/udc"))
+        used = (GADGET / "UDC").read_text().strip() if (GADGET / "UDC").exists() else ""
+        free = [u for u in udcs if u != used]
+        if not free:
+            raise AssertionError(f"no free USB device controller for the stick (controllers: {udcs}, printer on {used})")
+        self.udc = free[0]
+        STICK_GADGET.mkdir()
+        for name, value in (("idVendor", "0x0781"), ("idProduct", "0x5567"), ("bcdUSB", "0x0200")):
+            (STICK_GADGET / name).write_text(value)
+        strings = STICK_GADGET / "strings/0x409"
+        strings.mkdir(parents=True)
+        for name, value in (("manufacturer", "SanDisk"), ("product", "Cruzer Blade"), ("serialnumber", "FKSTICK1")):
+            (strings / name).write_text(value)
+        function = STICK_GADGET / "functions/mass_storage.usb0"
+        function.mkdir(parents=True)
+        (function / "lun.0/removable").write_text("1")
+        (function / "lun.0/file").write_text(str(STICK_IMAGE))
+        config = STICK_GADGET / "configs/c.1"
+        config.mkdir(parents=True)
+        (config / "MaxPower").write_text("100")
+        (config / "mass_storage.usb0").symlink_to(function)
+        return f"64 MB FAT drive with a fieldkit-backup folder, gadget 0781:5567 for {self.udc}"
+
+    def plug(self) -> None:
+        (STICK_GADGET / "UDC").write_text(self.udc)
+
+    def unplug(self) -> None:
+        (STICK_GADGET / "UDC").write_text("\n")
+
+
+def mount_state() -> str:
+    return sh("systemctl", "is-active", USB_MOUNT_UNIT, check=False).strip()
+
+
+def backup_status() -> dict:
+    return json.loads(sh("/usr/local/bin/fieldkit", "backup", "status", "--json", timeout=300))
 
 
 # --- the web service, signed in as the lead ------------------------------------------------------------
@@ -365,6 +433,8 @@ class Scenario:
         self.i2c_bus: int | None = None
         self.restarts: dict[str, int] = {}
         self.printer = PrinterGadget()
+        self.stick = UsbStick()
+        self.lead: Lead | None = None
 
     def step(self, name: str, fn, needs: tuple[str, ...] = ()) -> None:
         t0 = time.monotonic()
@@ -633,6 +703,61 @@ backend = "none"
             )
         raise NotRun("not built yet: answering DLE EOT from the gadget side")
 
+    # the site-mirror issue's USB drive: udev, the mount unit, the services' view, the replica
+    def _incident(self, note: str) -> int:
+        self.lead = self.lead or Lead()
+        status, body = self.lead.post("/api/v1/lead/incidents", {"category": "other", "severity": "low", "note": note})
+        if status != 201:
+            raise AssertionError(f"logging an incident answered {status} {body}")
+        return int(backup_status()["last_seq"])
+
+    def _replica_reaches(self, seq: int) -> float:
+        t0 = time.monotonic()
+        wait_for(
+            f"the replica on the drive complete up to seq {seq}",
+            lambda: (s := backup_status()).get("state") == "ok" and s.get("upto", 0) >= seq,
+            30,
+            interval=0.1,
+        )
+        return time.monotonic() - t0
+
+    def usb_mount(self) -> str:
+        self.stick.make()
+        t0 = time.monotonic()
+        self.stick.plug()
+        wait_for("/dev/fieldkit/usb (71-fieldkit-usb.rules)", lambda: os.path.exists("/dev/fieldkit/usb"), 30)
+        wait_for(f"{USB_MOUNT_UNIT} active", lambda: mount_state() == "active", 30)
+        took = time.monotonic() - t0
+        options = sh("findmnt", "-n", "-o", "SOURCE,FSTYPE,OPTIONS", USB_MOUNT).strip()
+        for want in ("uid=", "noexec", "nosuid", "nodev"):
+            if want not in options:
+                raise AssertionError(f"{USB_MOUNT} mounted without {want}: {options}")
+        return f"plugged to mounted in {took:.1f}s: {options}"
+
+    def usb_replica(self) -> str:
+        seq = self._incident("image test: the USB drive is in")
+        took = self._replica_reaches(seq)
+        files = sorted(p.name for p in Path(USB_MOUNT, "fieldkit-backup", self.watch.kit).iterdir())
+        return f"seq {seq} on the drive {took:.1f}s after the incident was logged: {', '.join(files)}"
+
+    def usb_unplug(self) -> str:
+        t0 = time.monotonic()
+        self.stick.unplug()
+        wait_for(f"{USB_MOUNT_UNIT} stopped (BindsTo the device)", lambda: mount_state() != "active", 30)
+        took = time.monotonic() - t0
+        seq = self._incident("image test: the USB drive was pulled")
+        state = backup_status()
+        if state["state"] != "absent":
+            raise AssertionError(f"with the drive pulled, backup status says {state}")
+        return f"unmounted {took:.1f}s after the pull; the kit went on (seq {seq} logged), backup status: absent"
+
+    def usb_replug(self) -> str:
+        seq = self._incident("image test: logged while no drive was in")
+        self.stick.plug()
+        wait_for(f"{USB_MOUNT_UNIT} active again", lambda: mount_state() == "active", 30)
+        took = self._replica_reaches(seq)
+        return f"plugged again: the replica caught up to seq {seq} {took:.1f}s after the mount"
+
     @staticmethod
     def n_restarts() -> dict[str, int]:
         return {
@@ -670,6 +795,10 @@ backend = "none"
         self.step("clock.timedated", self.clock, ("setup",))
         self.step("printer.usblp", self.printer_usblp, ("setup", "printer.gadget"))
         self.step("printer.paper_status", self.printer_paper_status, ("printer.usblp",))
+        self.step("usb.mount", self.usb_mount, ("setup", "printer.gadget"))
+        self.step("usb.replica", self.usb_replica, ("usb.mount",))
+        self.step("usb.unplug", self.usb_unplug, ("usb.replica",))
+        self.step("usb.replug", self.usb_replug, ("usb.unplug",))
         for name, why in NOT_BUILT:
             self.step(name, lambda why=why: not_run(why))
         self.step("services.alive", self.services_alive, ("setup",))

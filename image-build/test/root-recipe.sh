@@ -7,7 +7,7 @@ ROOT_SUITE=bookworm
 ROOT_ARCH=amd64
 ROOT_INCLUDE=systemd-sysv,udev,dbus,kmod,linux-image-amd64,initramfs-tools,iproute2,procps,curl,python3,python3-venv,python3-pip,mosquitto,network-manager,polkitd,dosfstools
 # The product's Debian Python packages, less OpenCV and mpv (no camera, no sound in the VM: smaller root).
-ROOT_DEBIAN_PYTHON='python3-numpy python3-lgpio python3-evdev'
+ROOT_DEBIAN_PYTHON='python3-numpy python3-lgpio python3-evdev python3-usb'
 ROOT_EXTRA_APT=''
 
 # build_root DEST MIRROR PROVISION_SH OVERLAY_LIST RO_ARG LOG
