@@ -64,37 +64,42 @@ def parse_since(raw: str | None, now: float) -> float:
     return when.timestamp()
 
 
+bp = Blueprint("power", __name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"),
+               static_url_path="/power/static")
+
+
+@bp.get("/power")
+@require_role("lead")
+def page():
+    return render_template("power/power.html", state=current_state(), events=recent_events())
+
+
+@bp.get("/api/v1/power/state")
+@require_role("lead")
+@api_doc("Battery, solar, load and time left; values are null whenever they are not live",
+         responses={200: "the state; `live` false (with a `reason`) when the power service is down or stale"})
+def state():
+    return jsonify(current_state())
+
+
+@bp.get("/api/v1/power/history")
+@require_role("lead")
+@api_doc("Battery and solar samples since a time (10 s resolution for the last day, 5 min before)",
+         query={"since": {"type": "string", "description": "unix seconds, ISO 8601, or hours back (-6h)"}},
+         responses={200: "samples", 400: "since is not a time"})
+def history():
+    ctx = kit()
+    now = ctx.clock.time()
+    try:
+        since = parse_since(request.args.get("since"), now)
+    except ValueError as e:
+        return jsonify(error=str(e), code="bad_since"), 400
+    if since != since or since > now + 60:  # NaN or the future
+        return jsonify(error="since must be a time in the past", code="bad_since"), 400
+    since = max(since, now - MAX_HISTORY_DAYS * 86400)
+    return jsonify(query(ctx.db, since, now, ctx.config["power.history_fine_hours"] * 3600))
+
+
 def blueprint() -> Blueprint:
-    bp = Blueprint("power", __name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"),
-                   static_url_path="/power/static")
-
-    @bp.get("/power")
-    @require_role("lead")
-    def page():
-        return render_template("power/power.html", state=current_state(), events=recent_events())
-
-    @bp.get("/api/v1/power/state")
-    @require_role("lead")
-    @api_doc("Battery, solar, load and time left; values are null whenever they are not live",
-             responses={200: "the state; `live` false (with a `reason`) when the power service is down or stale"})
-    def state():
-        return jsonify(current_state())
-
-    @bp.get("/api/v1/power/history")
-    @require_role("lead")
-    @api_doc("Battery and solar samples since a time (10 s resolution for the last day, 5 min before)",
-             query={"since": {"type": "string", "description": "unix seconds, ISO 8601, or hours back (-6h)"}},
-             responses={200: "samples", 400: "since is not a time"})
-    def history():
-        ctx = kit()
-        now = ctx.clock.time()
-        try:
-            since = parse_since(request.args.get("since"), now)
-        except ValueError as e:
-            return jsonify(error=str(e), code="bad_since"), 400
-        if since != since or since > now + 60:  # NaN or the future
-            return jsonify(error="since must be a time in the past", code="bad_since"), 400
-        since = max(since, now - MAX_HISTORY_DAYS * 86400)
-        return jsonify(query(ctx.db, since, now, ctx.config["power.history_fine_hours"] * 3600))
-
+    """The feature contract (kit/features.py): routes are module-level, registered once per app."""
     return bp

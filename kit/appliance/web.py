@@ -45,32 +45,37 @@ def _status() -> tuple[dict, int]:
     return body, 200
 
 
+bp = Blueprint("appliance", __name__, template_folder="templates")
+
+
+@bp.get("/network")
+@require_role("lead")
+def network_page():
+    body, _ = _status()
+    return render_template("appliance/network.html", status=body,
+                           online_minutes=kit().config["network.online_minutes"])
+
+
+@bp.get("/api/v1/network")
+@require_role("lead")
+@api_doc("The kit's network: hotspot, connected uplinks, and the state of \"Go online\"",
+         responses={200: STATUS_SCHEMA, 503: STATUS_SCHEMA})
+def network_api():
+    body, code = _status()
+    return jsonify(body), code
+
+
+@bp.post("/api/v1/network/online")
+@require_role("lead")
+@api_doc("Go online: sync through any uplink, or move the onboard Wi-Fi to the uplink network and back",
+         responses={202: {"type": "object"}, 409: {"type": "object"}})
+def go_online_api():
+    switch = _switch()
+    if not switch.start():
+        return jsonify(error="the kit is already going online", online=switch.state), 409
+    return jsonify(started=True, online=switch.state), 202
+
+
 def blueprint() -> Blueprint:
-    bp = Blueprint("appliance", __name__, template_folder="templates")
-
-    @bp.get("/network")
-    @require_role("lead")
-    def network_page():
-        body, _ = _status()
-        return render_template("appliance/network.html", status=body,
-                               online_minutes=kit().config["network.online_minutes"])
-
-    @bp.get("/api/v1/network")
-    @require_role("lead")
-    @api_doc("The kit's network: hotspot, connected uplinks, and the state of \"Go online\"",
-             responses={200: STATUS_SCHEMA, 503: STATUS_SCHEMA})
-    def network_api():
-        body, code = _status()
-        return jsonify(body), code
-
-    @bp.post("/api/v1/network/online")
-    @require_role("lead")
-    @api_doc("Go online: sync through any uplink, or move the onboard Wi-Fi to the uplink network and back",
-             responses={202: {"type": "object"}, 409: {"type": "object"}})
-    def go_online_api():
-        switch = _switch()
-        if not switch.start():
-            return jsonify(error="the kit is already going online", online=switch.state), 409
-        return jsonify(started=True, online=switch.state), 202
-
+    """The feature contract (kit/features.py): routes are module-level, registered once per app."""
     return bp
