@@ -173,8 +173,9 @@ def plain_ingest(db_url: str, kits: list[tuple[str, str]], events: int) -> dict:
 # --- the report over a million events --------------------------------------------------------------------
 
 
-def bulk_events(db_url: str, kits: int, per_kit: int) -> float:
-    """Generate kits x per_kit chained events straight into hq_events with COPY; returns seconds."""
+def bulk_events(db_url: str, kits: int, per_kit: int) -> tuple[float, float]:
+    """Generate kits x per_kit chained events straight into hq_events with COPY, then their report facts
+    (sync/hq/facts.py) as ingest keeps them; returns the seconds of each."""
     from datetime import UTC, datetime
 
     import psycopg
@@ -211,7 +212,18 @@ def bulk_events(db_url: str, kits: int, per_kit: int) -> float:
                         )
                     )
         conn.execute("ANALYZE hq_events")
-    return time.perf_counter() - started
+    copied = time.perf_counter() - started
+    # COPY went around ingest, which keeps the report's facts as it stores events: fill them as ingest would.
+    from sync.hq import facts
+
+    engine = store.make_engine(db_url)
+    started = time.perf_counter()
+    facts.backfill(engine)
+    with engine.begin() as conn:
+        for table in ("hq_sale_facts", "hq_line_facts", "hq_payment_facts", "hq_scan_facts"):
+            conn.exec_driver_sql(f"ANALYZE {table}")
+    engine.dispose()
+    return copied, time.perf_counter() - started
 
 
 def run_report(db_url: str, home: Path, runs: int) -> list[float]:
@@ -356,14 +368,16 @@ def main() -> None:
         if not args.skip_report:
             per_kit = max(1, args.report_events // args.kits)
             report_db = pg.create_database(f"{tag}_report")
-            made = bulk_events(report_db, args.kits, per_kit)
-            print(f"report: {args.kits * per_kit:,} events generated with COPY in {made:.1f}s", flush=True)
+            made, facts_s = bulk_events(report_db, args.kits, per_kit)
+            print(f"report: {args.kits * per_kit:,} events generated with COPY in {made:.1f}s, their facts in "
+                  f"{facts_s:.1f}s", flush=True)
             times = run_report(report_db, work / "report-home", args.report_runs)
             plain_times = plain_report(report_db, args.report_runs)
             results["report"] = {
                 "events": args.kits * per_kit,
                 "seconds": times,
                 "plain_seconds": plain_times,
+                "facts_backfill_s": facts_s,
                 "target_s": 10.0,
             }
             rows.append(

@@ -10,6 +10,8 @@ feature. Rehearsal scans, undone admissions and voided sales never count.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -118,34 +120,42 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
               if e.type == "checkin.undone" and isinstance(e.payload.get("scan_event_id"), str)}
     voided = {e.payload.get("original_id") for e in events if e.type == "pos.refund" and e.payload.get("kind") == "void"
               and isinstance(e.payload.get("original_id"), str)}
-    admissions, exits, sales, pickups = [], [], [], []
+    admissions, exits, sales = [], [], []
     for e in events:
         p = e.payload
         if e.type == "checkin.scanned" and not p.get("rehearsal") and (e.kit, e.id) not in undone:
             if p.get("admitted"):
-                admissions.append(e)
+                admissions.append((e.at, str(p.get("ticket_key") or f"{e.kit}:{e.at}"), admission_method(p)))
             elif p.get("verdict") == "exit":
-                exits.append(e)
+                exits.append(e.at)
         elif e.type == "pos.sale" and p.get("kind", "sale") == "sale" and str(p.get("id")) not in voided:
-            sales.append(e)
-        elif e.type == "pos.pickup_collected":
-            pickups.append(e)
-    people = {str(e.payload.get("ticket_key") or f"{e.kit}:{e.at}") for e in admissions}
+            sales.append(e.at)
+    return numbers_from(admissions, exits, sales, events, tz, tickets_sold, rsvp_count)
+
+
+def numbers_from(admissions: list[tuple[float, str, str]], exits: list[float], sales: list[float],
+                 others: list[MetricEvent], tz, tickets_sold: int | None = None, rsvp_count: int | None = None) -> dict:
+    """The figures from what the busy types boil down to — admissions (time, person, method), exit times and
+    the times of the sales that count, each in time order — and the other events (run-sheet, drops, pickups,
+    sign-ups), in time order. The kit gets these from its ledger (above), HQ from its facts tables."""
+    pickups = [e for e in others if e.type == "pos.pickup_collected"]
+    people = {person for _, person, _ in admissions}
     by_method = dict.fromkeys(ADMISSION_METHODS, 0)
-    for e in admissions:
-        by_method[admission_method(e.payload)] += 1
+    for _, _, method in admissions:
+        by_method[method] += 1
     admitted = len(people)
-    said_open = [e.at for e in events if e.type == "lead.doors_open"]
-    doors_open = said_open[0] if said_open else admissions[0].at if admissions else None
-    first_sale = next((s.at for s in sales if doors_open is not None and s.at >= doors_open), None)
+    said_open = [e.at for e in others if e.type == "lead.doors_open"]
+    doors_open = said_open[0] if said_open else admissions[0][0] if admissions else None
+    after_open = bisect.bisect_left(sales, doors_open) if doors_open is not None else len(sales)
+    first_sale = sales[after_open] if after_open < len(sales) else None
     buckets: dict[int, int] = {}
-    for e in admissions:
-        start = int(e.at // BUCKET_SECONDS * BUCKET_SECONDS)
+    for at, _, _ in admissions:
+        start = int(at // BUCKET_SECONDS * BUCKET_SECONDS)
         buckets[start] = buckets.get(start, 0) + 1
-    drop_list = _drops(events, tz)
-    slots = _slots(events, admissions, exits, sales, tz, {d["drop_id"]: d for d in drop_list})
-    drop_sales = len({str(e.payload.get("sale_id")) for e in events if e.type == "pos.drop_sold"})
-    signups = sum(1 for e in events if e.type == "lead.signup")
+    drop_list = _drops(others, tz)
+    slots = _slots(others, [a[0] for a in admissions], exits, sales, tz, {d["drop_id"]: d for d in drop_list})
+    drop_sales = len({str(e.payload.get("sale_id")) for e in others if e.type == "pos.drop_sold"})
+    signups = sum(1 for e in others if e.type == "lead.signup")
     return {
         "attendance": {
             "admitted": admitted, "tickets_sold": tickets_sold,
@@ -173,7 +183,8 @@ def evening_numbers(events: Iterable[MetricEvent], tz, tickets_sold: int | None 
     }
 
 
-def _slots(events: list[MetricEvent], admissions, exits, sales, tz, drops_by_id: dict) -> list[dict]:
+def _slots(events: list[MetricEvent], admissions: list[float], exits: list[float], sales: list[float], tz,
+           drops_by_id: dict) -> list[dict]:
     """Per slot, from the run-sheet's own start and end events (the earliest any kit recorded)."""
     found: dict[tuple, dict] = {}
     for e in events:
@@ -187,7 +198,11 @@ def _slots(events: list[MetricEvent], admissions, exits, sales, tz, drops_by_id:
                                       "start": None, "end": None, "drop_id": slot_drop_id(*key)})
         which = "start" if e.type == "lead.slot_started" else "end"
         slot[which] = e.at if slot[which] is None else min(slot[which], e.at)
-    moves = sorted([(e.at, 1) for e in admissions] + [(e.at, -1) for e in exits])
+    # Who is inside after each move (exits before entries at the same moment); a slot's peak is the most
+    # inside at its start or after any move during it. Slots never overlap: every move is looked at once.
+    moves = sorted([(at, 1) for at in admissions] + [(at, -1) for at in exits])
+    times = [at for at, _ in moves]
+    inside_after = list(itertools.accumulate(step for _, step in moves))
     out = []
     started = sorted((s for s in found.values() if s["start"] is not None), key=lambda s: s["start"])
     for i, slot in enumerate(started):
@@ -195,16 +210,11 @@ def _slots(events: list[MetricEvent], admissions, exits, sales, tz, drops_by_id:
         # replaced, or no kit ran at its end) ended when the next began; the last one may still run.
         end = slot["end"] if slot["end"] is not None else started[i + 1]["start"] if i + 1 < len(started) else math.inf
         start = slot["start"]
-        inside = peak = 0
-        for at, step in moves:
-            if at > end:
-                break
-            inside += step
-            if at <= start:
-                peak = inside
-            else:
-                peak = max(peak, inside)
-        buyers = sum(1 for s in sales if start <= s.at < end)
+        first, last = bisect.bisect_right(times, start), bisect.bisect_right(times, end)
+        peak = inside_after[first - 1] if first else 0
+        if last > first:
+            peak = max(peak, max(inside_after[first:last]))
+        buyers = bisect.bisect_left(sales, end) - bisect.bisect_left(sales, start)
         drop = drops_by_id.get(slot["drop_id"])  # the live drop this slot opened, if it did
         out.append({"name": slot["name"], "stage": slot["stage"], "start": _iso(start, tz),
                     "end": _iso(None if end == math.inf else end, tz), "people_in": max(peak, 0), "buyers": buyers,

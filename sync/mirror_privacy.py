@@ -20,7 +20,7 @@ import logging
 import sqlalchemy as sa
 
 from kit.ledger import TRUNCATED_EVENT
-from sync.hq import schema
+from sync.hq import facts, schema
 
 log = logging.getLogger("fieldkit.sync.mirror_privacy")
 ERASED_EVENT = "kit.personal_data_erased"  # kit/privacy.py (sync never imports it: only the name is shared)
@@ -85,6 +85,7 @@ def truncate(engine, kit: str, record: dict) -> int:
             )
             return 0
         conn.exec_driver_sql("PRAGMA secure_delete=ON")
+        facts.delete_through(conn, kit, through)
         return conn.execute(schema.events.delete().where(ev.kit == kit, ev.seq <= through)).rowcount
 
 

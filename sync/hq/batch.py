@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sync.hq import facts
+
 # In the order _sqlite_rows builds them; every column of hq_events.
 COLUMNS = (
     "id",
@@ -121,14 +123,18 @@ def _insert_batch(conn, rows: list[dict]) -> set[str]:
             with cursor.copy(_PG_COPY) as copy:
                 copy.write(_copy_lines(rows))
             cursor.execute(_PG_MERGE)
-            return {r[0] for r in cursor.fetchall()}
-        ids = [r["id"] for r in rows]
-        held: set[str] = set()
-        for first in range(0, len(ids), _SQLITE_CHUNK):
-            chunk = ids[first : first + _SQLITE_CHUNK]
-            cursor.execute(f"SELECT id FROM hq_events WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-            held.update(r[0] for r in cursor.fetchall())
-        cursor.executemany(_SQLITE_INSERT, _sqlite_rows([r for r in rows if r["id"] not in held]))
-        return set(ids) - held
+            stored = {r[0] for r in cursor.fetchall()}
+        else:
+            ids = [r["id"] for r in rows]
+            held: set[str] = set()
+            for first in range(0, len(ids), _SQLITE_CHUNK):
+                chunk = ids[first : first + _SQLITE_CHUNK]
+                cursor.execute(f"SELECT id FROM hq_events WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                held.update(r[0] for r in cursor.fetchall())
+            cursor.executemany(_SQLITE_INSERT, _sqlite_rows([r for r in rows if r["id"] not in held]))
+            stored = set(ids) - held
     finally:
         cursor.close()
+    # The report's facts of what was stored, in the same transaction (sync/hq/facts.py).
+    facts.store_for(conn, [r for r in rows if r["id"] in stored])
+    return stored

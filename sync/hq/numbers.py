@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from kit.metrics import MetricEvent, evening_numbers, event_time
+from kit.metrics import MetricEvent, event_time, numbers_from
 
 FIGURE_COLUMNS = ["figure", "value", "what it counts"]
 SLOT_COLUMNS = ["slot", "stage", "start", "end", "people_in", "sales", "per_100", "drop_sell_through",
@@ -12,11 +12,15 @@ SLOT_COLUMNS = ["slot", "stage", "start", "end", "people_in", "sales", "per_100"
 DROP_COLUMNS = ["drop", "sku", "start", "quantity", "sold", "sell_through", "minutes_to_sell_out", "status"]
 
 
-def numbers_tables(events, tickets_sold: int | None, zone: ZoneInfo,
+def numbers_tables(series, events, tickets_sold: int | None, zone: ZoneInfo,
                    rsvp_count: int | None = None) -> tuple[list[list], list[list], list[list], dict]:
-    """The figures (each with what it counts), the per-slot and per-drop rows, and the numbers themselves."""
-    counted = [MetricEvent(ev.kit, ev.type, ev.p, event_time(ev.p, ev.at), ev.id) for ev in events]
-    n = evening_numbers(counted, zone, tickets_sold, rsvp_count)
+    """The figures (each with what it counts), the per-slot and per-drop rows, and the numbers themselves.
+
+    ``series``: admissions, exits and sale times from the facts tables (report_facts.metric_series);
+    ``events``: the report's other events (run-sheet, drops, pickups, sign-ups)."""
+    others = sorted((MetricEvent(ev.kit, ev.type, ev.p, event_time(ev.p, ev.at), ev.id) for ev in events),
+                    key=lambda e: e.at)
+    n = numbers_from(*series, others, zone, tickets_sold, rsvp_count)
     a, g, c, help_ = n["attendance"], n["go_live"], n["conversion"], n["help"]
     show = lambda v: "" if v is None else v  # noqa: E731
     rows = [

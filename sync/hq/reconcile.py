@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync.hq import documents, integrity, schema
+from sync.hq import documents, facts, integrity, report_facts, schema
 from sync.hq.admissions import attendance, double_admissions
 from sync.hq.incidents import COLUMNS as INCIDENT_COLUMNS
 from sync.hq.incidents import incident_rows
 from sync.hq.numbers import DROP_COLUMNS, FIGURE_COLUMNS, SLOT_COLUMNS, numbers_tables
 from sync.hq.refdocs import count_rsvps, count_tickets, parse_catalogue
-from sync.hq.sections import Ev, Report, Section, as_int, format_cents, sign
+from sync.hq.report_facts import Scope
+from sync.hq.sections import Ev, Report, Section, as_int, format_cents
 from sync.hq.settlements import CardPayment, load_settlements, match_card_payments
 
 log = logging.getLogger("fieldkit.hq.reconcile")
@@ -33,11 +35,14 @@ REPORTED = ("pos.", "checkin.", "lead.")
 
 def load_events(engine: Engine, site: str | None, since: datetime | None = None,
                 until: datetime | None = None) -> tuple[list[Ev], list[str], Counter]:
-    """The events the report reads, in kit and seq order; other types only counted (by the database)."""
+    """The events the report reads one by one, in kit and seq order: the reported types a night has a few
+    of (shifts, drops, run-sheet, incidents); sales, refunds and scans are read as facts (sync/hq/facts.py),
+    other types only counted (by the database)."""
     e, k = schema.events, schema.kits
     reported = sa.or_(*(e.c.type.like(prefix + "%") for prefix in REPORTED))
     query = (sa.select(e.c.kit, e.c.id, e.c.type, e.c.payload, e.c.event_time, e.c.time_trusted)
-             .select_from(e.join(k, k.c.kit == e.c.kit)).where(reported).order_by(e.c.kit, e.c.seq))
+             .select_from(e.join(k, k.c.kit == e.c.kit)).where(reported, e.c.type.not_in(facts.TYPES))
+             .order_by(e.c.kit, e.c.seq))
     others = (sa.select(e.c.type, sa.func.count()).select_from(e.join(k, k.c.kit == e.c.kit))
               .where(sa.not_(reported)).group_by(e.c.type))
     kit_query = sa.select(k.c.kit).order_by(k.c.kit)
@@ -67,57 +72,74 @@ def load_events(engine: Engine, site: str | None, since: datetime | None = None,
     return events, kits, skipped
 
 
-def _sales(events: list[Ev]) -> list[Ev]:
-    return [ev for ev in events if ev.type in ("pos.sale", "pos.refund") and isinstance(ev.p.get("lines", []), list)]
-
-
 def build_report(engine: Engine, site: str | None = None, card_match_minutes: int = 10, tz: str = "UTC",
                  currency: str = "EUR", since: datetime | None = None, until: datetime | None = None) -> Report:
     """The report for a site (None: every site) and, for one event at a site, a time range [since, until)."""
-    events, kits, skipped = load_events(engine, site, since, until)
-    zone = ZoneInfo(tz)
-    catalogues = _catalogues(engine, kits, site)
-    sales = _sales(events)
-    currency = next((ev.p["currency"] for ev in sales if isinstance(ev.p.get("currency"), str)), currency)
-    sections = [
-        _sales_by_product(sales),
-        _sales_by_payment(sales),
-        _stock(sales, catalogues),
-        _cash(events),
-        _cards(engine, sales, card_match_minutes, since, until),
-        double_admissions(events, zone),
-        _price_differences(sales, catalogues),
-    ]
-    attended, per_hour = attendance(engine, site, events, sales, zone)
-    sections.append(attended)
-    doc = documents.latest_content(engine, "checkin.attendees", site)
-    figures, slot_rows, drop_rows, numbers = numbers_tables(events, count_tickets(doc[1]) if doc else None, zone,
-                                                            count_rsvps(doc[1]) if doc else None)
-    sections.append(Section("numbers", "The evening's numbers", FIGURE_COLUMNS, figures,
-                            note="Rehearsal scans, undone admissions and voided sales are left out."))
-    sections.append(Section("slots", "Per run-sheet slot", SLOT_COLUMNS, slot_rows,
-                            note=f"{numbers['help']['slot_people_in']}; {numbers['help']['slot_conversion_per_100']}."))
-    sections.append(Section("drops", "Live drops", DROP_COLUMNS, drop_rows, flag="status",
-                            note="Units sold on every kit of the site; two kits that could not see each other may sell the last ones twice."))
-    sections.append(Section("incidents", "Incidents", INCIDENT_COLUMNS, incident_rows(events, zone), flag="status",
-                            note="Logged on any kit of the site (by staff or by the kit itself); one row per incident."))
-    sections.append(Section("admissions_per_hour", f"Admissions per hour ({tz})", ["hour", "admissions"],
-                            [[h, n] for h, n in per_hour]))
-    sections.append(integrity.report_section(engine, kits))
+    # On PostgreSQL the chain check is the database's own work (it hashes every event): it runs beside
+    # the rest. On SQLite a reading connection holds the write lock (store.make_engine): one at a time.
+    beside = engine.dialect.name == "postgresql"
+    with ThreadPoolExecutor(1) as pool:
+        events, kits, skipped = load_events(engine, site, since, until)
+        chains = pool.submit(integrity.report_section, engine, kits) if beside else None
+        zone = ZoneInfo(tz)
+        scope = Scope(site, since, until)
+        catalogues = _catalogues(engine, kits, site)
+        settled = load_settlements(engine)
+        doc = documents.latest_content(engine, "checkin.attendees", site)
+        with engine.connect() as conn:
+            currency = report_facts.currency(conn, scope) or currency
+            sections = [
+                _sales_by_product(conn, scope),
+                _sales_by_payment(conn, scope),
+                _stock(conn, scope, catalogues),
+                _cash(conn, scope, events),
+                _cards(conn, scope, settled, card_match_minutes),
+                double_admissions(conn, scope, zone),
+                _price_differences(conn, scope, catalogues),
+            ]
+            attended, per_hour = attendance(conn, scope, zone, count_tickets(doc[1]) if doc else None)
+            series = report_facts.metric_series(conn, scope)
+            untrusted = _untrusted(conn, scope)
+            by_kit = report_facts.takings_by_kit(conn, scope)
+        sections.append(attended)
+        figures, slot_rows, drop_rows, numbers = numbers_tables(series, events, count_tickets(doc[1]) if doc else None,
+                                                                zone, count_rsvps(doc[1]) if doc else None)
+        sections.append(Section("numbers", "The evening's numbers", FIGURE_COLUMNS, figures,
+                                note="Rehearsal scans, undone admissions and voided sales are left out."))
+        sections.append(Section("slots", "Per run-sheet slot", SLOT_COLUMNS, slot_rows,
+                                note=f"{numbers['help']['slot_people_in']}; {numbers['help']['slot_conversion_per_100']}."))
+        sections.append(Section("drops", "Live drops", DROP_COLUMNS, drop_rows, flag="status",
+                                note="Units sold on every kit of the site; two kits that could not see each other may "
+                                     "sell the last ones twice."))
+        sections.append(Section("incidents", "Incidents", INCIDENT_COLUMNS, incident_rows(events, zone), flag="status",
+                                note="Logged on any kit of the site (by staff or by the kit itself); one row per incident."))
+        sections.append(Section("admissions_per_hour", f"Admissions per hour ({tz})", ["hour", "admissions"],
+                                [[h, n] for h, n in per_hour]))
+        sections.append(chains.result() if chains else integrity.report_section(engine, kits))
     notes = []
-    untrusted = sum(1 for ev in events if not ev.trusted)
+    untrusted += sum(1 for ev in events if not ev.trusted)
     if untrusted:
         notes.append(f"{untrusted} events come from a kit whose clock was not confirmed (or ran ahead of HQ): "
                      "their times are bounded by when HQ received them.")
     for type_, n in sorted(skipped.items()):
         notes.append(f"{n} events of type {type_} are not part of the reconciliation.")
-    by_kit: dict[str, int] = defaultdict(int)
-    for ev in sales:
-        by_kit[ev.kit] += sign(ev) * as_int(ev.p.get("total_cents"))
-    charts = {"sales_by_kit": sorted(by_kit.items()), "admissions_per_hour": per_hour}
+    charts = {"sales_by_kit": by_kit, "admissions_per_hour": per_hour}
     period = " to ".join(b.astimezone(zone).isoformat(timespec="minutes") if b else "…" for b in (since, until)) \
         if since or until else ""
     return Report(site, datetime.now(UTC).isoformat(timespec="seconds"), currency, kits, sections, charts, notes, period)
+
+
+def _untrusted(conn, scope: Scope) -> int:
+    """Sales, refunds and scans whose time HQ could not vouch for (the others are counted as they are read)."""
+    e = schema.events
+    q = sa.select(sa.func.count()).select_from(e).where(e.c.type.in_(facts.TYPES), ~e.c.time_trusted)
+    if scope.site:
+        q = q.where(e.c.kit.in_(sa.select(schema.kits.c.kit).where(schema.kits.c.site == scope.site)))
+    if scope.since:
+        q = q.where(e.c.event_time >= scope.since)
+    if scope.until:
+        q = q.where(e.c.event_time < scope.until)
+    return int(conn.execute(q).scalar() or 0)
 
 
 def parse_bound(text: str | None, tz: str) -> datetime | None:
@@ -155,47 +177,27 @@ def _catalogues(engine: Engine, kits: list[str], site: str | None) -> dict[str, 
     return out
 
 
-def _sales_by_product(sales: list[Ev]) -> Section:
-    qty: dict[tuple[str, str], int] = defaultdict(int)
-    total: dict[tuple[str, str], int] = defaultdict(int)
+def _sales_by_product(conn, scope: Scope) -> Section:
+    found = report_facts.products(conn, scope)
     names: dict[str, str] = {}
-    for ev in sales:
-        for ln in ev.p.get("lines", []):
-            if not isinstance(ln, dict) or not ln.get("sku"):
-                continue
-            key = (ev.kit, str(ln["sku"]))
-            qty[key] += sign(ev) * as_int(ln.get("qty"))
-            total[key] += sign(ev) * as_int(ln.get("total_cents"))
-            names.setdefault(str(ln["sku"]), f"{ln.get('name', '')} {ln.get('variant', '')}".strip())
-    rows = [[kit, sku, names.get(sku, ""), qty[(kit, sku)], total[(kit, sku)]] for kit, sku in sorted(qty)]
-    kits = {k for k, _ in qty}
-    if len(kits) > 1:
-        for sku in sorted({s for _, s in qty}):
-            rows.append(["all kits", sku, names.get(sku, ""), sum(v for (k, s), v in qty.items() if s == sku),
-                         sum(v for (k, s), v in total.items() if s == sku)])
+    for _, sku, name, _, _ in found:
+        names.setdefault(sku, name)
+    rows = [[kit, sku, names[sku], int(qty), int(total)] for kit, sku, _, qty, total in found]
+    if len({kit for kit, *_ in found}) > 1:
+        for sku in sorted(names):
+            rows.append(["all kits", sku, names[sku], sum(int(r[3]) for r in found if r[1] == sku),
+                         sum(int(r[4]) for r in found if r[1] == sku)])
     return Section("sales_by_product", "Sales by kit and product (refunds subtracted)",
                    ["kit", "sku", "product", "qty", "total"], rows, money=("total",))
 
 
-def _sales_by_payment(sales: list[Ev]) -> Section:
-    count: dict[tuple[str, str], int] = defaultdict(int)
-    amount: dict[tuple[str, str], int] = defaultdict(int)
-    for ev in sales:
-        for pay in ev.p.get("payments", []):
-            if isinstance(pay, dict):
-                key = (ev.kit, str(pay.get("method", "?")))
-                count[key] += 1
-                amount[key] += sign(ev) * as_int(pay.get("amount_cents"))
+def _sales_by_payment(conn, scope: Scope) -> Section:
     return Section("sales_by_payment", "Takings by kit and payment method", ["kit", "method", "payments", "amount"],
-                   [[k, m, count[(k, m)], amount[(k, m)]] for k, m in sorted(count)], money=("amount",))
+                   [[k, m, int(n), int(a)] for k, m, n, a in report_facts.payments(conn, scope)], money=("amount",))
 
 
-def _stock(sales: list[Ev], catalogues: dict[str, dict]) -> Section:
-    sold: dict[tuple[str, str], int] = defaultdict(int)
-    for ev in sales:
-        for ln in ev.p.get("lines", []):
-            if isinstance(ln, dict) and ln.get("sku") and ln.get("moves_stock", True):
-                sold[(ev.kit, str(ln["sku"]))] += sign(ev) * as_int(ln.get("qty"))
+def _stock(conn, scope: Scope, catalogues: dict[str, dict]) -> Section:
+    sold = report_facts.stock_sold(conn, scope)
     rows = []
     keys = set(sold) | {(kit, sku) for kit, cat in catalogues.items() for sku, e in cat.items() if e.stock is not None}
     for kit, sku in sorted(keys):
@@ -215,7 +217,7 @@ def _stock(sales: list[Ev], catalogues: dict[str, dict]) -> Section:
                    note="Allocation: the stock column of the catalogue HQ handed to each kit (stock_<kit> wins).")
 
 
-def _cash(events: list[Ev]) -> Section:
+def _cash(conn, scope: Scope, events: list[Ev]) -> Section:
     shifts: dict[tuple[str, str], dict] = {}
 
     def shift(kit: str, sid: str) -> dict:
@@ -225,22 +227,21 @@ def _cash(events: list[Ev]) -> Section:
     for ev in events:
         p = ev.p
         if ev.type == "pos.shift_opened" and p.get("id"):
-            s = shift(ev.kit, p["id"])
+            s = shift(ev.kit, str(p["id"])[:64])
             s.update(number=p.get("number", ""), opened=str(p.get("at", "")), float=as_int(p.get("float_cents")))
         elif ev.type == "pos.shift_closed" and p.get("id"):
-            s = shift(ev.kit, p["id"])
+            s = shift(ev.kit, str(p["id"])[:64])
             s.update(closed=str(p.get("at", "")), counted=as_int(p.get("counted_cents"), None),
                      expected_kit=as_int(p.get("expected_cash_cents"), None))
         elif ev.type == "pos.cash_moved" and p.get("shift_id"):
-            shift(ev.kit, p["shift_id"])["moves"] += as_int(p.get("amount_cents"))
-        elif ev.type in ("pos.sale", "pos.refund") and p.get("shift_id"):
-            cash = sum(as_int(pay.get("amount_cents")) for pay in p.get("payments", [])
-                       if isinstance(pay, dict) and pay.get("method") == "cash")
-            s = shift(ev.kit, p["shift_id"])
-            if sign(ev) > 0:
-                s["sales"] += cash
-            else:
-                s["refunds"] += cash
+            shift(ev.kit, str(p["shift_id"])[:64])["moves"] += as_int(p.get("amount_cents"))
+    named, cash = report_facts.shift_cash(conn, scope)
+    for kit, sid in named:
+        shift(kit, sid)
+    for (kit, sid), (taken, paid_out) in cash.items():
+        s = shift(kit, sid)
+        s["sales"] += taken
+        s["refunds"] += paid_out
     rows = []
     for (kit, _sid), s in sorted(shifts.items(), key=lambda kv: (kv[0][0], str(kv[1]["number"]))):
         expected = s["float"] + s["sales"] - s["refunds"] + s["moves"]
@@ -265,51 +266,51 @@ def _cash(events: list[Ev]) -> Section:
                    note="Expected = float + cash sales − cash refunds ± cash in/out, from the uploaded events.")
 
 
-def _cards(engine: Engine, sales: list[Ev], window_minutes: int, since: datetime | None,
-           until: datetime | None) -> Section:
-    payments = []
-    for ev in sales:
-        for pay in ev.p.get("payments", []):
-            if isinstance(pay, dict) and pay.get("method") == "card":
-                payments.append(CardPayment(ev.kit, str(ev.p.get("receipt", "")), sign(ev) * as_int(pay.get("amount_cents")),
-                                            str(pay.get("reference", "") or ""), ev.at))
+CARD_COLUMNS = ["status", "kit", "receipt", "payment_cents", "payment_reference", "payment_time", "settlement_cents",
+                "settlement_reference", "settlement_time", "settlement_file"]
+
+
+def _cards(conn, scope: Scope, settlements: list[dict], window_minutes: int) -> Section:
     margin = timedelta(minutes=window_minutes)
-    settled = [s for s in load_settlements(engine) if s["paid_at"] is None or (
-        (since is None or s["paid_at"] >= since - margin) and (until is None or s["paid_at"] < until + margin))]
+    settled = [s for s in settlements if s["paid_at"] is None or (
+        (scope.since is None or s["paid_at"] >= scope.since - margin)
+        and (scope.until is None or s["paid_at"] < scope.until + margin))]
+    note = f"Matched by reference, else by the same amount within {window_minutes} minutes."
+    if not settled:
+        # Nothing to match against yet: one line per kit says so, not one per card payment of the night.
+        rows = [["NO SETTLEMENT IMPORTED", kit, f"{n} card payment{'' if n == 1 else 's'}", total, "", "", None, "", "", ""]
+                for kit, n, total in report_facts.card_totals(conn, scope)]
+        return Section("cards", "Card payments against the card terminal's settlement", CARD_COLUMNS, rows,
+                       money=("payment_cents", "settlement_cents"), flag="status",
+                       note=note + " Import the terminal's settlement file (`fieldkit hq settlements import`) to "
+                                   "match each payment.")
+    payments = [CardPayment(*p) for p in report_facts.card_payments(conn, scope)]
     rows = match_card_payments(payments, settled, window_minutes)
-    columns = ["status", "kit", "receipt", "payment_cents", "payment_reference", "payment_time", "settlement_cents",
-               "settlement_reference", "settlement_time", "settlement_file"]
-    return Section("cards", "Card payments against the card terminal's settlement", columns,
-                   [[r[c] for c in columns] for r in rows], money=("payment_cents", "settlement_cents"), flag="status",
-                   note=f"Matched by reference, else by the same amount within {window_minutes} minutes.")
+    return Section("cards", "Card payments against the card terminal's settlement", CARD_COLUMNS,
+                   [[r[c] for c in CARD_COLUMNS] for r in rows], money=("payment_cents", "settlement_cents"),
+                   flag="status", note=note)
 
 
-def _price_differences(sales: list[Ev], catalogues: dict[str, dict]) -> Section:
+def _price_differences(conn, scope: Scope, catalogues: dict[str, dict]) -> Section:
+    kits = sorted(k for k, cat in catalogues.items() if cat)
+    flagged = []
+    for kit, sku, unit in report_facts.price_combos(conn, scope, kits):
+        entry = catalogues[kit].get(sku)
+        if entry is None or entry.price_cents is None or unit != entry.price_cents:
+            flagged.append((kit, sku, unit))
     rows = []
-    for ev in sales:
-        if sign(ev) < 0:
+    for kit, receipt, sku, qty, unit, discount in report_facts.price_lines(conn, scope, kits, flagged):
+        entry = catalogues[kit].get(sku)
+        if entry is None or entry.price_cents is None:
+            status, listed = "NOT IN THE PRICE LIST", None
+        elif unit != entry.price_cents:
+            status, listed = "PRICE DIFFERS", entry.price_cents
+        elif discount:
+            status, listed = "discounted", entry.price_cents
+        else:
             continue
-        cat = catalogues.get(ev.kit, {})
-        for ln in ev.p.get("lines", []):
-            if not isinstance(ln, dict) or not ln.get("sku"):
-                continue
-            entry = cat.get(str(ln["sku"]))
-            unit, discount = as_int(ln.get("unit_cents")), as_int(ln.get("discount_cents"))
-            if not cat:
-                continue
-            if entry is None or entry.price_cents is None:
-                status = "NOT IN THE PRICE LIST"
-                listed = None
-            elif unit != entry.price_cents:
-                status = "PRICE DIFFERS"
-                listed = entry.price_cents
-            elif discount:
-                status = "discounted"
-                listed = entry.price_cents
-            else:
-                continue
-            rows.append([ev.kit, ev.p.get("receipt", ""), ln["sku"], as_int(ln.get("qty")), unit, listed,
-                         None if listed is None else unit - listed, discount, status])
+        rows.append([kit, receipt, sku, int(qty), int(unit), listed, None if listed is None else int(unit) - listed,
+                     int(discount), status])
     return Section("prices", "Prices charged that differ from the price list",
                    ["kit", "receipt", "sku", "qty", "unit_charged", "unit_listed", "unit_difference", "line_discount",
                     "status"], rows, money=("unit_charged", "unit_listed", "unit_difference", "line_discount"),

@@ -158,3 +158,97 @@ rollouts = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=True),
 )
+
+
+# The report's facts (sync/hq/facts.py): payload fields of the types a night has by the hundred thousand,
+# taken out once at ingest so the report adds them up in the database. ``at_ms``: HQ's event_time in ms;
+# ``metric_at``: kit/metrics.event_time (the payload's own time where it has one), in seconds.
+sale_facts = sa.Table(
+    "hq_sale_facts", metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("kit", sa.String(32), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("metric_at", sa.Float, nullable=False),
+    sa.Column("is_refund", sa.Boolean, nullable=False),  # type pos.refund (else pos.sale)
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("sign", sa.SmallInteger, nullable=False),
+    sa.Column("sale_id", sa.String(64), nullable=False),
+    sa.Column("original_id", sa.String(64), nullable=False),
+    sa.Column("receipt", sa.String(64), nullable=False),
+    sa.Column("shift_id", sa.String(64), nullable=False),
+    sa.Column("total_cents", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(8), nullable=False),
+    sa.Index("hq_sale_facts_kit", "kit", "seq"),
+    sa.Index("hq_sale_facts_original", "original_id"),
+)
+
+line_facts = sa.Table(
+    "hq_line_facts", metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("kit", sa.String(32), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("sign", sa.SmallInteger, nullable=False),
+    sa.Column("receipt", sa.String(64), nullable=False),
+    sa.Column("sku", sa.String(64), nullable=False),  # "" for a line without one (counted in items only)
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("qty", sa.BigInteger, nullable=False),
+    sa.Column("total_cents", sa.BigInteger, nullable=False),
+    sa.Column("unit_cents", sa.BigInteger, nullable=False),
+    sa.Column("discount_cents", sa.BigInteger, nullable=False),
+    sa.Column("moves_stock", sa.Boolean, nullable=False),
+    sa.Index("hq_line_facts_kit", "kit", "sku"),
+)
+
+payment_facts = sa.Table(
+    "hq_payment_facts", metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("kit", sa.String(32), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("sign", sa.SmallInteger, nullable=False),
+    sa.Column("receipt", sa.String(64), nullable=False),
+    sa.Column("shift_id", sa.String(64), nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("reference", sa.String(100), nullable=False),
+    sa.Index("hq_payment_facts_kit", "kit", "method"),
+)
+
+scan_facts = sa.Table(
+    "hq_scan_facts", metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("kit", sa.String(32), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("metric_at", sa.Float, nullable=False),
+    sa.Column("ticket_key", sa.String(128), nullable=False),
+    sa.Column("person", sa.String(160), nullable=False),  # the ticket, or kit:time for a scan without one
+    sa.Column("admitted", sa.Boolean, nullable=False),
+    sa.Column("first_entry", sa.Boolean, nullable=False),  # admitted on verdict admit, not rehearsal, a ticket
+    sa.Column("verdict", sa.String(32), nullable=False),
+    sa.Column("rehearsal", sa.Boolean, nullable=False),
+    sa.Column("door", sa.String(64), nullable=False),
+    sa.Column("order_code", sa.String(40), nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Index("hq_scan_facts_kit", "kit", "seq"),
+    sa.Index("hq_scan_facts_ticket", "ticket_key"),
+)
+
+# A checkin.undone names the scan it undoes (on the same kit); kept apart so the order they arrive in
+# (a hole filled later) does not matter.
+undo_facts = sa.Table(
+    "hq_undo_facts", metadata,
+    sa.Column("kit", sa.String(32), primary_key=True),
+    sa.Column("scan_event_id", sa.String(64), primary_key=True),
+)
+
+# Markers of one-off work on a store (facts: the facts of the events stored before them are filled).
+meta = sa.Table(
+    "hq_meta", metadata,
+    sa.Column("key", sa.String(32), primary_key=True),
+    sa.Column("value", sa.String(64), nullable=False),
+)

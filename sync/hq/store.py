@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from sync.hq import integrity, schema, validate
+from sync.hq import facts, integrity, schema, validate
 from sync.hq.batch import COLUMNS, _insert_batch  # noqa: F401  (COLUMNS: benchmarks name the columns by it)
 
 log = logging.getLogger("fieldkit.hq.store")
@@ -75,6 +75,7 @@ def create_schema(engine: Engine) -> None:
     from sync.hq import relay  # noqa: F401  (its tables are on schema.metadata)
 
     schema.metadata.create_all(engine)
+    facts.ensure(engine)  # a store from before the report's facts: filled once
 
 
 def now_utc() -> datetime:
@@ -232,7 +233,10 @@ def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, 
     for row in rows:
         try:
             with engine.begin() as own:
-                stored |= {r[0] for r in own.execute(_insert_ignoring_duplicates(engine), [row])}
+                got = {r[0] for r in own.execute(_insert_ignoring_duplicates(engine), [row])}
+                if got:
+                    facts.store_for(own, [row])
+                stored |= got
         except sa.exc.OperationalError:
             raise
         except sa.exc.DBAPIError as e:

@@ -56,6 +56,9 @@ def test_the_hub_erases_its_mirror_of_a_kit_that_erased_and_a_restore_from_it_re
 
         records = hub.events(config.kit_id, 0)
         assert records[0]["seq"] == cp.seq + 1 and records[-1]["seq"] == last_seq(db)
+        with hub.engine.connect() as conn:  # the report's facts of the truncated events went with them
+            held = conn.exec_driver_sql("SELECT MIN(seq) FROM hq_scan_facts WHERE kit = ?", (config.kit_id,)).scalar()
+        assert held is None or held > cp.seq
         assert mirror_docs_store.latest(hub.engine, config.kit_id) == []
         assert files_holding(hub_config.data_dir, NAMES) == {}
     finally:

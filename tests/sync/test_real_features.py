@@ -70,7 +70,9 @@ def test_real_pos_and_checkin_events_reconcile_at_hq(hq, tmp_path):
     products = {(r["kit"], r["sku"]): (r["qty"], r["total"]) for r in sec["sales_by_product"]}
     assert products[("merch1", "TS-M")] == (1, 2500) and products[("merch1", "TS-L")] == (1, 2500)
     assert sec["prices"] == []  # charged what the price list says
-    assert [r["status"] for r in sec["cards"]] == ["UNMATCHED PAYMENT"]  # no settlement imported yet
+    # No settlement imported yet: one line per kit says so, with its card payments and their total.
+    assert [(r["status"], r["kit"], r["receipt"]) for r in sec["cards"]] == [
+        ("NO SETTLEMENT IMPORTED", "merch1", "1 card payment")]
     figures = {r["figure"]: r["value"] for r in sec["attendance"]}
     assert figures["tickets sold (attendee list)"] == 2 and figures["people admitted"] == 1
     for _, db, _ in kits.values():

@@ -248,3 +248,44 @@ def test_rsvps_are_counted_from_the_lists_registration_status_at_hq_as_on_the_ki
 
     assert count_rsvps(b"Code;Name;Registration Status\nA;Ann;Registered\nB;Bo;Cancelled\nC;Cy;registered\n") == 2
     assert count_rsvps(b"code,name\nA,Ann\n") is None
+
+
+def _report_rows(engine) -> dict:
+    report = build_report(engine, site="market")
+    return {s.key: s.rows for s in report.sections if s.key != "integrity"}
+
+
+def test_a_store_from_before_the_facts_reports_the_same_once_it_is_opened(market):
+    """A store whose facts are missing (made before them, or filled around ingest with COPY) is filled once."""
+    from sync.hq import facts, schema
+
+    before = _report_rows(market)
+    with market.begin() as conn:
+        for table in facts.TABLES.values():
+            conn.execute(table.delete())
+        conn.execute(schema.meta.delete())
+    emptied = _report_rows(market)
+    assert emptied["sales_by_product"] == [] and emptied["double_admissions"] == []
+    store.create_schema(market)  # what HQ, the hub's mirror and the CLI do when they open a store
+    assert _report_rows(market) == before
+    with market.connect() as conn:  # and only once: the marker says so
+        assert conn.execute(schema.meta.select()).all() == [("facts", facts.FACTS_VERSION)]
+
+
+def test_an_undo_that_arrives_before_its_scan_still_undoes_it(hq_engine):
+    """A hole filled later: HQ stores the undo (seq 2) before the scan it names (seq 1)."""
+    kit = Kit(hq_engine, "door9", "market")
+    scan_id, undo_id = str(uuid.uuid4()), str(uuid.uuid4())
+    at = T0.isoformat()
+    scan = {"id": scan_id, "kit": "door9", "seq": 1, "type": "checkin.scanned", "hlc": 1 << 16, "wall_time": at,
+            "clock_synced": True, "payload": {"ticket_key": "Z", "verdict": "admit", "admitted": True, "door": "n"}}
+    undo = {"id": undo_id, "kit": "door9", "seq": 2, "type": "checkin.undone", "hlc": 2 << 16, "wall_time": at,
+            "clock_synced": True, "payload": {"scan_event_id": scan_id, "ticket_key": "Z", "reason": "mistake"}}
+    prev = GENESIS
+    for rec in (scan, undo):
+        rec["hash"] = prev = _chain_hash(prev, rec["seq"], rec["id"], "door9", rec["type"],
+                                         canonical_json(rec["payload"]), rec["hlc"], at, 1)
+    assert store.ingest(hq_engine, kit.kit, [undo])[0].status == "stored"
+    assert store.ingest(hq_engine, kit.kit, [scan])[0].status == "stored"
+    figures = dict(build_report(hq_engine, site="market").section("attendance").rows)
+    assert figures["people admitted"] == 0
