@@ -161,7 +161,9 @@ rollouts = sa.Table(
 
 
 # The report's facts (sync/hq/facts.py): payload fields of the types a night has by the hundred thousand,
-# taken out once at ingest so the report adds them up in the database. ``at_ms``: HQ's event_time in ms;
+# taken out once at ingest so the report adds them up in the database. Few indexes: the report's sums
+# scan a whole table anyway (hash joins, top-N sorts), and every index is paid for by each batch HQ
+# stores: the primary keys only. ``at_ms``: HQ's event_time in ms;
 # ``metric_at``: kit/metrics.event_time (the payload's own time where it has one), in seconds.
 sale_facts = sa.Table(
     "hq_sale_facts", metadata,
@@ -179,8 +181,6 @@ sale_facts = sa.Table(
     sa.Column("shift_id", sa.String(64), nullable=False),
     sa.Column("total_cents", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(8), nullable=False),
-    sa.Index("hq_sale_facts_kit", "kit", "seq"),
-    sa.Index("hq_sale_facts_original", "original_id"),
 )
 
 line_facts = sa.Table(
@@ -199,7 +199,6 @@ line_facts = sa.Table(
     sa.Column("unit_cents", sa.BigInteger, nullable=False),
     sa.Column("discount_cents", sa.BigInteger, nullable=False),
     sa.Column("moves_stock", sa.Boolean, nullable=False),
-    sa.Index("hq_line_facts_kit", "kit", "sku"),
 )
 
 payment_facts = sa.Table(
@@ -215,7 +214,6 @@ payment_facts = sa.Table(
     sa.Column("method", sa.String(32), nullable=False),
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
     sa.Column("reference", sa.String(100), nullable=False),
-    sa.Index("hq_payment_facts_kit", "kit", "method"),
 )
 
 scan_facts = sa.Table(
@@ -234,8 +232,6 @@ scan_facts = sa.Table(
     sa.Column("door", sa.String(64), nullable=False),
     sa.Column("order_code", sa.String(40), nullable=False),
     sa.Column("method", sa.String(16), nullable=False),
-    sa.Index("hq_scan_facts_kit", "kit", "seq"),
-    sa.Index("hq_scan_facts_ticket", "ticket_key"),
 )
 
 # A checkin.undone names the scan it undoes (on the same kit); kept apart so the order they arrive in

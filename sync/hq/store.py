@@ -233,9 +233,10 @@ def _insert_rows(engine: Engine, kit: str, rows: list[dict], results: dict[str, 
     for row in rows:
         try:
             with engine.begin() as own:
-                got = {r[0] for r in own.execute(_insert_ignoring_duplicates(engine), [row])}
+                got = {r[0] for r in own.execute(_insert_ignoring_duplicates(engine),
+                                                 [{k: v for k, v in row.items() if k != "_payload"}])}
                 if got:
-                    facts.store_for(own, [row])
+                    facts.store_for(own, [row], new=False)
                 stored |= got
         except sa.exc.OperationalError:
             raise
@@ -317,6 +318,7 @@ def _validated(records: list, kit: str, received_at: datetime, limit: int):
                 refusals.append((rseq, digest if ok_hash else "", str(e)))
             continue
         rid, rseq = row["id"], row["seq"]  # what record_id and record_seq give for a valid record
+        row["_payload"] = record["payload"]  # parsed already: the report's facts read it (sync/hq/facts.py)
         if rid in pending:
             results.append(RecordResult(rid, rseq, "duplicate"))
             continue
