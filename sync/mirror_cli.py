@@ -117,20 +117,13 @@ def mirror_report(fmt: str, out: str | None) -> None:
     Example:
       fieldkit mirror report --format csv --out site.csv
     """
-    from pathlib import Path
-
-    from sync.hq.render import render
+    from sync.hq.cli import write_report
     from sync.site_report import site_report
 
     report = site_report(get_config())
     if report is None:
         raise click.ClickException("this kit keeps no mirror of the site (site.hub, site.mirror_peers)")
-    text = render(report, fmt)
-    if out:
-        Path(out).write_text(text)
-        click.echo(f"wrote {out}")
-    else:
-        sys.stdout.write(text)
+    write_report(report, fmt, out)
 
 
 @click.group("backup", cls=FriendlyGroup)

@@ -274,7 +274,6 @@ def hq_report(site: str | None, since: str | None, until: str | None, fmt: str, 
       fieldkit hq report --site market --from 2026-11-21 --to 2026-11-22 --format csv --out market.csv
     """
     from sync.hq.reconcile import build_report, parse_bound
-    from sync.hq.render import render
 
     config = get_config()
     tz = config["kit.timezone"]
@@ -284,6 +283,13 @@ def hq_report(site: str | None, since: str | None, until: str | None, fmt: str, 
         raise click.BadParameter(str(e)) from None
     report = build_report(hq_engine(db_url), site=site, card_match_minutes=config["hq.card_match_minutes"], tz=tz,
                           **bounds)
+    write_report(report, fmt, out)
+
+
+def write_report(report, fmt: str, out: str | None) -> None:
+    """The report in ``fmt`` to the file ``out``, or to stdout (`hq report`, `mirror report`)."""
+    from sync.hq.render import render
+
     text = render(report, fmt)
     if out:
         Path(out).write_text(text)
