@@ -284,6 +284,16 @@ ln -sf /etc/systemd/system/fieldkit-imagetest-report.service \
   "$ROOTFS/etc/systemd/system/multi-user.target.wants/fieldkit-imagetest-report.service"
 # The device scenario (guest-scenario.py) and what it needs that a Pi has and this Debian root has not.
 install -D -m 0755 "$HERE/guest-scenario.py" "$ROOTFS/usr/local/lib/fieldkit-imagetest/guest-scenario.py"
+if [ "$SCENARIO" = 1 ]; then
+  # Its update steps: a release key and two signed bundles of this checkout (the next version, good; the
+  # one after, whose services exit), built on the host as `fieldkit release bundle` builds them.
+  log "building the scenario's release bundles"
+  "$PY" "$HERE/update-bundles.py" "$REPO" "$WORK/bundles" >>"$WORK/pip.log" 2>&1 \
+    || fail "could not build the release bundles (see $WORK/pip.log)"
+  install -d -m 0755 "$ROOTFS/usr/local/lib/fieldkit-imagetest/bundles"
+  install -m 0644 "$WORK/bundles/good.fkb" "$WORK/bundles/broken.fkb" "$WORK/bundles/release.pub" \
+    "$WORK/bundles/versions" "$ROOTFS/usr/local/lib/fieldkit-imagetest/bundles/"
+fi
 cat >"$ROOTFS/etc/udev/rules.d/60-fieldkit-imagetest.rules" <<'EOF'
 # Image test only. Raspberry Pi OS (raspberrypi-sys-mods, 99-com.rules) gives the I2C buses to group
 # i2c; plain Debian leaves them root-only.

@@ -3,7 +3,8 @@
 # "pass"; a step the guest could not run says "notrun" with the reason and is listed, never counted as
 # passed; any step that failed fails the test, listed or not.
 SCENARIO_STEPS="printer.gadget setup hid.grabbed hid.scan_enter hid.scan_pause hid.unplug hid.replug ina219.read
-  ina219.change clock.timedated printer.usblp usb.mount usb.replica usb.unplug usb.replug services.alive"
+  ina219.change clock.timedated printer.usblp usb.mount usb.replica usb.unplug usb.replug services.alive
+  update.good update.broken"
 
 # scenario_lines REPORT_LOG: the last scenario's lines, start to end (nothing if it has not ended)
 scenario_lines() {

@@ -140,7 +140,20 @@ def pip_command() -> list[str]:
 
 
 def create_slot(slot: Path, wheels: Path, version: str, inherit: bool, log_to) -> None:
-    """A venv with the system's packages, the kit installed from ``wheels`` only (no network)."""
+    """A venv with the system's packages, the kit installed from ``wheels`` only (no network).
+
+    A slot is code the service user runs, made by root: readable and searchable by everyone, whatever
+    umask the caller has. The CLI's own (0027, for data files) made every slot root-only 0750, and on
+    the appliance each unit then failed at exec with "Permission denied" and every update rolled back
+    (found by the image test's update step)."""
+    old_umask = os.umask(0o022)  # inherited by venv and pip below
+    try:
+        _create_slot(slot, wheels, version, inherit, log_to)
+    finally:
+        os.umask(old_umask)
+
+
+def _create_slot(slot: Path, wheels: Path, version: str, inherit: bool, log_to) -> None:
     if slot.exists():
         shutil.rmtree(slot)
     subprocess.run(

@@ -18,6 +18,7 @@ from kit.update.apply import (
     detect_mode,
     finish_keep,
     finish_rollback,
+    give_back,
     installed_version,
     journal_path,
     read_journal,
@@ -193,6 +194,7 @@ def switch_and_start(config, j: dict, new: Path) -> None:
     )
     if migrate.returncode != 0:
         log.error("event=update_migrate_failed stderr=%r", migrate.stderr[-400:])
+    give_back(config)  # what root made in the data dir (the migration, the snapshot) before the services start
     if mode == "systemd":
         units_install(config, j, new)
         systemctl("start", "fieldkit.target")

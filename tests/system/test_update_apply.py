@@ -232,6 +232,8 @@ def test_a_good_bundle_is_kept_and_the_services_come_back_on_it_with_the_data(ki
     assert during.returncode != 0 and "Updating" in during.stderr  # no sale taken during the trial
 
     assert "Kept" in out and kit.current() == "0.1.2"
+    for path in (kit.releases / "0.1.2", kit.releases / "0.1.2" / "bin" / "fieldkit"):  # the service user runs it
+        assert path.stat().st_mode & 0o005 == 0o005, f"{path} is not readable by the service user"
     kit.wait_online()
     assert kit.service_pythons() == {str(kit.releases / "0.1.2")}
     after = kit.events()
