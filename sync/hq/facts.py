@@ -118,10 +118,6 @@ def _dialect_insert(conn):
     return insert
 
 
-def _insert(conn, table: sa.Table):
-    return _dialect_insert(conn)(table).on_conflict_do_nothing()
-
-
 def _insert_sql(table: sa.Table, mark: str) -> str:
     names = [c.name for c in table.columns]
     return (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"

@@ -70,10 +70,6 @@ def as_int(value, default: int = 0) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-def sign(ev: Ev) -> int:
-    return -1 if ev.type == "pos.refund" or ev.p.get("kind") in ("refund", "void") else 1
-
-
 def format_cents(cents: int | None) -> str:
     if cents is None:
         return ""
