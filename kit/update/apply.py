@@ -291,6 +291,9 @@ def recover(config) -> bool:
     log.warning("event=update_recovering id=%s step=%s", j.get("id"), step)
     if step in BEFORE_SWITCH:
         if step == "installing" and j.get("to_slot"):
+            stopped = slots.stop_processes_in(Path(j["to_slot"]))
+            if stopped:
+                log.warning("event=update_builders_killed count=%d slot=%s", stopped, j["to_slot"])
             shutil.rmtree(j["to_slot"], ignore_errors=True)
         shutil.rmtree(updates_dir(config) / f"unpack-{j['id']}", ignore_errors=True)
         hold.clear_hold(config.data_dir)

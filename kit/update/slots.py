@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -28,6 +30,43 @@ def _dies_with_updater() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def stop_processes_in(slot: Path, wait: float = 10.0) -> int:
+    """Kill every process still running from ``slot`` (its python as argv[0] or an argument); the count.
+
+    PR_SET_PDEATHSIG reaches only the updater's own children: ``pip --python`` runs the real install as
+    a grandchild of the target interpreter, which outlives a killed updater and went on writing into a
+    slot recovery had just removed (seen once in CI: a 0.1.3 slot back after the rollback)."""
+    prefix = str(slot).rstrip("/") + "/"
+    victims = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.decode(errors="replace").startswith(prefix) for a in argv if a):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+                victims.append(proc)
+            except OSError:
+                pass
+    killed = len(victims)
+    deadline = time.monotonic() + wait
+    while victims and time.monotonic() < deadline:
+        victims = [v for v in victims if v.exists() and "Z" not in _state(v)]
+        time.sleep(0.05)
+    return killed
+
+
+def _state(proc: Path) -> str:
+    try:
+        return proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
 
 RELEASE_FILE = "fieldkit-release.json"  # inside a slot: its version and where it came from
 BASE_PTH = "fieldkit-base.pth"  # a development bundle (no dependency wheels) sees the installing environment
@@ -180,8 +219,9 @@ def _create_slot(slot: Path, wheels: Path, version: str, inherit: bool, log_to) 
         "-q",
         f"fieldkit=={version}",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=clean_env(),
-                          preexec_fn=_dies_with_updater)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=1800, env=clean_env(), preexec_fn=_dies_with_updater
+    )
     if done.returncode != 0:
         raise RuntimeError(f"pip could not install the release: {done.stderr.strip()[-600:]}")
     log_to(f"installed fieldkit {version} into {slot}")

@@ -9,6 +9,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -129,6 +130,49 @@ def test_a_power_cut_while_installing_leaves_the_running_release_alone(db, confi
     assert recover(config) is False
     assert os.readlink(slots.current_link(config)) == "0.1.0" and not half.exists()
     assert "interrupted while installing" in unpack(db.query("SELECT payload FROM events")[-1][0])
+
+
+def test_recovery_stops_an_install_that_outlived_its_updater(db, config):
+    """``pip --python`` installs from a grandchild of the updater, which a killed updater leaves running:
+    recovery must stop it, or it writes the half-built slot back after recovery removed it."""
+    old = fake_slot(config, "0.1.0")
+    slots.switch_current(config, old)
+    half = fake_slot(config, "0.2.0")
+    (half / "bin" / "python").symlink_to(Path(os.path.realpath(sys.executable)))
+    writer = subprocess.Popen(  # started from the slot's python, as pip's re-exec is, orphaned by the kill
+        [
+            str(half / "bin" / "python"),
+            "-c",
+            "import os, sys, time\n"
+            "while True:\n"
+            "    os.makedirs(sys.argv[1], exist_ok=True)\n"
+            "    time.sleep(0.01)\n",
+            str(half / "lib" / "site-packages" / "kit"),
+        ],
+    )
+    journal_path(config).parent.mkdir(parents=True, exist_ok=True)
+    journal_path(config).write_text(
+        json.dumps(
+            {
+                "id": "cut3",
+                "updater": None,
+                "step": "installing",
+                "from_slot": str(old),
+                "to_slot": str(half),
+                "from_version": "0.1.0",
+                "to_version": "0.2.0",
+            }
+        )
+    )
+    try:
+        assert recover(config) is False
+        assert writer.wait(timeout=10) == -9  # killed, not left writing
+        time.sleep(0.3)
+        assert not half.exists()
+        assert os.readlink(slots.current_link(config)) == "0.1.0"
+    finally:
+        writer.kill()
+        writer.wait()
 
 
 @pytest.fixture
