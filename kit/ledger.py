@@ -17,7 +17,6 @@ import json
 import logging
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from kit.clock import HLC_COUNTER_BITS, KitClock, hlc_merge, hlc_next
 from kit.db import Database, DatabaseLock
 from kit.event_codec import pack, unpack
+from kit.ids import time_ordered_uuid
 from kit.update.hold import refuse_if_held
 
 log = logging.getLogger("fieldkit.ledger")
@@ -198,16 +198,23 @@ class Ledger:
             raise LedgerHeld(held)
         refuse_if_held(conn)  # a release on trial: nothing may enter the ledger a rollback would lose
         text = canonical_json(payload)
-        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        if last is None:  # an empty ledger is a new one, or one truncated to its checkpoint: carry on from it
+        # One statement for the chain's head and the HLC to follow: the last event's, or a merged peer's
+        # (kit_hlc) when that is later. The append writes no kit_hlc row: one page fewer in every commit.
+        merged, last_seq_, last_hash, last_hlc = conn.execute(
+            "SELECT (SELECT last FROM kit_hlc WHERE id = 1), e.seq, e.hash, e.hlc FROM (SELECT 1)"
+            " LEFT JOIN (SELECT seq, hash, hlc FROM events ORDER BY seq DESC LIMIT 1) e"
+        ).fetchone()
+        if last_seq_ is None:  # an empty ledger is a new one, or one truncated to its checkpoint: carry on from it
             cp = checkpoint(conn)
             last = (cp.seq, cp.hash) if cp else None
+        else:
+            last = (last_seq_, last_hash)
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         now = self.clock.time()  # one reading for the HLC, the wall time and whether it is vouched for
-        hlc = self._tick(conn, int(now * 1000))
+        hlc = hlc_next(max(merged or 0, last_hlc or 0), int(now * 1000))
         wall = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")
         synced = int(self.clock.synced_at(now))
-        id_ = str(uuid.uuid4())
+        id_ = time_ordered_uuid(now)  # beside the last event's in the id index, not on a random page
         digest = _chain_hash(prev, seq, id_, self.kit_id, type, text, hlc, wall, synced)
         conn.execute(
             "INSERT INTO events (seq, id, kit, type, payload, hlc, wall_time, clock_synced, hash)"
@@ -216,11 +223,14 @@ class Ledger:
         )
         return Event(seq, id_, self.kit_id, type, payload, hlc, wall, bool(synced), digest)
 
-    def _tick(self, conn: sqlite3.Connection, wall_ms: int, remote: int | None = None) -> int:
-        # The last value lives in the database, read inside the write transaction: monotonic across processes.
-        row = conn.execute("SELECT last FROM kit_hlc WHERE id = 1").fetchone()
-        last = row[0] if row else 0
-        value = hlc_next(last, wall_ms) if remote is None else hlc_merge(last, remote, wall_ms)
+    def _merge(self, conn: sqlite3.Connection, wall_ms: int, remote: int) -> int:
+        # Read and written inside the write transaction: monotonic across processes. The kit's own last
+        # value is the later of kit_hlc and the newest event's HLC (appends do not write kit_hlc).
+        row = conn.execute(
+            "SELECT MAX(COALESCE((SELECT last FROM kit_hlc WHERE id = 1), 0),"
+            " COALESCE((SELECT hlc FROM events ORDER BY seq DESC LIMIT 1), 0))"
+        ).fetchone()
+        value = hlc_merge(row[0], remote, wall_ms)
         conn.execute("INSERT INTO kit_hlc (id, last) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET last = excluded.last", (value,))
         return value
 
@@ -244,7 +254,7 @@ class Ledger:
         caller can push this kit's clock to the end of its range.
         """
         remote = self.check_remote_hlc(remote_hlc)
-        return self._tick(conn, int(self.clock.time() * 1000), remote)
+        return self._merge(conn, int(self.clock.time() * 1000), remote)
 
 
 def events_after(db: Database, seq: int, limit: int = 1000) -> list[Event]:
@@ -316,6 +326,9 @@ def truncate(db: Database, ledger: Ledger, through: int, reason: str) -> int:
         if row is None:
             raise ValueError(f"seq {through} is not in the ledger")
         deleted = conn.execute("SELECT COUNT(*) FROM events WHERE seq <= ?", (int(through),)).fetchone()[0]
+        # The HLC continues from the newest event; one about to go keeps its value in kit_hlc first.
+        conn.execute("INSERT INTO kit_hlc (id, last) SELECT 1, MAX(hlc) FROM events WHERE seq <= ? AND true"
+                     " ON CONFLICT(id) DO UPDATE SET last = MAX(last, excluded.last)", (int(through),))
         now = datetime.now(UTC).isoformat(timespec="seconds")
         conn.execute(
             "INSERT INTO kit_ledger_checkpoint (id, seq, hash, truncated_at, deleted) VALUES (1, ?, ?, ?, ?)"

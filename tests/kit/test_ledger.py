@@ -60,6 +60,33 @@ def test_hlc_stays_monotonic_when_the_wall_clock_jumps_back(tmp_path, db, config
     assert values[4] >> HLC_COUNTER_BITS == 2_000_000_001_000
 
 
+
+def test_hlc_orders_after_a_merged_peer_value_and_after_a_truncated_ledger(tmp_path, db, config):
+    """Appends keep no HLC row of their own (the newest event holds it): a peer's later value merged
+    into kit_hlc, and events truncated away while the wall clock has gone back, still come before."""
+    from kit.ledger import truncate
+
+    clock = SettableClock(tmp_path, assume_synced=True)
+    ledger = Ledger(config.kit_id, clock)
+    clock.now_value = 2_000_000_000.0
+    with db.transaction() as conn:
+        first = ledger.append(conn, "test.one", {"i": 1}).hlc
+        peer = (2_000_000_030_000 << HLC_COUNTER_BITS) | 5  # 30 s ahead
+        merged = ledger.observe(conn, peer)
+    with db.transaction() as conn:
+        after_peer = ledger.append(conn, "test.two", {"i": 2}).hlc
+    assert first < peer < merged < after_peer
+    clock.now_value = 2_000_000_100.0
+    with db.transaction() as conn:
+        newest = ledger.append(conn, "test.three", {"i": 3}).hlc
+    last = db.scalar("SELECT MAX(seq) FROM events")
+    truncate(db, ledger, last, "test: HQ holds them")
+    clock.now_value = 1_900_000_000.0  # the clock then jumps back a long way
+    with db.transaction() as conn:
+        later = ledger.append(conn, "test.four", {"i": 4}).hlc
+    hlcs = [r[0] for r in db.query("SELECT hlc FROM events ORDER BY seq")]
+    assert newest < min(hlcs) and later == max(hlcs)
+
 def test_hlc_rules():
     t = 1_700_000_000_000
     a = hlc_next(0, t)
