@@ -12,12 +12,12 @@ import hashlib
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from kit.config import Config
 from kit.db import Database
 from kit.event_codec import unpack
+from kit.ids import time_ordered_uuid
 from kit.ledger import Ledger, canonical_json
 from pos import drop_members, drops, printqueue, receipts
 from pos.catalogue import CatalogueError, check_qty, find_product
@@ -145,12 +145,8 @@ def _existing(conn, key: str, request_hash: str) -> SaleResult | None:
 def make_sale(db: Database, ledger: Ledger, config: Config, request: SaleRequest, *, by: str = "merch") -> SaleResult:
     """Commit one sale. Raises CheckoutError (nothing written) or returns the committed sale."""
     request_hash = request.request_hash()
-    if request.idempotency_key:
-        found = _existing(db.conn, request.idempotency_key, request_hash)  # fast path without the write lock
-        if found:
-            return found
     with db.transaction() as conn:
-        if request.idempotency_key:
+        if request.idempotency_key:  # looked up once, under the write lock: a replay is rare, a sale is not
             found = _existing(conn, request.idempotency_key, request_hash)
             if found:
                 return found
@@ -252,7 +248,7 @@ def _sale_document(priced: PricedCart, meta: list, request_hash: str, settlement
         lines.append(line)
     cart_discount = priced.discount_cents - sum(ln["line_discount_cents"] for ln in lines)
     return {
-        "id": str(uuid.uuid4()), "kind": "sale", "prefix": prefix, "n": n, "receipt": f"{prefix}-{n}",
+        "id": time_ordered_uuid(), "kind": "sale", "prefix": prefix, "n": n, "receipt": f"{prefix}-{n}",
         "shift_id": shift_id, "at": now_iso(ledger.clock), "by": by, "currency": config["kit.currency"],
         "idempotency_key": key, "request_hash": request_hash,
         "prices_include_tax": priced.prices_include_tax,

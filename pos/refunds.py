@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 
 from kit.config import Config
 from kit.db import Database
 from kit.event_codec import unpack
+from kit.ids import time_ordered_uuid
 from kit.ledger import Ledger
 from pos import printqueue, receipts
 from pos.money import MoneyError, check_cents, format_cents, split_proportionally
@@ -96,7 +96,7 @@ def refund(db: Database, ledger: Ledger, config: Config, sale: str, *, reason: s
             t["gross_cents"] += gross
             t["net_cents"] += gross - ln["tax_cents"]
         doc = {
-            "id": str(uuid.uuid4()), "kind": "void" if void else "refund", "original_id": orig["id"],
+            "id": time_ordered_uuid(), "kind": "void" if void else "refund", "original_id": orig["id"],
             "original_receipt": orig["receipt"], "prefix": prefix, "n": n, "receipt": f"{prefix}-{n}",
             "shift_id": shift_id, "at": now_iso(ledger.clock), "by": by, "reason": reason.strip()[:120],
             "currency": orig["currency"], "prices_include_tax": orig.get("prices_include_tax", True),

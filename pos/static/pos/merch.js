@@ -23,9 +23,11 @@
     return parseInt(m[1], 10) * 100 + parseInt((m[2] || "0").padEnd(2, "0"), 10);
   }
   function newKey() {
-    const b = new Uint8Array(16);
+    // The time first (as the kit's own ids): a new key lands beside the last one in the kit's index.
+    const b = new Uint8Array(10);
     crypto.getRandomValues(b);
-    return "pay-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return "pay-" + Date.now().toString(16).padStart(12, "0") + "-" +
+      Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   }
   function say(text, bad) { const m = $("message"); m.textContent = text || ""; m.className = "msg " + (bad ? "error" : "green"); }
   function focusScan() { setTimeout(() => $("scan").focus(), 0); }
