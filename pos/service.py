@@ -35,6 +35,12 @@ CHECK_DROP_FIELDS = {"name": text(60, required=True), "sku": text(64, required=T
 STATUS_EVERY = 15.0  # seconds between printer checks while the queue is empty
 PRUNE_EVERY = 60.0  # seconds between looks for printed jobs past their retention
 PRUNE_BATCH = 200  # jobs deleted per short transaction, one batch per loop turn
+# Pruning and giving pages back are maintenance: they wait for the merch table to go quiet (no receipt
+# for a few seconds), so no sale meets their write lock or their fsync. A table that never pauses still
+# gets one batch every PRUNE_LONGEST_WAIT, so the file cannot grow through a long rush.
+PRUNE_QUIET = 3.0
+PRUNE_LONGEST_WAIT = 300.0
+PRUNE_TURN = 0.25  # seconds of batches in one loop turn while it is quiet
 WINDOW_GRACE_SECONDS = 120.0  # a pickup window that opened longer ago than this is not announced
 
 
@@ -54,6 +60,9 @@ class PosService:
         self.printed_for: dict[int, str] = {}  # job id → cmd/print request id awaiting "printed"
         self.retention_hours = max(0.0, float(ctx.config["pos.print_retention_hours"]))
         self.next_prune = 0.0
+        self.newest_job: int | None = None  # the newest print job seen, and when it was first seen
+        self.last_job_at = float("-inf")
+        self.last_prune_at = time.monotonic()
         # Drops are the site's: their events travel to and from the other merch kits on the site link.
         self.link = SiteLink(ctx.db, ctx.ledger, ctx.bus, ctx.config.site, self.kit)
         self.link.register(Channel("pos", drops.DROP_TYPES, self._validate_peer, self._store_peer, catchup_seconds=15.0))
@@ -245,16 +254,30 @@ class PosService:
 
     def prune_printed(self) -> int:
         """One small batch of printed jobs past retention, then their pages back: never a long lock on a sale."""
-        if time.monotonic() < self.next_prune:
+        now = time.monotonic()
+        if now < self.next_prune:
             return 0
-        deleted = printqueue.prune_printed(self.ctx.db, self.retention_hours, PRUNE_BATCH, clock=self.ctx.clock)
-        freed = printqueue.give_back_pages(self.ctx.db) if deleted else 0
-        if deleted < PRUNE_BATCH:  # caught up: look again later; else the next loop turn takes the next batch
-            self.next_prune = time.monotonic() + PRUNE_EVERY
-        if deleted:
-            log.info("event=print_jobs_pruned deleted=%d pages_freed=%d retention_hours=%s",
-                     deleted, freed, self.retention_hours)
-        return deleted
+        newest = self.ctx.db.scalar("SELECT MAX(id) FROM pos_print_jobs")  # a sale or a reprint queued one
+        if newest != self.newest_job:
+            self.newest_job, self.last_job_at = newest, now
+        selling = now - self.last_job_at < PRUNE_QUIET
+        if selling and now - self.last_prune_at < PRUNE_LONGEST_WAIT:
+            return 0  # later
+        self.last_prune_at = now
+        total = 0
+        while True:  # batches back to back for up to PRUNE_TURN while no new job appears
+            deleted = printqueue.prune_printed(self.ctx.db, self.retention_hours, PRUNE_BATCH, clock=self.ctx.clock)
+            freed = printqueue.give_back_pages(self.ctx.db) if deleted else 0
+            total += deleted
+            if deleted:
+                log.info("event=print_jobs_pruned deleted=%d pages_freed=%d retention_hours=%s",
+                         deleted, freed, self.retention_hours)
+            if deleted < PRUNE_BATCH:  # caught up: look again later
+                self.next_prune = time.monotonic() + PRUNE_EVERY
+                return total
+            if selling or time.monotonic() - now > PRUNE_TURN or self.ctx.stopping.is_set() \
+                    or self.ctx.db.scalar("SELECT MAX(id) FROM pos_print_jobs") != self.newest_job:
+                return total  # the next loop turn takes the next batch
 
     def print_queue(self) -> None:
         now = time.monotonic()

@@ -62,6 +62,38 @@ def test_the_service_prunes_printed_jobs_and_a_pruned_receipt_still_reprints(ctx
         thread.join(5)
 
 
+
+def test_pruning_waits_while_the_table_sells_and_runs_once_it_is_quiet(ctx, pos_kit, monkeypatch):
+    """Deleting yesterday's jobs and giving their pages back takes the write lock and an fsync: while
+    receipts keep coming it waits, so no sale meets it; a pause of PRUNE_QUIET seconds lets it run."""
+    import time
+
+    import pos.service
+
+    monkeypatch.setattr(pos.service, "PRUNE_EVERY", 0.2)
+    monkeypatch.setattr(pos.service, "PRUNE_QUIET", 1.0)
+    ctx.config = pos_kit.config.with_values(pos__print_retention_hours=24)
+    for _ in range(5):
+        pos_kit.sell("STICKER")
+    _backdate_printed(pos_kit.db, 2)
+
+    def old_jobs():
+        return pos_kit.db.scalar("SELECT COUNT(*) FROM pos_print_jobs WHERE status='done' AND printed_at < ?",
+                                 (_days_ago(1),))
+
+    thread = threading.Thread(target=pos.service.run, args=(ctx,), daemon=True)
+    thread.start()
+    try:
+        rush_ends = time.monotonic() + 3.0
+        while time.monotonic() < rush_ends:  # a sale every 0.3 s: never a second's pause
+            pos_kit.sell("TS-L")
+            time.sleep(0.3)
+            assert old_jobs() == 5, "pruned during the rush"
+        wait_for(lambda: old_jobs() == 0, 10, what="yesterday's jobs pruned once the table went quiet")
+    finally:
+        ctx.stopping.set()
+        thread.join(5)
+
 def test_pruning_goes_in_small_batches_and_keeps_what_waits_failed_or_is_recent(pos_kit):
     with pos_kit.db.transaction() as conn:
         for i in range(450):
