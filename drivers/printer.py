@@ -23,10 +23,12 @@ import pickle
 import platform
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from drivers.base import DeviceUnavailable, choose_backend
+from drivers.printer_device import ask_paper_sensor, paper_from_status
 from kit.files import write_durably
 
 log = logging.getLogger("fieldkit.printer")
@@ -240,6 +242,43 @@ class EscposReceiptPrinter(ReceiptPrinter):
                 p.close()
 
 
+class DeviceFileReceiptPrinter(EscposReceiptPrinter):
+    """A printer behind a device file (usblp's ``/dev/usb/lp0``): asked about its paper before each job.
+
+    A printer that does not answer is not asked again for ``SILENT_RETRY`` seconds, so a one-way device
+    costs one short wait, not one per receipt."""
+
+    SILENT_RETRY = 300.0
+
+    def __init__(self, path: str, factory):
+        super().__init__("file", f"Printer device {path}", factory,
+                         f"Printer device {path} cannot be written — check cable and permissions", False)
+        self.path = path
+        self._silent_until = 0.0
+
+    def status(self) -> PrinterStatus:
+        if not os.path.exists(self.path):
+            return PrinterStatus(False, "unknown", f"Printer device {self.path} not found — check cable and power;"
+                                                   " receipts will queue")
+        if time.monotonic() < self._silent_until:
+            return PrinterStatus(True, "unknown")
+        answer = ask_paper_sensor(self.path)
+        if answer is None:
+            self._silent_until = time.monotonic() + self.SILENT_RETRY
+            return PrinterStatus(True, "unknown")
+        paper = paper_from_status(answer)
+        reason = f"{self.description}: out of paper; receipts will queue" if paper == "out" else ""
+        return PrinterStatus(True, paper, reason)
+
+    def send(self, data: bytes) -> None:
+        st = self.status()
+        if not st.online:
+            raise PrinterOffline(st.reason)
+        if st.paper == "out":
+            raise PrinterOutOfPaper(st.reason)
+        super().send(data)
+
+
 _next_output: dict[Path, int] = {}  # a simulated printer's next output number, per folder
 
 
@@ -361,8 +400,7 @@ def open_printer(config) -> ReceiptPrinter:
             if not os.path.exists(path):
                 raise PrinterOffline(f"Printer device {path} not found — check cable and power; receipts will queue")
             return _escpos()["printer"].File(path, profile=profile)
-        return EscposReceiptPrinter("file", f"Printer device {path}", make,
-                                    f"Printer device {path} cannot be written — check cable and permissions", False)
+        return DeviceFileReceiptPrinter(path, make)
 
     return choose_backend(config, "pos.printer.backend", {
         "usb": usb, "serial": serial, "network": network, "file": file,

@@ -13,6 +13,7 @@ import pytest
 from drivers.printer import (
     PrinterOffline,
     PrinterOutOfPaper,
+    PrinterStatus,
     SimulatedReceiptPrinter,
     open_printer,
     profile_info,
@@ -143,7 +144,7 @@ class _SerialPrinterOnPty:
             except OSError:
                 return
             self.received.extend(chunk)
-            if b"\x10\x04\x04" in chunk:
+            if b"\x10\x04\x04" in chunk and self.paper_byte is not None:
                 os.write(self.master, bytes([self.paper_byte]))
 
     def close(self):
@@ -174,6 +175,49 @@ def test_serial_backend_over_a_pty_checks_paper_then_prints(config, paper_byte, 
     finally:
         printer_end.close()
 
+
+
+def test_file_backend_on_a_two_way_device_asks_the_paper_sensor(config):
+    """usblp's /dev/usb/lp0 (like a tty) carries the printer's answers back: the file backend asks
+    DLE EOT 4 before each job, holds the job while the paper is out and prints once it is back."""
+    printer_end = _SerialPrinterOnPty(0x72)  # paper out
+    try:
+        cfg = config.with_values(kit__simulate=False, pos__printer__backend="file",
+                                 pos__printer__file=printer_end.path)
+        printer = open_printer(cfg)
+        data = render(DOC, "TM-T20II")
+        assert printer.status() == PrinterStatus(True, "out", f"Printer device {printer_end.path}: out of paper;"
+                                                              " receipts will queue")
+        with pytest.raises(PrinterOutOfPaper):
+            printer.send(data)
+        assert data not in bytes(printer_end.received)
+        printer_end.paper_byte = 0x1E  # paper back in, near its end
+        assert printer.status().paper == "low"
+        printer.send(data)
+        from kit.testing import wait_for
+
+        wait_for(lambda: bytes(printer_end.received).endswith(data), 5, what="the receipt on the device")
+        assert bytes(printer_end.received).count(b"\x10\x04\x04") == 4  # two looks and two jobs: asked each time
+    finally:
+        printer_end.close()
+
+
+def test_file_backend_on_a_device_that_never_answers_prints_and_stops_asking(config):
+    printer_end = _SerialPrinterOnPty(None)
+    try:
+        cfg = config.with_values(kit__simulate=False, pos__printer__backend="file",
+                                 pos__printer__file=printer_end.path)
+        printer = open_printer(cfg)
+        data = render(DOC, "TM-T20II")
+        for _ in range(3):
+            printer.send(data)
+        from kit.testing import wait_for
+
+        wait_for(lambda: bytes(printer_end.received).count(data) == 3, 5, what="three receipts on the device")
+        assert bytes(printer_end.received).count(b"\x10\x04\x04") == 1  # one unanswered question, then none
+        assert printer.status().paper == "unknown" and printer.status().online
+    finally:
+        printer_end.close()
 
 def test_usb_backend_without_a_printer_is_a_clear_offline_error(config):
     cfg = config.with_values(kit__simulate=False, pos__printer__backend="usb")
