@@ -34,6 +34,7 @@ from bench.common import median, percentile, print_table, write_json  # noqa: E4
 
 PREFILL = int(os.environ.get("BENCH_POS_PREFILL", "100000"))
 MEASURED = int(os.environ.get("BENCH_POS_SALES", "1000"))
+WARMUP = 50  # sales each side before the measured ones
 CARTS = [
     {"items": [{"sku": "TS-L", "qty": 1}, {"sku": "STICKER", "qty": 2}], "payments": [{"method": "cash", "amount": "50.00"}]},
     {"items": [{"sku": "HOODIE-M", "qty": 1}], "payments": [{"method": "card", "reference": "T1", "amount": "45.00"}]},
@@ -100,9 +101,15 @@ def sign_in(base: str, pin: str):
     return s
 
 
-def measure(kit_session, kit_url: str, naive_session, naive_url: str, n: int, tag: str) -> tuple[list, list, list]:
+WAL_SIZES: list[int] = []  # the kit's WAL file every 50 sales: a WAL that only grows makes every fsync dearer
+
+
+def measure(kit_session, kit_url: str, naive_session, naive_url: str, n: int, tag: str,
+            wal: Path | None = None) -> tuple[list, list, list]:
     kit_ms, naive_ms, qr_ms = [], [], []
     for i in range(n):
+        if wal is not None and i % 50 == 0:
+            WAL_SIZES.append(wal.stat().st_size if wal.exists() else 0)
         body = {**CARTS[i % len(CARTS)], "idempotency_key": f"{tag}-{i:08d}"}
         t0 = time.perf_counter()
         r = kit_session.post(kit_url, json=body)
@@ -130,7 +137,7 @@ def wait_printed_and_pruned(db_path: Path, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         queued, done = conn.execute("SELECT SUM(status='queued'), SUM(status='done') FROM pos_print_jobs").fetchone()
-        if (not queued and (done or 0) <= MEASURED + 10) or time.monotonic() > deadline:
+        if (not queued and (done or 0) <= MEASURED + WARMUP + 10) or time.monotonic() > deadline:
             break
         time.sleep(1.0)
     conn.close()
@@ -193,8 +200,9 @@ def main() -> None:
         import requests
 
         kit_session, naive_session = sign_in(f"http://127.0.0.1:{web_port}", pins["merch"]), requests.Session()
-        measure(kit_session, kit_url, naive_session, naive_url, 50, "warm")
-        kit_ms, naive_ms, qr_ms = measure(kit_session, kit_url, naive_session, naive_url, MEASURED, "bench")
+        measure(kit_session, kit_url, naive_session, naive_url, WARMUP, "warm")
+        kit_ms, naive_ms, qr_ms = measure(kit_session, kit_url, naive_session, naive_url, MEASURED, "bench",
+                                          wal=config.db_path.with_name(config.db_path.name + "-wal"))
         queue = wait_printed_and_pruned(config.db_path, 180)
         time.sleep(3)  # one more loop turn: the last batch pruned, pages given back
     finally:
@@ -225,13 +233,14 @@ def main() -> None:
     print_table(title, rows)
     print(f"\nprint queue after the run: {queue}; database: {size['file_bytes']:,} bytes for {size['sales']:,} sales, "
           f"auto_vacuum={size['auto_vacuum']}, free pages {size['free_pages']}")
+    print(f"kit WAL during the run: {min(WAL_SIZES, default=0):,} to {max(WAL_SIZES, default=0):,} bytes")
     print("bytes per sale by table:", ", ".join(f"{k} {v}" for k, v in size["per_table_bytes_per_sale"].items()))
     headline = {"sale_p50_ms": rows[0]["kit"], "naive_p50_ms": rows[0]["naive Flask+waitress"],
                 "p50_ratio": rows[0]["ratio kit/naive"], "sale_p99_ms": rows[1]["kit"],
                 "naive_p99_ms": rows[1]["naive Flask+waitress"], "p99_ratio": rows[1]["ratio kit/naive"],
                 "bytes_per_sale": size["bytes_per_sale"]}
     write_json("pos", {"prefill": {"sales": PREFILL, "seconds": round(fill_s, 1)}, "table": rows, "queue": queue,
-                       "database": size, "naive_database_bytes": naive_size, "threads": threads,
+                       "database": size, "naive_database_bytes": naive_size, "kit_wal_bytes_every_50_sales": WAL_SIZES, "threads": threads,
                        "kit_ms": [round(v, 3) for v in kit_ms], "qr_ms": [round(v, 3) for v in qr_ms], "naive_ms": [round(v, 3) for v in naive_ms],
                        "loaded_machine": True, "headline": headline})
 
