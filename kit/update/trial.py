@@ -134,6 +134,50 @@ def running_services(config, wait: float = 10.0) -> list[str]:
     return sorted(n for n, s in services.items() if s not in ("unknown", "offline"))
 
 
+CRASH_LOOP_RESTARTS = 3  # a unit systemd restarted this often since the switch is not coming up
+UNIT_CHECK_SECONDS = 3.0
+
+
+def parse_unit_restarts(show_output: str) -> dict[str, int]:
+    """``systemctl show -p Id -p NRestarts ...`` (blocks separated by blank lines) → restarts per unit."""
+    found: dict[str, int] = {}
+    for block in show_output.strip().split("\n\n"):
+        fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if fields.get("Id") and fields.get("NRestarts", "").isdigit():
+            found[fields["Id"]] = int(fields["NRestarts"])
+    return found
+
+
+def unit_restarts() -> dict[str, int]:
+    """How often systemd has restarted each of the kit's services ({} when systemctl cannot say)."""
+    try:
+        listed = subprocess.run(
+            ["systemctl", "list-units", "fieldkit-*.service", "--all", "--plain", "--no-legend"],
+            capture_output=True, text=True, timeout=30,
+        ).stdout
+        units = [line.split()[0] for line in listed.splitlines() if line.strip()]
+        if not units:
+            return {}
+        shown = subprocess.run(["systemctl", "show", "-p", "Id", "-p", "NRestarts", *units],
+                               capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return parse_unit_restarts(shown)
+
+
+def crash_looping(baseline: dict[str, int], now: dict[str, int]) -> str | None:
+    """Why the trial can stop early: a unit of the new release keeps failing (its last journal line)."""
+    for unit, n in sorted(now.items()):
+        if n - baseline.get(unit, 0) >= CRASH_LOOP_RESTARTS:
+            try:
+                last = subprocess.run(["journalctl", "-u", unit, "-n", "1", "-o", "cat", "--no-pager"],
+                                      capture_output=True, text=True, timeout=30).stdout.strip()
+            except (OSError, subprocess.SubprocessError):
+                last = ""
+            return f"{unit} failed {n - baseline.get(unit, 0)} times in a row" + (f" ({last[:200]})" if last else "")
+    return None
+
+
 def run_trial(
     config, slot: Path, deadline: float, mode: str, alive=lambda: True, expected: list[str] | None = None
 ) -> str | None:
@@ -146,10 +190,19 @@ def run_trial(
         return None if not fails else "fieldkit doctor failed: " + "; ".join(fails)
     watch = StatusWatch(config)
     last = "the new release's services did not become healthy (none of them reported in)"
+    # Under systemd a release whose services cannot start is known within seconds (they crash-loop):
+    # go back then, not at the end of the whole bound.
+    baseline = unit_restarts() if mode == "systemd" else {}
+    next_unit_check = time.monotonic() + UNIT_CHECK_SECONDS
     try:
         while time.time() < deadline:
             if not alive():
                 return "the kit's supervisor stopped while starting the new release"
+            if baseline and time.monotonic() >= next_unit_check:
+                next_unit_check = time.monotonic() + UNIT_CHECK_SECONDS
+                looping = crash_looping(baseline, unit_restarts())
+                if looping:
+                    return looping
             status = watch.status()
             if status and runs_from(status.get("start_id"), slot):
                 services = status.get("services") or {}

@@ -322,3 +322,20 @@ def test_a_bundle_on_the_usb_stick_waits_while_the_doors_are_open(db, config, tm
     assert found["fieldkit-0.9.0.fkb"]["refused"] == ""
     assert "manifest was changed after signing" in found["fieldkit-0.9.1.fkb"]["refused"]
     assert not slots.releases_dir(config).exists()  # nothing was installed
+
+
+def test_the_trial_sees_a_unit_systemd_keeps_restarting():
+    """Under systemd the trial stops early when a unit of the new release crash-loops (NRestarts from
+    `systemctl show`), instead of waiting out update.trial_seconds."""
+    from kit.update.trial import crash_looping, parse_unit_restarts
+
+    shown = (
+        "Id=fieldkit-pos.service\nNRestarts=0\n\n"
+        "Id=fieldkit-web.service\nNRestarts=1\n\n"
+        "Id=fieldkit-group@status.service\nNRestarts=0\n"
+    )
+    baseline = parse_unit_restarts(shown)
+    assert baseline == {"fieldkit-pos.service": 0, "fieldkit-web.service": 1, "fieldkit-group@status.service": 0}
+    assert crash_looping(baseline, {**baseline, "fieldkit-web.service": 3}) is None  # two restarts: not yet
+    reason = crash_looping(baseline, {**baseline, "fieldkit-pos.service": 3})
+    assert reason is not None and reason.startswith("fieldkit-pos.service failed 3 times in a row")
