@@ -180,6 +180,14 @@ class ReceiptPrinter:
     def send(self, data: bytes) -> None:
         raise NotImplementedError
 
+    def refuse_unless_ready(self) -> None:
+        """Before a job: PrinterOffline or PrinterOutOfPaper (with the reason) unless it can print now."""
+        st = self.status()
+        if not st.online:
+            raise PrinterOffline(st.reason)
+        if st.paper == "out":
+            raise PrinterOutOfPaper(st.reason)
+
 
 class EscposReceiptPrinter(ReceiptPrinter):
     """usb / serial / network / file via python-escpos, with a fresh connection for every job."""
@@ -225,11 +233,7 @@ class EscposReceiptPrinter(ReceiptPrinter):
 
     def send(self, data: bytes) -> None:
         if self._can_query:
-            st = self.status()
-            if not st.online:
-                raise PrinterOffline(st.reason)
-            if st.paper == "out":
-                raise PrinterOutOfPaper(st.reason)
+            self.refuse_unless_ready()
         p = self._open()
         try:
             p._raw(data)
@@ -271,11 +275,7 @@ class DeviceFileReceiptPrinter(EscposReceiptPrinter):
         return PrinterStatus(True, paper, reason)
 
     def send(self, data: bytes) -> None:
-        st = self.status()
-        if not st.online:
-            raise PrinterOffline(st.reason)
-        if st.paper == "out":
-            raise PrinterOutOfPaper(st.reason)
+        self.refuse_unless_ready()
         super().send(data)
 
 
@@ -328,11 +328,7 @@ class SimulatedReceiptPrinter(ReceiptPrinter):
         return PrinterStatus(True, s["paper"])
 
     def send(self, data: bytes) -> None:
-        st = self.status()
-        if not st.online:
-            raise PrinterOffline(st.reason)
-        if st.paper == "out":
-            raise PrinterOutOfPaper(st.reason)
+        self.refuse_unless_ready()
         out = self.folder / "out"
         n = _next_output.get(out)
         if n is None:  # the folder is listed once per process, not for every receipt (a night is thousands)

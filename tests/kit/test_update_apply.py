@@ -109,24 +109,19 @@ def test_a_power_cut_during_the_trial_goes_back_to_the_old_release_and_its_data(
     assert conn.execute("SELECT COUNT(*) FROM events WHERE type = 'update.rolled_back'").fetchone()[0] == 1
 
 
+def cut_while_installing(config, update_id: str, old: Path, half: Path) -> None:
+    """The journal a power cut leaves while the new slot is being built (the updater gone)."""
+    journal_path(config).parent.mkdir(parents=True, exist_ok=True)
+    journal_path(config).write_text(json.dumps({
+        "id": update_id, "updater": None, "step": "installing", "from_slot": str(old), "to_slot": str(half),
+        "from_version": "0.1.0", "to_version": "0.2.0",
+    }))
+
 def test_a_power_cut_while_installing_leaves_the_running_release_alone(db, config):
     old = fake_slot(config, "0.1.0")
     slots.switch_current(config, old)
     half = fake_slot(config, "0.2.0")
-    journal_path(config).parent.mkdir(parents=True, exist_ok=True)
-    journal_path(config).write_text(
-        json.dumps(
-            {
-                "id": "cut2",
-                "updater": None,
-                "step": "installing",
-                "from_slot": str(old),
-                "to_slot": str(half),
-                "from_version": "0.1.0",
-                "to_version": "0.2.0",
-            }
-        )
-    )
+    cut_while_installing(config, "cut2", old, half)
     assert recover(config) is False
     assert os.readlink(slots.current_link(config)) == "0.1.0" and not half.exists()
     assert "interrupted while installing" in unpack(db.query("SELECT payload FROM events")[-1][0])
@@ -150,20 +145,7 @@ def test_recovery_stops_an_install_that_outlived_its_updater(db, config):
             str(half / "lib" / "site-packages" / "kit"),
         ],
     )
-    journal_path(config).parent.mkdir(parents=True, exist_ok=True)
-    journal_path(config).write_text(
-        json.dumps(
-            {
-                "id": "cut3",
-                "updater": None,
-                "step": "installing",
-                "from_slot": str(old),
-                "to_slot": str(half),
-                "from_version": "0.1.0",
-                "to_version": "0.2.0",
-            }
-        )
-    )
+    cut_while_installing(config, "cut3", old, half)
     try:
         assert recover(config) is False
         assert writer.wait(timeout=10) == -9  # killed, not left writing
