@@ -5,9 +5,22 @@ from __future__ import annotations
 import os
 import socket
 
+_claimed = False
+_address: str | None = None
+
+
+def claim() -> None:
+    """Keep ``$NOTIFY_SOCKET`` for this process alone (the unit's main process, at its start).
+
+    A program the service starts (a `fieldkit` CLI for a report, the updater) inherits the variable and
+    would speak for the unit; systemd refuses it ("reception only permitted for main PID") and logs a
+    warning for every message, as the image test's journal showed for the web's children."""
+    global _claimed, _address
+    _claimed, _address = True, os.environ.pop("NOTIFY_SOCKET", None)
+
 
 def notify(message: str) -> bool:
-    address = os.environ.get("NOTIFY_SOCKET")
+    address = _address if _claimed else os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
     if address.startswith("@"):  # abstract socket

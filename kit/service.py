@@ -144,6 +144,7 @@ def run_services(members: list[tuple[str, Callable[[ServiceContext], None]]], co
     member whose bus loop or vital thread is dead ends the whole process non-zero so it is restarted
     (the others say ``offline`` first, the dead one leaves its ``degraded`` reason).
     """
+    sdnotify.claim()  # before anything can start a child that would inherit $NOTIFY_SOCKET
     names = [name for name, _ in members]
     label = "+".join(names)
     lock = prepare_database(config)

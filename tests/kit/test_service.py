@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from kit.testing import Mosquitto, free_port, wait_for
 
 
@@ -65,3 +67,30 @@ def test_a_service_started_before_its_broker_connects_when_the_broker_comes(kit_
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
+
+
+def test_a_service_keeps_its_notify_socket_from_the_programs_it_starts(tmp_path, monkeypatch):
+    """systemd only takes sd_notify messages from the unit's main process and logs a warning for each
+    one a child sends: after claim() the service still notifies, a child it starts cannot."""
+    from kit import sdnotify
+
+    path = str(tmp_path / "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    listener.settimeout(2)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setattr(sdnotify, "_claimed", False)
+    try:
+        sdnotify.claim()
+        assert "NOTIFY_SOCKET" not in os.environ
+        assert sdnotify.notify("READY=1") and listener.recv(100) == b"READY=1"
+        child = subprocess.run([sys.executable, "-c", "from kit import sdnotify; print(sdnotify.notify('STATUS=child'))"],
+                               capture_output=True, text=True, timeout=60)
+        assert child.stdout.strip() == "False"
+        listener.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            listener.recv(100)
+    finally:
+        listener.close()
+        monkeypatch.setattr(sdnotify, "_claimed", False)
+        monkeypatch.setattr(sdnotify, "_address", None)
