@@ -251,12 +251,19 @@ LP_DEVICE = "/dev/usb/lp0"
 
 class PrinterGadget:
     """An Epson TM-T20II as the USB host side sees it (04b8:0e15, printer class), made with configfs;
-    its far end, ``/dev/g_printer0``, is the paper: every byte the kit sends arrives there."""
+    its far end, ``/dev/g_printer0``, is the paper: every byte the kit sends arrives there. Like the
+    real printer it answers the ESC/POS real-time paper query (DLE EOT 4) with its sensor byte, back
+    through the same USB interface to usblp: 0x12 paper present, 0x72 paper out."""
+
+    PAPER_QUERY = b"\x10\x04\x04"
+    ANSWERS = {"present": 0x12, "out": 0x72}
 
     def __init__(self):
         self.received = bytearray()
         self.lock = threading.Lock()
         self.fd: int | None = None
+        self.paper = "present"
+        self.queries = 0
 
     def create(self) -> str:
         # Two controllers: the printer on one, the USB drive (UsbStick) on the other.
@@ -301,6 +308,13 @@ class PrinterGadget:
                 continue
             with self.lock:
                 self.received += data
+                asked = data.count(self.PAPER_QUERY)
+                self.queries += asked
+            for _ in range(asked):
+                try:
+                    os.write(self.fd, bytes([self.ANSWERS[self.paper]]))
+                except OSError:
+                    pass
 
     def bytes(self) -> bytes:
         with self.lock:
@@ -478,6 +492,14 @@ class Lead:
                 "X-CSRF-Token": self.csrf,
             },
         )
+        try:
+            with self.opener.open(req, timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def get(self, path: str) -> tuple[int, dict]:
+        req = urllib.request.Request(f"{WEB}{path}", headers={"Accept": "application/json"})
         try:
             with self.opener.open(req, timeout=60) as r:
                 return r.status, json.loads(r.read())
@@ -751,21 +773,68 @@ backend = "none"
         for text in (b"FIELD KIT SCENARIO RECEIPT", b"2 x Tote bag   25.00"):
             if text not in data:
                 raise AssertionError(f"{text!r} missing from the {len(data)} bytes the printer got")
-        if not data.startswith(b"\x1b@"):
-            raise AssertionError(f"the job does not start with ESC @ (initialise): {data[:16]!r}")
-        return f"{len(data)} bytes through {LP_DEVICE} (pos backend file) to the gadget: ESC @, the text, GS V cut"
+        start = data.find(b"\x1b@")
+        if start < 0 or data[:start].replace(PrinterGadget.PAPER_QUERY, b""):
+            raise AssertionError(f"the job does not start with ESC @ (initialise) after the paper query: {data[:16]!r}")
+        asked = data[:start].count(PrinterGadget.PAPER_QUERY)
+        return (
+            f"{len(data) - start} bytes through {LP_DEVICE} (pos backend file) to the gadget: ESC @, the text, "
+            f"GS V cut, after {asked} paper query (DLE EOT 4)"
+        )
 
-    @staticmethod
-    def printer_paper_status() -> str:
-        import importlib.util
+    def _print_command(self, rid: str, text: str) -> None:
+        self.watch.bus.publish(
+            f"fieldkit/{self.watch.kit}/pos/cmd/print",
+            {"id": rid, "source": "imagetest", "title": text, "lines": [{"text": text}, {"cut": True}]},
+            qos=1,
+        )
 
-        if importlib.util.find_spec("usb") is None:
-            raise NotRun(
-                "the kit's USB backend (python-escpos Usb, the one that asks DLE EOT) needs pyusb, and "
-                "provision.sh installs none (no python3-usb): with pos.printer.backend = auto (usb) a Pi "
-                "would queue every receipt ('pyusb is not installed')"
-            )
-        raise NotRun("not built yet: answering DLE EOT from the gadget side")
+    def printer_paper_status(self) -> str:
+        """Paper out: the kit asks DLE EOT 4 through usblp, the gadget answers "out", the job waits and the
+        dashboard's printer state says so; paper back: the queue drains by itself."""
+        if self.printer.queries == 0:
+            raise AssertionError("the kit printed the first receipt without asking the paper sensor (DLE EOT 4)")
+        self.lead = self.lead or Lead()
+        self.printer.paper = "out"
+        asked = self.printer.queries
+        before = len(self.printer.bytes())
+        rid = f"paper-{int(time.time())}"
+        self._print_command(rid, "PAPER OUT RECEIPT")
+        started = time.monotonic()
+        state = wait_for(
+            "pos/state printer no_paper with the job queued",
+            lambda: (st := self.watch.get("pos/state") or {}).get("printer") == "no_paper"
+            and st.get("queued", 0) >= 1
+            and st,
+            60,
+        )
+        held = time.monotonic() - started
+        status, api = self.lead.get("/api/v1/pos/printer")
+        if status != 200 or api.get("printer") != "no_paper" or "out of paper" not in api.get("reason", ""):
+            raise AssertionError(f"GET /api/v1/pos/printer while the paper is out answered {status} {api}")
+        time.sleep(5)  # a retry or two later, the job is still not on paper
+        if b"PAPER OUT RECEIPT" in self.printer.bytes()[before:]:
+            raise AssertionError("the receipt was sent while the printer said its paper was out")
+        if self.printer.queries <= asked:
+            raise AssertionError("the kit never asked the paper sensor while the paper was out")
+        self.printer.paper = "present"
+        back = time.monotonic()
+        wait_for(
+            "the held receipt printed once the paper is back",
+            lambda: b"PAPER OUT RECEIPT" in self.printer.bytes()[before:],
+            120,
+        )
+        drained = time.monotonic() - back
+        wait_for(
+            "pos/state printer online, queue empty",
+            lambda: (st := self.watch.get("pos/state") or {}).get("printer") == "online" and not st.get("queued"),
+            60,
+        )
+        return (
+            f"DLE EOT 4 answered through usblp ({self.printer.queries} queries): paper out held the job "
+            f"(state no_paper after {held:.1f} s, reason {state.get('reason')!r}); paper back, printed "
+            f"{drained:.1f} s later"
+        )
 
     # the site-mirror issue's USB drive: udev, the mount unit, the services' view, the replica
     def _incident(self, note: str) -> int:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from kit import topics
@@ -136,20 +137,29 @@ def running_services(config, wait: float = 10.0) -> list[str]:
 
 CRASH_LOOP_RESTARTS = 3  # a unit systemd restarted this often since the switch is not coming up
 UNIT_CHECK_SECONDS = 3.0
+UNIT_GRACE_SECONDS = 10.0  # after the switch, before a unit that is not running counts against the release
 
 
-def parse_unit_restarts(show_output: str) -> dict[str, int]:
-    """``systemctl show -p Id -p NRestarts ...`` (blocks separated by blank lines) → restarts per unit."""
-    found: dict[str, int] = {}
+@dataclass(frozen=True)
+class UnitState:
+    active: str  # systemd's ActiveState: active, activating, inactive, failed, ...
+    restarts: int
+    kind: str = ""  # Type=: simple, notify, oneshot, ...
+
+
+def parse_unit_states(show_output: str) -> dict[str, UnitState]:
+    """``systemctl show -p Id -p ActiveState -p NRestarts ...`` (blocks separated by blank lines)."""
+    found: dict[str, UnitState] = {}
     for block in show_output.strip().split("\n\n"):
         fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
         if fields.get("Id") and fields.get("NRestarts", "").isdigit():
-            found[fields["Id"]] = int(fields["NRestarts"])
+            found[fields["Id"]] = UnitState(fields.get("ActiveState", ""), int(fields["NRestarts"]),
+                                            fields.get("Type", ""))
     return found
 
 
-def unit_restarts() -> dict[str, int]:
-    """How often systemd has restarted each of the kit's services ({} when systemctl cannot say)."""
+def unit_states() -> dict[str, UnitState]:
+    """The kit's services as systemd sees them now ({} when systemctl cannot say)."""
     try:
         listed = subprocess.run(
             ["systemctl", "list-units", "fieldkit-*.service", "--all", "--plain", "--no-legend"],
@@ -158,33 +168,55 @@ def unit_restarts() -> dict[str, int]:
         units = [line.split()[0] for line in listed.splitlines() if line.strip()]
         if not units:
             return {}
-        shown = subprocess.run(["systemctl", "show", "-p", "Id", "-p", "NRestarts", *units],
+        shown = subprocess.run(["systemctl", "show", "-p", "Id", "-p", "ActiveState", "-p", "NRestarts", "-p", "Type", *units],
                                capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
-    return parse_unit_restarts(shown)
+    return parse_unit_states(shown)
 
 
-def crash_looping(baseline: dict[str, int], now: dict[str, int]) -> str | None:
-    """Why the trial can stop early: a unit of the new release keeps failing (its last journal line)."""
-    for unit, n in sorted(now.items()):
-        if n - baseline.get(unit, 0) >= CRASH_LOOP_RESTARTS:
-            try:
-                last = subprocess.run(["journalctl", "-u", unit, "-n", "1", "-o", "cat", "--no-pager"],
-                                      capture_output=True, text=True, timeout=30).stdout.strip()
-            except (OSError, subprocess.SubprocessError):
-                last = ""
-            return f"{unit} failed {n - baseline.get(unit, 0)} times in a row" + (f" ({last[:200]})" if last else "")
+def running_units() -> list[str]:
+    """The kit's services running before the switch: each must run again on the new release (one-shot
+    units, the boot and setup-slip steps, come and go)."""
+    return sorted(u for u, st in unit_states().items() if st.active == "active" and st.kind != "oneshot")
+
+
+def _last_journal_line(unit: str) -> str:
+    try:
+        return subprocess.run(["journalctl", "-u", unit, "-n", "1", "-o", "cat", "--no-pager"],
+                              capture_output=True, text=True, timeout=30).stdout.strip()[:200]
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def units_verdict(before: list[str], baseline: dict[str, UnitState], now: dict[str, UnitState],
+                  settled: bool) -> str | None:
+    """Why the trial can stop early, or None: a unit of the new release keeps failing, or (once
+    ``settled``) one that ran before the switch is not running (failed, or skipped by its
+    ExecCondition= because the new release's `fieldkit run --check` itself fails)."""
+    for unit, st in sorted(now.items()):
+        restarts = st.restarts - (baseline[unit].restarts if unit in baseline else 0)
+        if restarts >= CRASH_LOOP_RESTARTS:
+            last = _last_journal_line(unit)
+            return f"{unit} failed {restarts} times in a row" + (f" ({last})" if last else "")
+    if settled:
+        for unit in before:
+            st = now.get(unit)
+            if st is not None and st.active in ("inactive", "failed"):
+                last = _last_journal_line(unit)
+                return f"{unit} ran before the update and does not run now ({st.active})" + (
+                    f": {last}" if last else "")
     return None
 
 
 def run_trial(
-    config, slot: Path, deadline: float, mode: str, alive=lambda: True, expected: list[str] | None = None
+    config, slot: Path, deadline: float, mode: str, alive=lambda: True, expected: list[str] | None = None,
+    units_before: list[str] | None = None,
 ) -> str | None:
     """None when the release proved itself before ``deadline``; else why not, in a lead's words.
 
     ``expected``: the services that ran before the switch (`fieldkit up --only` runs a few); all of them
-    when not known."""
+    when not known. ``units_before``: under systemd, the kit's units that were running before it."""
     if mode == "none":  # nothing runs here: the doctor alone decides
         fails = doctor_failures(config, slot)
         return None if not fails else "fieldkit doctor failed: " + "; ".join(fails)
@@ -192,17 +224,19 @@ def run_trial(
     last = "the new release's services did not become healthy (none of them reported in)"
     # Under systemd a release whose services cannot start is known within seconds (they crash-loop):
     # go back then, not at the end of the whole bound.
-    baseline = unit_restarts() if mode == "systemd" else {}
-    next_unit_check = time.monotonic() + UNIT_CHECK_SECONDS
+    baseline = unit_states() if mode == "systemd" else {}
+    began = next_unit_check = time.monotonic()
     try:
         while time.time() < deadline:
             if not alive():
                 return "the kit's supervisor stopped while starting the new release"
             if baseline and time.monotonic() >= next_unit_check:
                 next_unit_check = time.monotonic() + UNIT_CHECK_SECONDS
-                looping = crash_looping(baseline, unit_restarts())
-                if looping:
-                    return looping
+                verdict = units_verdict(units_before or [], baseline, unit_states(),
+                                        settled=time.monotonic() - began >= UNIT_GRACE_SECONDS)
+                if verdict:
+                    log.warning("event=update_trial_unit_failed reason=%r", verdict)
+                    return verdict
             status = watch.status()
             if status and runs_from(status.get("start_id"), slot):
                 services = status.get("services") or {}

@@ -32,7 +32,7 @@ from kit.update.apply import (
 )
 from kit.update.bundle import BundleError, extract
 from kit.update.busy import busy_reason
-from kit.update.trial import restart_supervisor, run_trial, running_services, supervisor_pid
+from kit.update.trial import restart_supervisor, run_trial, running_services, running_units, supervisor_pid
 
 log = logging.getLogger("fieldkit.update")
 
@@ -115,6 +115,7 @@ def apply_update(config, path: Path, keys: list[bytes], *, even_if_busy: bool = 
     write_journal(config, j, "switching")
     sup = supervisor_pid(config)
     expected = running_services(config) if mode != "none" else []
+    units_before = running_units() if mode == "systemd" else []
     switch_and_start(config, j, new)
     deadline = time.time() + config["update.trial_seconds"]
     write_journal(config, j, "trial", trial_deadline=deadline)
@@ -127,7 +128,7 @@ def apply_update(config, path: Path, keys: list[bytes], *, even_if_busy: bool = 
         now = read_journal(config)
         return (now is not None and now.get("updater") == j["updater"]) and (mode != "up" or pid_alive(sup))
 
-    reason = run_trial(config, new, deadline, mode, alive, expected)
+    reason = run_trial(config, new, deadline, mode, alive, expected, units_before)
     taken = read_journal(config)
     if (
         taken is None or taken.get("updater") != j["updater"]

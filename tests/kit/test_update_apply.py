@@ -306,18 +306,31 @@ def test_a_bundle_on_the_usb_stick_waits_while_the_doors_are_open(db, config, tm
     assert not slots.releases_dir(config).exists()  # nothing was installed
 
 
-def test_the_trial_sees_a_unit_systemd_keeps_restarting():
-    """Under systemd the trial stops early when a unit of the new release crash-loops (NRestarts from
-    `systemctl show`), instead of waiting out update.trial_seconds."""
-    from kit.update.trial import crash_looping, parse_unit_restarts
+def test_the_trial_sees_a_unit_systemd_keeps_restarting_or_skips(monkeypatch):
+    """Under systemd the trial stops early, instead of waiting out update.trial_seconds, when a unit of the
+    new release crash-loops (NRestarts) or when one that ran before no longer runs: a release whose
+    `fieldkit` cannot even answer `run --check` has every unit skipped by its ExecCondition=."""
+    from kit.update import trial
 
+    monkeypatch.setattr(trial, "_last_journal_line", lambda unit: "this release is broken on purpose")
     shown = (
-        "Id=fieldkit-pos.service\nNRestarts=0\n\n"
-        "Id=fieldkit-web.service\nNRestarts=1\n\n"
-        "Id=fieldkit-group@status.service\nNRestarts=0\n"
+        "Type=notify\nId=fieldkit-pos.service\nActiveState=active\nNRestarts=0\n\n"
+        "Type=notify\nId=fieldkit-web.service\nActiveState=activating\nNRestarts=1\n\n"
+        "Type=oneshot\nId=fieldkit-slip.service\nActiveState=inactive\nNRestarts=0\n\n"
+        "Type=notify\nId=fieldkit-status.service\nActiveState=inactive\nNRestarts=0\n"
     )
-    baseline = parse_unit_restarts(shown)
-    assert baseline == {"fieldkit-pos.service": 0, "fieldkit-web.service": 1, "fieldkit-group@status.service": 0}
-    assert crash_looping(baseline, {**baseline, "fieldkit-web.service": 3}) is None  # two restarts: not yet
-    reason = crash_looping(baseline, {**baseline, "fieldkit-pos.service": 3})
-    assert reason is not None and reason.startswith("fieldkit-pos.service failed 3 times in a row")
+    baseline = trial.parse_unit_states(shown)
+    assert baseline["fieldkit-web.service"] == trial.UnitState("activating", 1, "notify")
+    before = ["fieldkit-pos.service", "fieldkit-web.service"]
+    restarted = {**baseline, "fieldkit-web.service": trial.UnitState("activating", 3, "notify")}
+    assert trial.units_verdict(before, baseline, restarted, settled=True) is None  # two restarts: not yet
+    restarted["fieldkit-web.service"] = trial.UnitState("activating", 4, "notify")
+    assert trial.units_verdict(before, baseline, restarted, settled=False) == (
+        "fieldkit-web.service failed 3 times in a row (this release is broken on purpose)")
+    skipped = {**baseline, "fieldkit-pos.service": trial.UnitState("inactive", 0, "notify")}
+    assert trial.units_verdict(before, baseline, skipped, settled=False) is None  # still within the grace
+    assert trial.units_verdict(before, baseline, skipped, settled=True) == (
+        "fieldkit-pos.service ran before the update and does not run now (inactive): "
+        "this release is broken on purpose")
+    # the member units a service group steps aside from were never running: not held against it
+    assert trial.units_verdict(before, baseline, baseline, settled=True) is None
