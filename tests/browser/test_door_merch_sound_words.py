@@ -281,3 +281,4 @@ def _shots():
     shots = Path(os.environ.get("FIELDKIT_SCREENSHOTS") or Path(__file__).parents[2] / "build" / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     return shots
+

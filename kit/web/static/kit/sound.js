@@ -39,7 +39,8 @@
     if (!tones) return;
     const c = audio();
     const audible = !!c && !settings.muted && settings.volume > 0;
-    window.fkSoundLog.push({ name: name, audible: audible, locked: locked(), volume: settings.volume, at: Date.now() });
+    window.fkSoundLog.push({ name: name, audible: audible, locked: locked(), muted: settings.muted, volume: settings.volume,
+                            at: Date.now() });
     if (!audible) return;
     if (c.state === "suspended") c.resume().catch(() => {});
     const t0 = c.currentTime + 0.01, peak = 0.35 * settings.volume;
@@ -64,14 +65,22 @@
     if (!box) return;
     const enable = box.querySelector("[data-sound=enable]"), mute = box.querySelector("[data-sound=mute]"),
       volume = box.querySelector("[data-sound=volume]");
+    // When "Enable sound" goes away (audio started by itself, or by another tap) the mute toggle moves
+    // into its place: a tap meant for Enable that lands a moment later must not mute the terminal.
+    let enableGoneAt = 0;
     function show() {
-      enable.hidden = !locked() || settings.muted;
+      const hide = !locked() || settings.muted;
+      if (hide && !enable.hidden) enableGoneAt = Date.now();
+      enable.hidden = hide;
       mute.textContent = settings.muted ? "Sound off — tap to turn on" : "Sound on — tap to mute";
       mute.setAttribute("aria-pressed", settings.muted ? "true" : "false");
       volume.value = Math.round(settings.volume * 100);
     }
     enable.addEventListener("click", () => { unlock().then(() => { play("admit"); show(); }); });
-    mute.addEventListener("click", () => { settings.muted = !settings.muted; save(); unlock().then(show); });
+    mute.addEventListener("click", () => {
+      if (Date.now() - enableGoneAt < 700) { unlock().then(show); return; }  // the tap was for Enable
+      settings.muted = !settings.muted; save(); unlock().then(show);
+    });
     volume.addEventListener("input", () => { settings.volume = Number(volume.value) / 100; save(); });
     volume.addEventListener("change", () => { unlock().then(() => { play("admit"); show(); }); });
     // the first tap anywhere on the page also unlocks audio
