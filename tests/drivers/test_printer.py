@@ -20,6 +20,7 @@ from drivers.printer import (
     render,
 )
 from drivers.printer_decode import decode, text_lines
+from kit.testing import wait_for
 
 DOC = [
     {"text": "Night Market", "align": "center", "bold": True, "size": "double"},
@@ -154,70 +155,62 @@ class _SerialPrinterOnPty:
         os.close(self.slave)
 
 
+@pytest.fixture
+def printer_on_pty(config):
+    """``(printer_end, printer)``: the kit's printer for ``backend`` on the printer's end of a pty."""
+    ends = []
+
+    def make(backend: str, paper_byte: int | None):
+        end = _SerialPrinterOnPty(paper_byte)
+        ends.append(end)
+        setting = {"serial": "pos__printer__serial_device", "file": "pos__printer__file"}[backend]
+        cfg = config.with_values(kit__simulate=False, pos__printer__backend=backend, **{setting: end.path})
+        return end, open_printer(cfg)
+
+    yield make
+    for end in ends:
+        end.close()
+
 @pytest.mark.parametrize("paper_byte,ready", [(0x12, True), (0x72, False)])
-def test_serial_backend_over_a_pty_checks_paper_then_prints(config, paper_byte, ready):
-    printer_end = _SerialPrinterOnPty(paper_byte)
-    try:
-        cfg = config.with_values(kit__simulate=False, pos__printer__backend="serial",
-                                 pos__printer__serial_device=printer_end.path)
-        printer = open_printer(cfg)
-        data = render(DOC, "TM-T20II")
-        if ready:
-            printer.send(data)
-            from kit.testing import wait_for
-
-            wait_for(lambda: printer_end.received.endswith(data), 5, what="bytes on the serial line")
-        else:
-            assert printer.status().paper == "out"
-            with pytest.raises(PrinterOutOfPaper, match="out of paper"):
-                printer.send(data)
-            assert data not in bytes(printer_end.received)
-    finally:
-        printer_end.close()
-
-
-
-def test_file_backend_on_a_two_way_device_asks_the_paper_sensor(config):
-    """usblp's /dev/usb/lp0 (like a tty) carries the printer's answers back: the file backend asks
-    DLE EOT 4 before each job, holds the job while the paper is out and prints once it is back."""
-    printer_end = _SerialPrinterOnPty(0x72)  # paper out
-    try:
-        cfg = config.with_values(kit__simulate=False, pos__printer__backend="file",
-                                 pos__printer__file=printer_end.path)
-        printer = open_printer(cfg)
-        data = render(DOC, "TM-T20II")
-        assert printer.status() == PrinterStatus(True, "out", f"Printer device {printer_end.path}: out of paper;"
-                                                              " receipts will queue")
-        with pytest.raises(PrinterOutOfPaper):
+def test_serial_backend_over_a_pty_checks_paper_then_prints(printer_on_pty, paper_byte, ready):
+    printer_end, printer = printer_on_pty("serial", paper_byte)
+    data = render(DOC, "TM-T20II")
+    if ready:
+        printer.send(data)
+        wait_for(lambda: printer_end.received.endswith(data), 5, what="bytes on the serial line")
+    else:
+        assert printer.status().paper == "out"
+        with pytest.raises(PrinterOutOfPaper, match="out of paper"):
             printer.send(data)
         assert data not in bytes(printer_end.received)
-        printer_end.paper_byte = 0x1E  # paper back in, near its end
-        assert printer.status().paper == "low"
+
+
+def test_file_backend_on_a_two_way_device_asks_the_paper_sensor(printer_on_pty):
+    """usblp's /dev/usb/lp0 (like a tty) carries the printer's answers back: the file backend asks
+    DLE EOT 4 before each job, holds the job while the paper is out and prints once it is back."""
+    printer_end, printer = printer_on_pty("file", 0x72)  # paper out
+    data = render(DOC, "TM-T20II")
+    assert printer.status() == PrinterStatus(True, "out", f"Printer device {printer_end.path}: out of paper;"
+                                                          " receipts will queue")
+    with pytest.raises(PrinterOutOfPaper):
         printer.send(data)
-        from kit.testing import wait_for
+    assert data not in bytes(printer_end.received)
+    printer_end.paper_byte = 0x1E  # paper back in, near its end
+    assert printer.status().paper == "low"
+    printer.send(data)
+    wait_for(lambda: bytes(printer_end.received).endswith(data), 5, what="the receipt on the device")
+    assert bytes(printer_end.received).count(b"\x10\x04\x04") == 4  # two looks and two jobs: asked each time
 
-        wait_for(lambda: bytes(printer_end.received).endswith(data), 5, what="the receipt on the device")
-        assert bytes(printer_end.received).count(b"\x10\x04\x04") == 4  # two looks and two jobs: asked each time
-    finally:
-        printer_end.close()
 
+def test_file_backend_on_a_device_that_never_answers_prints_and_stops_asking(printer_on_pty):
+    printer_end, printer = printer_on_pty("file", None)
+    data = render(DOC, "TM-T20II")
+    for _ in range(3):
+        printer.send(data)
+    wait_for(lambda: bytes(printer_end.received).count(data) == 3, 5, what="three receipts on the device")
+    assert bytes(printer_end.received).count(b"\x10\x04\x04") == 1  # one unanswered question, then none
+    assert printer.status().paper == "unknown" and printer.status().online
 
-def test_file_backend_on_a_device_that_never_answers_prints_and_stops_asking(config):
-    printer_end = _SerialPrinterOnPty(None)
-    try:
-        cfg = config.with_values(kit__simulate=False, pos__printer__backend="file",
-                                 pos__printer__file=printer_end.path)
-        printer = open_printer(cfg)
-        data = render(DOC, "TM-T20II")
-        for _ in range(3):
-            printer.send(data)
-        from kit.testing import wait_for
-
-        wait_for(lambda: bytes(printer_end.received).count(data) == 3, 5, what="three receipts on the device")
-        assert bytes(printer_end.received).count(b"\x10\x04\x04") == 1  # one unanswered question, then none
-        assert printer.status().paper == "unknown" and printer.status().online
-    finally:
-        printer_end.close()
 
 def test_usb_backend_without_a_printer_is_a_clear_offline_error(config):
     cfg = config.with_values(kit__simulate=False, pos__printer__backend="usb")
