@@ -39,9 +39,24 @@ def stop_processes_in(slot: Path, wait: float = 10.0) -> int:
     a grandchild of the target interpreter, which outlives a killed updater and went on writing into a
     slot recovery had just removed (seen once in CI: a 0.1.3 slot back after the rollback)."""
     prefix = str(slot).rstrip("/") + "/"
+    victims: list[Path] = []
+    for _ in range(3):  # again, for a child the builder forked while the last pass was reading /proc
+        found = _kill_running_from(prefix, skip={v.name for v in victims})
+        victims += found
+        if not found:
+            break
+    killed = len(victims)
+    deadline = time.monotonic() + wait
+    while victims and time.monotonic() < deadline:
+        victims = [v for v in victims if v.exists() and "Z" not in _state(v)]
+        time.sleep(0.05)
+    return killed
+
+
+def _kill_running_from(prefix: str, skip: set[str]) -> list[Path]:
     victims = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+        if not proc.name.isdigit() or proc.name in skip or int(proc.name) == os.getpid():
             continue
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
@@ -53,12 +68,7 @@ def stop_processes_in(slot: Path, wait: float = 10.0) -> int:
                 victims.append(proc)
             except OSError:
                 pass
-    killed = len(victims)
-    deadline = time.monotonic() + wait
-    while victims and time.monotonic() < deadline:
-        victims = [v for v in victims if v.exists() and "Z" not in _state(v)]
-        time.sleep(0.05)
-    return killed
+    return victims
 
 
 def _state(proc: Path) -> str:

@@ -145,8 +145,16 @@ def test_recovery_stops_an_install_that_outlived_its_updater(db, config):
             str(half / "lib" / "site-packages" / "kit"),
         ],
     )
-    cut_while_installing(config, "cut3", old, half)
+    made = half / "lib" / "site-packages" / "kit"
     try:
+        # Until the writer has run a line of Python its exec may not have set /proc/PID/cmdline (the
+        # kernel fills it after the exec's point of no return): wait for its first directory, as a real
+        # pip has long been running when a power cut's recovery looks for it.
+        deadline = time.monotonic() + 30
+        while not made.exists() and writer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert made.exists(), "the writer never started"
+        cut_while_installing(config, "cut3", old, half)
         assert recover(config) is False
         assert writer.wait(timeout=10) == -9  # killed, not left writing
         time.sleep(0.3)
