@@ -51,8 +51,10 @@ if [ -d /run/systemd/system ] && [ "$(stat -c %d:%i /)" = "$(stat -c %d:%i /proc
 fi
 
 # --- Debian packages --------------------------------------------------------------------------
+# NetworkManager's hotspot needs wpa_supplicant (AP mode) and dnsmasq (its shared-mode DHCP), and nft for
+# the shared mode's NAT: with --no-install-recommends none come along (Raspberry Pi OS ships them).
 BASE_PACKAGES="python3 python3-venv python3-pip mosquitto mosquitto-clients network-manager polkitd dbus
-  ca-certificates tzdata e2fsprogs"
+  wpasupplicant dnsmasq-base nftables ca-certificates tzdata e2fsprogs"
 DEBIAN_PYTHON=${FIELDKIT_DEBIAN_PYTHON-python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-evdev python3-usb}
 EXTRA_APT=${FIELDKIT_EXTRA_APT-mpv}
 # Debian's cage is built with Xwayland support and refuses to start without the Xwayland binary.
