@@ -18,6 +18,7 @@ whose prerequisite failed is ``notrun`` too. The host (run.sh) asserts every ste
 from __future__ import annotations
 
 import errno
+import fnmatch
 import http.cookiejar
 import json
 import os
@@ -32,7 +33,15 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from guest_common import WORK, NotRun, not_run, out, sh, wait_for
+from guest_wifi import LOG_UNITS as WIFI_LOG_UNITS
+from guest_wifi import Wifi, network_settings
+
 GO_PORT = 8099
+# FIELDKIT_IMAGE_TEST_ONLY on the host (run.sh writes it here): run only the steps matching these patterns,
+# the rest "not run" (so such a run never passes): a quicker loop while one step is being built.
+_ONLY_FILE = Path(__file__).with_name("only")
+ONLY = _ONLY_FILE.read_text().split() if _ONLY_FILE.exists() else []
 SCANNER_NAME = "FieldKit Test Scanner"
 # The udev rule run.sh installs gives the virtual scanner this by-id name, as a USB scanner has.
 SCANNER_LINK = "/dev/input/by-id/usb-FieldKit_Test_Scanner-event-kbd"
@@ -40,50 +49,6 @@ INA219_ADDR = 0x42
 KIT_UNITS = ["mosquitto", "fieldkit-web", "fieldkit-group@status", "fieldkit-checkin", "fieldkit-pos"]
 RESTARTED = ["fieldkit-checkin", "fieldkit-group@status", "fieldkit-web", "fieldkit-pos"]
 WEB = "http://127.0.0.1:8080"
-WORK = Path("/run/fieldkit-scenario")
-# Each wait's bound, for a quiet machine, times this: a TCG guest on a busy 2-core host runs many times
-# slower. The bounds only decide how long a failure takes to be reported; the time each step took is.
-TIMEOUT_SCALE = 4
-
-
-def out(line: str) -> None:
-    print(line.replace("\n", " "), flush=True)
-
-
-class NotRun(Exception):
-    """This step cannot run here (the reason is the message)."""
-
-
-def not_run(why: str) -> str:
-    raise NotRun(why)
-
-
-def wait_for(what: str, predicate, timeout: float, interval: float = 0.2):
-    """Poll ``predicate`` until it returns something truthy; AssertionError naming ``what`` otherwise."""
-    timeout *= TIMEOUT_SCALE
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            got = predicate()
-        except OSError as e:
-            got, last = None, e
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"no {what} within {timeout:.0f}s" + (f" (last error: {last})" if last else "")
-            )
-        time.sleep(interval)
-
-
-def sh(*cmd: str, timeout: float = 60, check: bool = True) -> str:
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} exited {r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}"
-        )
-    return r.stdout
 
 
 # --- what the kit publishes (the dashboard and the door page read the same topics) ---------------------
@@ -519,10 +484,12 @@ class Scenario:
         self.stick = UsbStick()
         self.lead: Lead | None = None
 
-    def step(self, name: str, fn, needs: tuple[str, ...] = ()) -> None:
+    def step(self, name: str, fn, needs: tuple[str, ...] = (), log_units: tuple[str, ...] = ()) -> None:
         t0 = time.monotonic()
         missing = [n for n in needs if self.results.get(n) != "pass"]
-        if missing:
+        if ONLY and not any(fnmatch.fnmatch(name, pattern) for pattern in ONLY):
+            result, detail = "notrun", f"not selected (FIELDKIT_IMAGE_TEST_ONLY={' '.join(ONLY)})"
+        elif missing:
             result, detail = "notrun", f"needs {', '.join(missing)}, which did not pass"
         else:
             try:
@@ -535,7 +502,7 @@ class Scenario:
         self.results[name] = result
         out(f"FKSCN step={name} result={result} seconds={time.monotonic() - t0:.1f} detail={detail}")
         if result == "fail":  # what the kit logged meanwhile, for whoever reads the host's log
-            units = [arg for u in RESTARTED for arg in ("-u", f"{u}.service")]
+            units = [arg for u in dict.fromkeys([*RESTARTED, *log_units]) for arg in ("-u", f"{u}.service")]
             logs = sh(
                 "journalctl",
                 "-b",
@@ -604,7 +571,7 @@ backend = "none"
 backend = "none"
 [status_led]
 backend = "none"
-""")
+""" + network_settings())
             if BUNDLES.is_dir():  # the update steps' release key, as personalise.sh --release-key sets one
                 key = (BUNDLES / "release.pub").read_text().strip()
                 f.write(f'[update]\ntrusted_keys = ["{key}"]\ntrial_seconds = {UPDATE_TRIAL_SECONDS}\n')
@@ -953,6 +920,12 @@ backend = "none"
         return (f"{versions['broken']} rolled back to {versions['good']} in {took:.0f}s, every unit active on it; "
                 f"the kit said: {said[0][:160]}; recorded: {str(last)[:160]}")
 
+    def ask_sync_now(self) -> None:
+        from kit import topics
+
+        self.watch.bus.publish(topics.cmd(self.watch.kit, *topics.SYNC_NOW),
+                               {"id": "imagetest-wifi", "source": "imagetest"}, qos=1)
+
     @staticmethod
     def n_restarts() -> dict[str, int]:
         return {
@@ -1000,12 +973,19 @@ backend = "none"
         # After services.alive: the broken release's services exit, and systemd restarts them on purpose.
         self.step("update.good", self.update_good, ("setup",))
         self.step("update.broken", self.update_broken, ("update.good",))
+        # Last: going online takes the kit's radio (and the QEMU NIC) away for a while.
+        wifi = Wifi(self.watch.kit if self.watch else "", Lead, self.ask_sync_now)  # a fresh sign-in
+        logs = tuple(WIFI_LOG_UNITS)
+        self.step("wifi.hotspot", wifi.hotspot, ("setup",), logs)
+        self.step("wifi.phone", wifi.phone, ("wifi.hotspot",), logs)
+        self.step("wifi.online", wifi.online, ("wifi.phone",), logs)
+        self.step("wifi.rejoin", wifi.rejoin, ("wifi.online",), logs)
+        wifi.close()
         out(f"FKSCN end seconds={time.monotonic() - t0:.1f}")
 
 
 NOT_BUILT = [
     ("ina219.removed", "i2c-stub cannot drop a chip while the power service holds /dev/i2c-N open"),
-    ("wifi.hwsim", "not built yet (issue 18 item 2: mac80211_hwsim)"),
     ("camera.v4l2", "not built yet (issue 18 item 6: vivid / v4l2loopback)"),
     ("gpio.sim", "not built yet (issue 18 item 7: gpio-sim is not in bookworm's kernel)"),
 ]

@@ -22,7 +22,8 @@
 #
 # FIELDKIT_IMAGE_TEST_REBUILD=1 rebuilds the cached root (and collects the wheels again). On failure the work directory is kept
 # (printed) so the logs can be read (FIELDKIT_IMAGE_TEST_KEEP=1: on success too);
-# FIELDKIT_IMAGE_TEST_DIR=DIR works in DIR.
+# FIELDKIT_IMAGE_TEST_DIR=DIR works in DIR. FIELDKIT_IMAGE_TEST_ONLY="setup wifi.*" runs only the scenario
+# steps matching those patterns (the others say not run, so such a run fails: a loop for building a step).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -284,6 +285,10 @@ ln -sf /etc/systemd/system/fieldkit-imagetest-report.service \
   "$ROOTFS/etc/systemd/system/multi-user.target.wants/fieldkit-imagetest-report.service"
 # The device scenario (guest-scenario.py) and what it needs that a Pi has and this Debian root has not.
 install -D -m 0755 "$HERE/guest-scenario.py" "$ROOTFS/usr/local/lib/fieldkit-imagetest/guest-scenario.py"
+install -m 0644 "$HERE/guest_common.py" "$HERE/guest_wifi.py" "$ROOTFS/usr/local/lib/fieldkit-imagetest/"
+if [ -n "${FIELDKIT_IMAGE_TEST_ONLY:-}" ]; then  # a quicker loop: only these scenario steps (never a pass)
+  printf '%s\n' "$FIELDKIT_IMAGE_TEST_ONLY" >"$ROOTFS/usr/local/lib/fieldkit-imagetest/only"
+fi
 if [ "$SCENARIO" = 1 ]; then
   # Its update steps: a release key and two signed bundles of this checkout (the next version, good; the
   # one after, whose services exit), built on the host as `fieldkit release bundle` builds them.

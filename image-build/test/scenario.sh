@@ -4,7 +4,7 @@
 # passed; any step that failed fails the test, listed or not.
 SCENARIO_STEPS="printer.gadget setup hid.grabbed hid.scan_enter hid.scan_pause hid.unplug hid.replug ina219.read
   ina219.change clock.timedated printer.usblp usb.mount usb.replica usb.unplug usb.replug services.alive
-  update.good update.broken"
+  update.good update.broken wifi.hotspot wifi.phone wifi.online wifi.rejoin"
 
 # scenario_lines REPORT_LOG: the last scenario's lines, start to end (nothing if it has not ended)
 scenario_lines() {

@@ -103,12 +103,17 @@ class Nmcli:
             log.warning("event=host_action_skipped reason=simulation detail=%r",
                         f"would run: nmcli {' '.join(_redact(args))}")
             return ""
+        timeout = self.timeout
+        if len(args) > 1 and args[0] == "--wait" and args[1].isdigit():
+            # nmcli waits that long itself (joining a Wi-Fi: association, WPA handshake, DHCP); the
+            # web's short bound for status calls must not cut it off (a TCG guest's join took > 20 s).
+            timeout = max(timeout, int(args[1]) + 15)
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout, env=os.environ.copy())
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
         except FileNotFoundError:
             raise NetworkError("NetworkManager's nmcli is not installed (apt-get install network-manager)") from None
         except subprocess.TimeoutExpired:
-            raise NetworkError(f"nmcli {' '.join(_redact(args))} did not answer within {self.timeout:.0f} s") from None
+            raise NetworkError(f"nmcli {' '.join(_redact(args))} did not answer within {timeout:.0f} s") from None
         if check and done.returncode != 0:
             message = (done.stderr or done.stdout).strip().splitlines()
             raise NetworkError(f"nmcli {' '.join(_redact(args))} failed: {message[-1] if message else done.returncode}")

@@ -134,6 +134,17 @@ def test_no_uplink_at_all_is_a_clear_error(nmcli):
     assert nmcli.device("wlan0")["connection"] == HOTSPOT
 
 
+def test_a_join_is_given_the_time_nmcli_was_told_to_wait(tmp_path):
+    """The web's Nmcli has a 20 s bound for status calls; ``--wait 60 connection up`` must get its 60."""
+    slow = tmp_path / "nmcli"
+    slow.write_text("#!/bin/sh\nsleep 2\necho joined\n")
+    slow.chmod(0o755)
+    nm = Nmcli(binary=str(slow), timeout=1)
+    assert nm.run("--wait", "3", "connection", "up", "fieldkit-uplink") == "joined\n"
+    with pytest.raises(NetworkError, match="did not answer within 1 s"):
+        nm.run("device", "status")
+
+
 def test_missing_nmcli_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(NetworkError, match="apt-get install network-manager"):
