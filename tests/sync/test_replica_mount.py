@@ -39,3 +39,17 @@ def test_the_udev_rule_names_the_drive_and_pulls_in_that_unit_and_provision_inst
     assert "71-fieldkit-usb.rules\" /etc/udev/rules.d/" in provision and "x2dusb.mount'" in provision
     for unit in ("fieldkit-sync.service", "fieldkit-group@.service"):
         assert "-/media/fieldkit-usb" in (ROOT / "systemd" / unit).read_text()
+
+
+def test_no_path_unit_watches_the_stick_and_the_mount_starts_the_update_pickup():
+    """A path unit beneath a mount point requires that mount: watching the stick's folder made every boot
+    without a stick wait 90 s for one, and the path unit then failed, watching nothing at all."""
+    for unit in (ROOT / "systemd").glob("*.path"):
+        for line in unit.read_text().splitlines():  # a key may repeat: every watched path, not the last
+            key, _, watched = line.partition("=")
+            if key.startswith(("Path", "DirectoryNotEmpty")):
+                assert not watched.startswith(str(USB_MOUNT)), f"{unit.name} watches {watched} on the stick"
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read(UNIT)
+    assert parser["Unit"]["Wants"] == parser["Unit"]["Before"] == "fieldkit-update.service"
