@@ -218,6 +218,9 @@ while true; do
     echo "FKTEST unit=$u active=$state condition=$(systemctl show -p ConditionResult --value $u.service)"
     [ "$u" = fieldkit-hotspot ] || [ "$state" = active ] || all=no
   done
+  for u in fieldkit-update.path fieldkit-update.timer; do  # a bundle's arrival, the nightly look
+    echo "FKTEST trigger=$u active=$(systemctl is-active $u)"
+  done
   for u in $SKIPPED; do
     echo "FKTEST skipped=$u active=$(systemctl is-active $u.service) result=$(systemctl show -p Result --value $u.service)"
   done
@@ -403,6 +406,9 @@ for r in "$first_report" "$report"; do
   for u in fieldkit-status fieldkit-power fieldkit-cues fieldkit-sync fieldkit-lead fieldkit-kiosk; do
     grep -q "FKTEST skipped=$u active=inactive" <<<"$r" \
       || fail "$u should step aside (its service runs in fieldkit-group@status, or no kiosk here): $(grep "skipped=$u " <<<"$r")"
+  done
+  for u in fieldkit-update.path fieldkit-update.timer; do
+    grep -q "FKTEST trigger=$u active=active" <<<"$r" || fail "$u is not active: $(grep "trigger=$u " <<<"$r")"
   done
   grep -q 'FKTEST issue=[1-9]' <<<"$r" || fail "the setup slip is not on the console (/etc/issue.d)"
   grep -q 'FKTEST slip=[1-9]' <<<"$r" || fail "the pos service did not queue the setup slip (every boot)"
