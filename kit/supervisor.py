@@ -336,7 +336,7 @@ def prepare_kit(config: Config, only: list[str]) -> dict:
     from kit.db import Database, DatabaseLock, apply_migrations
     from kit.features import all_migration_sets
     from kit.initkit import secure_data_dir
-    from kit.ledger import hold_until_the_mirror_answers
+    from kit.ledger_hold import hold_until_the_mirror_answers
     from kit.runners import process_plan
     from kit.secrets import Secrets
     from kit.update.apply import recover

@@ -19,7 +19,8 @@ import threading
 import time
 from collections import deque
 
-from kit.ledger import events_after, hold_reason, last_seq, release_provisional_hold, set_hold
+from kit.ledger import events_after, last_seq
+from kit.ledger_hold import hold_reason, release_provisional_hold, set_hold
 from kit.sitepeer import valid_kit_id
 from sync import mirror_docs
 from sync.mirror_proto import (

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from kit.db import DatabaseLock
 from kit.event_codec import pack
-from kit.ledger import GENESIS, _chain_hash, last_seq, rebuild, release_hold, verify
+from kit.ledger import GENESIS, _chain_hash, last_seq, rebuild, verify
+from kit.ledger_hold import release_hold
 from sync.hq import validate
 from sync.hq.store import now_utc
 from sync.mirror_proto import ask_topic, check_kit, restore_topic

@@ -138,7 +138,7 @@ def run_boot(etc: Path = Path("/etc"), echo: Callable[[str], None] = print) -> B
 
 def _hold_until_the_mirror_answers(config) -> bool:
     from kit.db import Database
-    from kit.ledger import hold_until_the_mirror_answers
+    from kit.ledger_hold import hold_until_the_mirror_answers
 
     db = Database(config.db_path, config["db.busy_timeout_ms"])
     try:

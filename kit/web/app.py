@@ -13,7 +13,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import BadSignature, TimestampSigner
 from werkzeug.exceptions import BadRequest
 
-from kit.ledger import LedgerHeld, hold_reason
+from kit.ledger_hold import LedgerHeld, hold_reason
 from kit.secrets import Secrets
 from kit.service import ServiceContext
 from kit.update import hold

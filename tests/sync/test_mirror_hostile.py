@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from kit.ledger import LedgerHeld, events_after, set_hold
+from kit.ledger import events_after
+from kit.ledger_hold import LedgerHeld, set_hold
 from kit.testing import wait_for
 from sync.hq import store
 from sync.mirror_hub import MirrorHub
