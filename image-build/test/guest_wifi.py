@@ -137,14 +137,21 @@ class Wifi:
             interval=0.5,
         )
         took = time.monotonic() - t0
+        # The profile may come up by NetworkManager's autoconnect before the unit's own `connection up`
+        # returns: the unit (a oneshot) must still finish, and succeed.
+        wait_for("fieldkit-hotspot.service done", lambda: sh(
+            "systemctl", "is-active", "fieldkit-hotspot.service", check=False).strip() in ("active", "failed"),
+            60, interval=0.5)
         unit = sh("systemctl", "is-active", "fieldkit-hotspot.service", check=False).strip()
         if unit != "active":
             raise AssertionError(f"the hotspot is up but fieldkit-hotspot.service is {unit}")
+        unit_took = time.monotonic() - t0
         mode = sh("iw", "dev", KIT_RADIO, "info")
         if "type AP" not in mode:
             raise AssertionError(f"{KIT_RADIO} is not in AP mode: {mode.strip()[-200:]}")
-        return (f"radio appeared -> hotspot up in {took:.1f}s (fieldkit-hotspot.service started by "
-                f"{KIT_RADIO}'s device unit); phone radio {self.phone_if}, venue radio {self.venue_if}")
+        return (f"radio appeared -> hotspot up in {took:.1f}s, fieldkit-hotspot.service (started by "
+                f"{KIT_RADIO}'s device unit) done in {unit_took:.1f}s; phone radio {self.phone_if}, "
+                f"venue radio {self.venue_if}")
 
     # wifi.phone: a phone joins with the slip's password, gets an address, opens the slip's URL
     def phone(self) -> str:
