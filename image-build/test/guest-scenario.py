@@ -510,7 +510,7 @@ class Scenario:
                 "--since",
                 f"-{int(time.monotonic() - t0) + 5}s",
                 "-n",
-                "25",
+                str(60 if log_units else 25),
                 "--no-pager",
                 "-o",
                 "short-monotonic",

@@ -225,7 +225,21 @@ class Wifi:
             raise AssertionError(f"the radio never reported joining {VENUE_SSID}: {timeline}")
         held = self._hq_events()
         if not held:
-            raise AssertionError(f"Go online said the sync finished, but HQ holds no event of the kit: {timeline}")
+            for line in sh(FIELDKIT, "hq", "kits", "list", "--db", f"sqlite:///{HQ_DB}", check=False).splitlines():
+                out(f"FKSCNLOG wifi.online: hq kits list: {line}")
+            import sqlite3
+
+            conn = sqlite3.connect(HQ_DB)
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            counts = {t: conn.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+            conn.close()
+            out(f"FKSCNLOG wifi.online: hq tables: {counts}")
+            for line in (WORK / "hq.log").read_text(errors="replace").splitlines()[-15:]:
+                out(f"FKSCNLOG wifi.online: hq: {line}")
+            for line in sh("/usr/local/bin/fieldkit", "sync", "status", check=False).splitlines():
+                out(f"FKSCNLOG wifi.online: sync status: {line}")
+            raise AssertionError(f"Go online said the sync finished, but HQ holds no event of the kit: {timeline}; "
+                                 f"the kit said {final}")
         back = wait_for("the hotspot back on wlan0", lambda: nm_active().get("fieldkit-hotspot") == KIT_RADIO,
                         60, interval=0.5)
         return (f"{timeline}; HQ behind {VENUE_SSID} holds {held} events of the kit; hotspot back: {bool(back)}; "
