@@ -77,6 +77,16 @@ def nm_active() -> dict[str, str]:
     return active
 
 
+def kit_last_seq() -> int:
+    import sqlite3
+
+    conn = sqlite3.connect("file:/var/lib/fieldkit/kit.db?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+    finally:
+        conn.close()
+
+
 def start_daemon(ns: str, name: str, *cmd: str, timeout: float = 120) -> None:
     """Run a program that puts itself in the background (``-B``, dhclient, dnsmasq) inside ``ns``; its
     output goes to WORK/<name>.log rather than a pipe its daemon would hold open."""
@@ -202,6 +212,12 @@ class Wifi:
             f.write(f'[sync]\nhq_url = "http://{VENUE_ADDR}:{HQ_PORT}"\nhq_token = "{token}"\n')
         self.ask_sync_now()  # the agent reads its settings again after a session that found no HQ set
         lead = self.lead()
+        # Something HQ must end up holding: an incident the lead logs while the kit is offline.
+        code, body = lead.post("/api/v1/lead/incidents",
+                               {"category": "other", "severity": "low", "note": "logged before Go online"})
+        if code != 201:
+            raise AssertionError(f"logging an incident answered {code} {body}")
+        last = kit_last_seq()
         code, body = lead.post("/api/v1/network/online", {})
         if code != 202:
             raise AssertionError(f"Go online answered {code}: {body}")
@@ -223,8 +239,8 @@ class Wifi:
             raise AssertionError(f"Go online ended {final}: {timeline}")
         if "online" not in seen:
             raise AssertionError(f"the radio never reported joining {VENUE_SSID}: {timeline}")
-        held = self._hq_events()
-        if not held:
+        held, hwm = self._hq_events()
+        if hwm < last:
             for line in sh(FIELDKIT, "hq", "kits", "list", "--db", f"sqlite:///{HQ_DB}", check=False).splitlines():
                 out(f"FKSCNLOG wifi.online: hq kits list: {line}")
             import sqlite3
@@ -238,11 +254,13 @@ class Wifi:
                 out(f"FKSCNLOG wifi.online: hq: {line}")
             for line in sh("/usr/local/bin/fieldkit", "sync", "status", check=False).splitlines():
                 out(f"FKSCNLOG wifi.online: sync status: {line}")
-            raise AssertionError(f"Go online said the sync finished, but HQ holds no event of the kit: {timeline}; "
+            raise AssertionError(f"Go online said the sync finished, but HQ holds the kit's events only up to seq "
+                                 f"{hwm}, not {last}: {timeline}; "
                                  f"the kit said {final}")
         back = wait_for("the hotspot back on wlan0", lambda: nm_active().get("fieldkit-hotspot") == KIT_RADIO,
                         60, interval=0.5)
-        return (f"{timeline}; HQ behind {VENUE_SSID} holds {held} events of the kit; hotspot back: {bool(back)}; "
+        return (f"{timeline}; HQ behind {VENUE_SSID} holds the kit's {held} events up to seq {hwm} (the incident "
+                f"logged offline included); hotspot back: {bool(back)}; "
                 f"the kit said: {final.get('detail', '')[:120]}")
 
     def _venue_up(self) -> None:
@@ -272,10 +290,11 @@ class Wifi:
             raise AssertionError(f"hq kits add printed no token: {said[-200:]}")
         return m.group(1)
 
-    def _hq_events(self) -> int:
+    def _hq_events(self) -> tuple[int, int]:
+        """(events, hwm) of this kit as HQ's own `hq kits list` says them."""
         said = sh(FIELDKIT, "hq", "kits", "list", "--db", f"sqlite:///{HQ_DB}", timeout=120)
-        m = re.search(r"events\s+(\d+)", said)
-        return int(m.group(1)) if m else 0
+        m = re.search(rf"^{re.escape(self.kit_id)}\s.*?events\s+(\d+)\s+hwm\s+(\d+)", said, re.M)
+        return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
     # wifi.rejoin: with the hotspot back, the phone is on it again without anyone touching it
     def rejoin(self) -> str:
