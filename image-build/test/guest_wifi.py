@@ -217,7 +217,7 @@ class Wifi:
                                {"category": "other", "severity": "low", "note": "logged before Go online"})
         if code != 201:
             raise AssertionError(f"logging an incident answered {code} {body}")
-        last = kit_last_seq()
+        incident_seq = kit_last_seq()
         code, body = lead.post("/api/v1/network/online", {})
         if code != 202:
             raise AssertionError(f"Go online answered {code}: {body}")
@@ -240,7 +240,7 @@ class Wifi:
         if "online" not in seen:
             raise AssertionError(f"the radio never reported joining {VENUE_SSID}: {timeline}")
         held, hwm = self._hq_events()
-        if hwm < last:
+        if hwm < incident_seq:
             for line in sh(FIELDKIT, "hq", "kits", "list", "--db", f"sqlite:///{HQ_DB}", check=False).splitlines():
                 out(f"FKSCNLOG wifi.online: hq kits list: {line}")
             import sqlite3
@@ -255,7 +255,7 @@ class Wifi:
             for line in sh("/usr/local/bin/fieldkit", "sync", "status", check=False).splitlines():
                 out(f"FKSCNLOG wifi.online: sync status: {line}")
             raise AssertionError(f"Go online said the sync finished, but HQ holds the kit's events only up to seq "
-                                 f"{hwm}, not {last}: {timeline}; "
+                                 f"{hwm}, not {incident_seq}: {timeline}; "
                                  f"the kit said {final}")
         back = wait_for("the hotspot back on wlan0", lambda: nm_active().get("fieldkit-hotspot") == KIT_RADIO,
                         60, interval=0.5)
