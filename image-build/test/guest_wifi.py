@@ -149,10 +149,9 @@ class Wifi:
         took = time.monotonic() - t0
         # The profile may come up by NetworkManager's autoconnect before the unit's own `connection up`
         # returns: the unit (a oneshot) must still finish, and succeed.
-        wait_for("fieldkit-hotspot.service done", lambda: sh(
-            "systemctl", "is-active", "fieldkit-hotspot.service", check=False).strip() in ("active", "failed"),
-            60, interval=0.5)
-        unit = sh("systemctl", "is-active", "fieldkit-hotspot.service", check=False).strip()
+        unit = wait_for("fieldkit-hotspot.service done", lambda: (state := sh(
+            "systemctl", "is-active", "fieldkit-hotspot.service", check=False).strip()) in ("active", "failed")
+            and state, 60, interval=0.5)
         if unit != "active":
             raise AssertionError(f"the hotspot is up but fieldkit-hotspot.service is {unit}")
         unit_took = time.monotonic() - t0
